@@ -1,0 +1,1 @@
+"""The ``symmerge`` command-line interface (typer)."""

@@ -1,0 +1,5 @@
+"""``symmerge zoo ...`` commands."""
+
+from __future__ import annotations
+
+from symmerge.cli.app import zoo_app  # noqa: F401

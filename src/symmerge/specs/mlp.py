@@ -1,0 +1,103 @@
+"""Fully connected networks (ReLU or tanh) and the batched dense forward pass."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from symmerge.specs.base import WeightSpaceSpec, activation_fn
+
+
+def dense_forward(
+    weights: Sequence[Tensor],
+    biases: Sequence[Tensor],
+    inputs: Tensor,
+    act: Callable[[Tensor], Tensor],
+) -> Tensor:
+    """B dense networks at once: ``inputs`` is ``[N, n_0]`` (shared) or ``[B, N, n_0]``.
+
+    Weights are ``[B, out, in]``; the activation follows every layer but the last.
+    Returns ``[B, N, n_L]``.
+    """
+    h = inputs.to(weights[0].dtype)
+    last = len(weights) - 1
+    for layer, (w, b) in enumerate(zip(weights, biases)):
+        h = torch.matmul(h, w.mT) + b.unsqueeze(-2)
+        if layer < last:
+            h = act(h)
+    return h
+
+
+class DenseNet(nn.Module):
+    """``nn.Module`` twin of :func:`dense_forward`; layers live in ``self.seq``."""
+
+    def __init__(
+        self, layout: Sequence[int], activation: str, w0: float = 1.0, output_offset: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.seq = nn.ModuleList(nn.Linear(a, b) for a, b in zip(layout[:-1], layout[1:]))
+        self.activation = activation
+        self.w0 = w0
+        self.output_offset = output_offset
+
+    def forward(self, x: Tensor) -> Tensor:
+        act = activation_fn(self.activation, self.w0)
+        for i, lin in enumerate(self.seq):
+            x = lin(x)
+            if i < len(self.seq) - 1:
+                x = act(x)
+        return x + self.output_offset
+
+
+def uniform_(shape: tuple[int, ...], bound: float, generator: torch.Generator | None,
+             dtype: torch.dtype) -> Tensor:
+    return (torch.rand(shape, generator=generator, dtype=dtype) * 2 - 1) * bound
+
+
+@dataclass(frozen=True)
+class MLPSpec(WeightSpaceSpec):
+    """A multilayer perceptron with ReLU or tanh hidden activations and a linear output."""
+
+    layout: tuple[int, ...] = (2, 32, 32, 1)
+    activation: str = "relu"
+
+    family = "mlp"
+
+    @classmethod
+    def allowed_activations(cls) -> tuple[str, ...]:
+        return ("relu", "tanh")
+
+    def _act(self) -> Callable[[Tensor], Tensor]:
+        return activation_fn(self.activation)
+
+    def forward(self, params: Tensor, inputs: Tensor) -> Tensor:
+        """``params [B, P]`` (or ``[P]``) on ``inputs [N, n_0]`` or ``[B, N, n_0]``."""
+        single = params.ndim == 1
+        if single:
+            params = params.unsqueeze(0)
+        ws, bs = self.unflatten(params)
+        out = dense_forward(ws, bs, inputs, self._act())
+        return out[0] if single else out
+
+    def build_module(self) -> nn.Module:
+        return DenseNet(self.layout, self.activation)
+
+    def init_params(
+        self, batch: int, *, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32
+    ) -> Tensor:
+        """PyTorch's default ``nn.Linear`` initialization for ``batch`` networks."""
+        ws, bs = [], []
+        for layer in range(self.num_layers):
+            bound = 1.0 / math.sqrt(self.layout[layer])
+            ws.append(uniform_((batch, *self.weight_shape(layer)), bound, generator, dtype))
+            bs.append(uniform_((batch, *self.bias_shape(layer)), bound, generator, dtype))
+        return self.flatten(ws, bs)
+
+    def probe_inputs(
+        self, n: int = 64, *, dtype: torch.dtype = torch.float32, generator: torch.Generator | None = None
+    ) -> Tensor:
+        return torch.randn(n, self.layout[0], generator=generator, dtype=dtype)

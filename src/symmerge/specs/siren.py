@@ -1,0 +1,97 @@
+"""SIREN implicit neural representations (the DWSNets / ScaleGMN MNIST-INR architecture)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from symmerge.errors import SymmergeError
+from symmerge.specs.base import WeightSpaceSpec, activation_fn
+from symmerge.specs.mlp import DenseNet, dense_forward, uniform_
+
+
+def coordinate_grid(resolution: int = 28, *, dtype: torch.dtype = torch.float32) -> Tensor:
+    """``[R*R, 2]`` points ``(x_c, y_r)``, row r outer and column c inner, in [-1, 1]."""
+    axis = torch.linspace(-1.0, 1.0, resolution, dtype=dtype)
+    ys, xs = torch.meshgrid(axis, axis, indexing="ij")  # ys[r, c] = y_r, xs[r, c] = x_c
+    return torch.stack([xs, ys], dim=-1).reshape(-1, 2)
+
+
+@dataclass(frozen=True)
+class SirenSpec(WeightSpaceSpec):
+    """``f(x) = W_L h + b_L + offset`` with ``h_{l+1} = sin(w0 (W_l h_l + b_l))``.
+
+    Defaults match the MNIST-INR zoo: layout [2, 32, 32, 1], w0 = 30, offset +0.5,
+    state-dict keys ``seq.{i}.weight`` / ``seq.{i}.bias``.
+    """
+
+    layout: tuple[int, ...] = (2, 32, 32, 1)
+    activation: str = "sine"
+    w0: float = 30.0
+    output_offset: float = 0.5
+
+    family = "siren"
+
+    @classmethod
+    def allowed_activations(cls) -> tuple[str, ...]:
+        return ("sine",)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "w0", float(self.w0))
+        object.__setattr__(self, "output_offset", float(self.output_offset))
+        if not self.w0 > 0:
+            raise SymmergeError(f"w0 must be positive, got {self.w0}")
+
+    def _act(self) -> Callable[[Tensor], Tensor]:
+        return activation_fn("sine", self.w0)
+
+    def forward(self, params: Tensor, inputs: Tensor) -> Tensor:
+        """``params [B, P]`` (or ``[P]``) at coordinates ``[N, n_0]`` or ``[B, N, n_0]``."""
+        single = params.ndim == 1
+        if single:
+            params = params.unsqueeze(0)
+        ws, bs = self.unflatten(params)
+        out = dense_forward(ws, bs, inputs, self._act()) + self.output_offset
+        return out[0] if single else out
+
+    def render(self, params: Tensor, resolution: int = 28) -> Tensor:
+        """Images ``[B, R, R]`` (``[B, R, R, C]`` for C > 1 outputs); ``img[r, c] = f(x_c, y_r)``."""
+        grid = coordinate_grid(resolution, dtype=params.dtype).to(params.device)
+        out = self.forward(params, grid)
+        lead = out.shape[:-2]
+        img = out.reshape(*lead, resolution, resolution, self.layout[-1])
+        return img.squeeze(-1) if self.layout[-1] == 1 else img
+
+    def build_module(self) -> nn.Module:
+        return DenseNet(self.layout, "sine", self.w0, self.output_offset)
+
+    def init_params(
+        self, batch: int, *, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32
+    ) -> Tensor:
+        """Initialization of the published zoo (METHOD.md 1.1).
+
+        Sine layers: weights U(+-sqrt(6 / fan_in) / w0), zero biases (the first
+        layer included); the output layer keeps PyTorch's ``nn.Linear`` default.
+        """
+        ws, bs = [], []
+        for layer in range(self.num_layers):
+            fan_in = self.layout[layer]
+            wshape, bshape = (batch, *self.weight_shape(layer)), (batch, *self.bias_shape(layer))
+            if layer < self.num_layers - 1:
+                ws.append(uniform_(wshape, math.sqrt(6.0 / fan_in) / self.w0, generator, dtype))
+                bs.append(torch.zeros(bshape, dtype=dtype))
+            else:
+                bound = 1.0 / math.sqrt(fan_in)
+                ws.append(uniform_(wshape, bound, generator, dtype))
+                bs.append(uniform_(bshape, bound, generator, dtype))
+        return self.flatten(ws, bs)
+
+    def probe_inputs(
+        self, n: int = 256, *, dtype: torch.dtype = torch.float32, generator: torch.Generator | None = None
+    ) -> Tensor:
+        return torch.rand(n, self.layout[0], generator=generator, dtype=dtype) * 2 - 1

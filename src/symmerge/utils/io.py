@@ -1,0 +1,46 @@
+"""Atomic file writes and path checks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from symmerge.errors import SymmergeError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    A failure (or interrupt) inside the block removes the temporary file, so no
+    half-written output is ever visible under the final name.
+    """
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.exists():
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SymmergeError(f"cannot create output directory {parent}: {exc}") from exc
+    if not os.access(parent, os.W_OK):
+        raise SymmergeError(f"output directory {parent} is not writable")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def require_file(path: str | os.PathLike[str], what: str = "file") -> Path:
+    """Return ``path`` as a Path, or raise a SymmergeError naming what is missing."""
+    p = Path(path)
+    if not p.is_file():
+        raise SymmergeError(f"{what} not found: {p}")
+    return p

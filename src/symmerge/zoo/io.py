@@ -1,0 +1,164 @@
+"""The zoo file format.
+
+One safetensors file per zoo: ``params`` float32 ``[N, P]`` (flat PyTorch
+order), ``labels`` int64 ``[N]``, optional ``image_index`` int64 ``[N]`` (INR
+zoos) and per-network metric vectors (``psnr``, ``train_accuracy``, ...). The
+metadata holds ``spec`` (architecture JSON), ``provenance`` (JSON) and
+``format``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import Tensor
+
+from symmerge import __version__
+from symmerge.errors import SymmergeError
+from symmerge.specs.base import WeightSpaceSpec, spec_from_json
+from symmerge.utils.io import atomic_path
+
+FORMAT = "symmerge-zoo/1"
+RESERVED = ("params", "labels", "image_index")
+SPLITS = ("train", "val", "test")
+
+
+def save_zoo(
+    path: str | os.PathLike[str],
+    spec: WeightSpaceSpec,
+    params: Tensor,
+    labels: Tensor | None = None,
+    *,
+    image_index: Tensor | None = None,
+    metrics: Mapping[str, Tensor] | None = None,
+    provenance: Mapping[str, Any] | None = None,
+) -> Path:
+    """Validate and atomically write a zoo file; returns its path."""
+    params = spec.check_params(torch.as_tensor(params)).detach().to(torch.float32).contiguous()
+    if params.ndim != 2:
+        raise SymmergeError(f"zoo params must be [N, P], got {tuple(params.shape)}")
+    n = params.shape[0]
+    if n == 0:
+        raise SymmergeError("refusing to write an empty zoo")
+    tensors: dict[str, Tensor] = {"params": params}
+    labels = torch.full((n,), -1, dtype=torch.long) if labels is None else labels
+    extras = {"labels": labels, **({"image_index": image_index} if image_index is not None else {})}
+    for name, t in extras.items():
+        t = torch.as_tensor(t).detach().to(torch.int64).reshape(-1).contiguous()
+        if t.shape[0] != n:
+            raise SymmergeError(f"{name} has {t.shape[0]} entries, params has {n}")
+        tensors[name] = t
+    for name, t in (metrics or {}).items():
+        if name in RESERVED:
+            raise SymmergeError(f"metric name {name!r} is reserved")
+        t = torch.as_tensor(t).detach().to(torch.float32).reshape(-1).contiguous()
+        if t.shape[0] != n:
+            raise SymmergeError(f"metric {name} has {t.shape[0]} entries, params has {n}")
+        tensors[name] = t
+    prov = {"symmerge_version": __version__, **dict(provenance or {})}
+    meta = {"format": FORMAT, "spec": spec.to_json(), "provenance": json.dumps(prov, default=str)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+    return Path(path)
+
+
+class Zoo:
+    """A lazily loaded zoo file. Tensors are read (memory-mapped) on first access."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise SymmergeError(f"zoo file not found: {self.path}")
+        try:
+            with safe_open(str(self.path), framework="pt") as f:
+                meta = f.metadata() or {}
+                self._keys = list(f.keys())
+                if "params" not in self._keys:
+                    raise SymmergeError(f"{self.path} is not a symmerge zoo (no 'params' tensor)")
+                shape = f.get_slice("params").get_shape()
+        except SafetensorError as exc:
+            raise SymmergeError(f"cannot read zoo {self.path}: corrupt or not safetensors ({exc})") from exc
+        except (OSError, ValueError) as exc:
+            raise SymmergeError(f"cannot read zoo {self.path}: {exc}") from exc
+        if "spec" not in meta:
+            raise SymmergeError(f"{self.path} has no architecture spec in its metadata")
+        self.spec: WeightSpaceSpec = spec_from_json(meta["spec"])
+        self.provenance: dict[str, Any] = json.loads(meta.get("provenance", "{}"))
+        if len(shape) != 2 or shape[1] != self.spec.num_params:
+            raise SymmergeError(
+                f"{self.path}: params shape {shape} does not match {self.spec.describe()}"
+            )
+        self._n = int(shape[0])
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __repr__(self) -> str:
+        return f"Zoo({str(self.path)!r}, n={self._n}, spec={self.spec.describe()})"
+
+    def _read(self, name: str, index: Tensor | slice | None = None) -> Tensor:
+        try:
+            with safe_open(str(self.path), framework="pt") as f:
+                if index is None:
+                    return f.get_tensor(name)
+                if isinstance(index, slice):
+                    return f.get_slice(name)[index]
+                return f.get_tensor(name)[index]
+        except SafetensorError as exc:
+            raise SymmergeError(f"cannot read {name!r} from {self.path}: {exc}") from exc
+
+    @cached_property
+    def params(self) -> Tensor:
+        return self._read("params")
+
+    def get_params(self, index: Tensor | slice) -> Tensor:
+        """Rows of ``params`` without loading the rest (for slices)."""
+        return self._read("params", index)
+
+    @cached_property
+    def labels(self) -> Tensor:
+        return self._read("labels")
+
+    @cached_property
+    def image_index(self) -> Tensor | None:
+        return self._read("image_index") if "image_index" in self._keys else None
+
+    @property
+    def metric_names(self) -> list[str]:
+        return [k for k in self._keys if k not in RESERVED]
+
+    def metric(self, name: str) -> Tensor:
+        if name not in self.metric_names:
+            raise SymmergeError(f"zoo {self.path} has no metric {name!r}")
+        return self._read(name)
+
+    def split(self, name: str, *, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> Tensor:
+        """Indices of a deterministic seeded train/val/test split."""
+        return split_indices(self._n, seed=seed, fractions=fractions)[name]
+
+
+def load_zoo(path: str | os.PathLike[str]) -> Zoo:
+    return Zoo(path)
+
+
+def split_indices(
+    n: int, *, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+) -> dict[str, Tensor]:
+    """Deterministic seeded split of ``range(n)`` into train/val/test index tensors (sorted)."""
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or sum(fractions) <= 0:
+        raise SymmergeError(f"invalid split fractions {fractions}")
+    total = sum(fractions)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = int(round(n * fractions[1] / total))
+    n_test = int(round(n * fractions[2] / total))
+    n_train = n - n_val - n_test
+    parts = (perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val :])
+    return {name: torch.sort(p).values for name, p in zip(SPLITS, parts)}
