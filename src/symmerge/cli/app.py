@@ -41,7 +41,7 @@ def _root(
 
 def _register() -> None:
     # Command modules attach their commands to `app` / `zoo_app` on import.
-    from symmerge.cli import zoo_commands  # noqa: F401
+    from symmerge.cli import train_commands, zoo_commands  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:

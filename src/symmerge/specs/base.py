@@ -128,8 +128,8 @@ class WeightSpaceSpec:
         lead = params.shape[:-1]
         tensors = [
             params[..., a:b].reshape(*lead, *shape)
-            for (a, b), (_, shape) in zip(
-                zip(self.offsets[:-1], self.offsets[1:]), self.param_shapes
+            for a, b, (_, shape) in zip(
+                self.offsets[:-1], self.offsets[1:], self.param_shapes, strict=True
             )
         ]
         return tensors[0::2], tensors[1::2]
@@ -139,7 +139,7 @@ class WeightSpaceSpec:
         if len(weights) != self.num_layers or len(biases) != self.num_layers:
             raise SymmergeError(f"expected {self.num_layers} weight and bias tensors")
         parts = []
-        for layer, (w, b) in enumerate(zip(weights, biases)):
+        for layer, (w, b) in enumerate(zip(weights, biases, strict=True)):
             ws, bs = self.weight_shape(layer), self.bias_shape(layer)
             lead = w.shape[: w.ndim - len(ws)]
             if tuple(w.shape[len(lead):]) != ws or tuple(b.shape[len(lead):]) != bs:
@@ -159,7 +159,9 @@ class WeightSpaceSpec:
             raise SymmergeError(f"to_state_dict takes one network [P], got {tuple(params.shape)}")
         return {
             key: params[a:b].reshape(shape).clone()
-            for (key, shape), a, b in zip(self.param_shapes, self.offsets[:-1], self.offsets[1:])
+            for (key, shape), a, b in zip(
+                self.param_shapes, self.offsets[:-1], self.offsets[1:], strict=True
+            )
         }
 
     def from_state_dict(self, state_dict: Mapping[str, Tensor]) -> Tensor:
@@ -209,7 +211,11 @@ class WeightSpaceSpec:
         raise NotImplementedError
 
     def probe_inputs(
-        self, n: int = 64, *, dtype: torch.dtype = torch.float32, generator: torch.Generator | None = None
+        self,
+        n: int = 64,
+        *,
+        dtype: torch.dtype = torch.float32,
+        generator: torch.Generator | None = None,
     ) -> Tensor:  # pragma: no cover
         """Random inputs on which to compare functions (e.g. in symmetry tests)."""
         raise NotImplementedError

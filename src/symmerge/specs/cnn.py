@@ -21,7 +21,7 @@ class SmallCNN(nn.Module):
         super().__init__()
         convs = [
             nn.Conv2d(a, b, kernel_size, stride=stride, padding=0)
-            for a, b in zip(layout[:-2], layout[1:-1])
+            for a, b in zip(layout[:-2], layout[1:-1], strict=True)
         ]
         self.seq = nn.ModuleList([*convs, nn.Linear(layout[-2], layout[-1])])
         self.activation = activation
@@ -55,7 +55,9 @@ class CNNSpec(WeightSpaceSpec):
     def __post_init__(self) -> None:
         super().__post_init__()
         if len(self.layout) < 3:
-            raise SymmergeError(f"a CNN layout needs at least one conv layer, got {list(self.layout)}")
+            raise SymmergeError(
+                f"a CNN layout needs at least one conv layer, got {list(self.layout)}"
+            )
         if self.kernel_size < 1 or self.stride < 1:
             raise SymmergeError("kernel_size and stride must be positive")
 
@@ -83,6 +85,12 @@ class CNNSpec(WeightSpaceSpec):
         ws, bs = self.unflatten(params)
         nets = params.shape[0]
         x = inputs.to(params.dtype)
+        c0, size = self.layout[0], self.min_input_size()
+        if x.ndim not in (4, 5) or x.shape[-3] != c0 or min(x.shape[-2:]) < size:
+            raise SymmergeError(
+                f"CNN inputs must be [N, {c0}, H, W] or [{nets}, N, {c0}, H, W] with H, W >= "
+                f"{size}, got {tuple(x.shape)}"
+            )
         act = activation_fn(self.activation)
         if x.ndim == 4:  # shared images: first conv needs no grouping
             n = x.shape[0]
@@ -99,7 +107,7 @@ class CNNSpec(WeightSpaceSpec):
                 f"CNN inputs must be [N, C, H, W] or [{nets}, N, C, H, W], got {tuple(x.shape)}"
             )
         h = act(h)
-        for w, b in zip(ws[1:-1], bs[1:-1]):
+        for w, b in zip(ws[1:-1], bs[1:-1], strict=True):
             h = act(F.conv2d(h, w.reshape(-1, *w.shape[2:]), b.reshape(-1), stride=self.stride,
                              groups=nets))
         pooled = h.mean(dim=(-2, -1)).reshape(n, nets, -1).transpose(0, 1)  # [B, N, C]
@@ -130,7 +138,11 @@ class CNNSpec(WeightSpaceSpec):
         return self.flatten(ws, bs)
 
     def probe_inputs(
-        self, n: int = 16, *, dtype: torch.dtype = torch.float32, generator: torch.Generator | None = None
+        self,
+        n: int = 16,
+        *,
+        dtype: torch.dtype = torch.float32,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
         size = max(self.min_input_size() + self.stride, 16)
         return torch.randn(n, self.layout[0], size, size, generator=generator, dtype=dtype)
@@ -169,7 +181,7 @@ class CNNSpec(WeightSpaceSpec):
         ws, bs = self.unflatten(params)
         nd = params.ndim - 1
         parts = []
-        for w, b in zip(ws, bs):
+        for w, b in zip(ws, bs, strict=True):
             if w.ndim - nd == 4:  # (co, ci, kh, kw) -> (kh, kw, ci, co)
                 w = w.permute(*range(nd), nd + 2, nd + 3, nd + 1, nd + 0)
             else:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from symmerge.errors import SymmergeError
 from symmerge.specs.base import WeightSpaceSpec, activation_fn
 
 
@@ -25,7 +26,7 @@ def dense_forward(
     """
     h = inputs.to(weights[0].dtype)
     last = len(weights) - 1
-    for layer, (w, b) in enumerate(zip(weights, biases)):
+    for layer, (w, b) in enumerate(zip(weights, biases, strict=True)):
         h = torch.matmul(h, w.mT) + b.unsqueeze(-2)
         if layer < last:
             h = act(h)
@@ -39,7 +40,9 @@ class DenseNet(nn.Module):
         self, layout: Sequence[int], activation: str, w0: float = 1.0, output_offset: float = 0.0
     ) -> None:
         super().__init__()
-        self.seq = nn.ModuleList(nn.Linear(a, b) for a, b in zip(layout[:-1], layout[1:]))
+        self.seq = nn.ModuleList(
+            nn.Linear(a, b) for a, b in zip(layout[:-1], layout[1:], strict=True)
+        )
         self.activation = activation
         self.w0 = w0
         self.output_offset = output_offset
@@ -51,6 +54,16 @@ class DenseNet(nn.Module):
             if i < len(self.seq) - 1:
                 x = act(x)
         return x + self.output_offset
+
+
+def check_dense_inputs(spec: WeightSpaceSpec, batch: int, inputs: Tensor) -> None:
+    """Raise SymmergeError unless ``inputs`` is ``[N, n_0]`` or ``[batch, N, n_0]``."""
+    n0 = spec.layout[0]
+    ok = inputs.ndim == 2 or (inputs.ndim == 3 and inputs.shape[0] in (batch, 1))
+    if not (ok and inputs.shape[-1] == n0):
+        raise SymmergeError(
+            f"inputs must be [N, {n0}] or [{batch}, N, {n0}], got {tuple(inputs.shape)}"
+        )
 
 
 def uniform_(shape: tuple[int, ...], bound: float, generator: torch.Generator | None,
@@ -79,6 +92,7 @@ class MLPSpec(WeightSpaceSpec):
         single = params.ndim == 1
         if single:
             params = params.unsqueeze(0)
+        check_dense_inputs(self, params.shape[0], inputs)
         ws, bs = self.unflatten(params)
         out = dense_forward(ws, bs, inputs, self._act())
         return out[0] if single else out
@@ -87,7 +101,11 @@ class MLPSpec(WeightSpaceSpec):
         return DenseNet(self.layout, self.activation)
 
     def init_params(
-        self, batch: int, *, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32
+        self,
+        batch: int,
+        *,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
     ) -> Tensor:
         """PyTorch's default ``nn.Linear`` initialization for ``batch`` networks."""
         ws, bs = [], []
@@ -98,6 +116,10 @@ class MLPSpec(WeightSpaceSpec):
         return self.flatten(ws, bs)
 
     def probe_inputs(
-        self, n: int = 64, *, dtype: torch.dtype = torch.float32, generator: torch.Generator | None = None
+        self,
+        n: int = 64,
+        *,
+        dtype: torch.dtype = torch.float32,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
         return torch.randn(n, self.layout[0], generator=generator, dtype=dtype)

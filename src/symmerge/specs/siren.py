@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from symmerge.errors import SymmergeError
 from symmerge.specs.base import WeightSpaceSpec, activation_fn
-from symmerge.specs.mlp import DenseNet, dense_forward, uniform_
+from symmerge.specs.mlp import DenseNet, check_dense_inputs, dense_forward, uniform_
 
 
 def coordinate_grid(resolution: int = 28, *, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -55,12 +55,13 @@ class SirenSpec(WeightSpaceSpec):
         single = params.ndim == 1
         if single:
             params = params.unsqueeze(0)
+        check_dense_inputs(self, params.shape[0], inputs)
         ws, bs = self.unflatten(params)
         out = dense_forward(ws, bs, inputs, self._act()) + self.output_offset
         return out[0] if single else out
 
     def render(self, params: Tensor, resolution: int = 28) -> Tensor:
-        """Images ``[B, R, R]`` (``[B, R, R, C]`` for C > 1 outputs); ``img[r, c] = f(x_c, y_r)``."""
+        """Images ``[B, R, R]`` (``[B, R, R, C]`` if C > 1 outputs); ``img[r, c] = f(x_c, y_r)``."""
         grid = coordinate_grid(resolution, dtype=params.dtype).to(params.device)
         out = self.forward(params, grid)
         lead = out.shape[:-2]
@@ -71,7 +72,11 @@ class SirenSpec(WeightSpaceSpec):
         return DenseNet(self.layout, "sine", self.w0, self.output_offset)
 
     def init_params(
-        self, batch: int, *, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32
+        self,
+        batch: int,
+        *,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
     ) -> Tensor:
         """Initialization of the published zoo (METHOD.md 1.1).
 
@@ -92,6 +97,10 @@ class SirenSpec(WeightSpaceSpec):
         return self.flatten(ws, bs)
 
     def probe_inputs(
-        self, n: int = 256, *, dtype: torch.dtype = torch.float32, generator: torch.Generator | None = None
+        self,
+        n: int = 256,
+        *,
+        dtype: torch.dtype = torch.float32,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
         return torch.rand(n, self.layout[0], generator=generator, dtype=dtype) * 2 - 1

@@ -58,11 +58,23 @@ class GroupElement:
 
     def compose(self, first: GroupElement) -> GroupElement:
         """``self o first``: the element that applies ``first``, then ``self``."""
+        if len(self.perms) != len(first.perms):
+            raise SymmergeError(
+                f"cannot compose elements with {len(self.perms)} and {len(first.perms)} "
+                "hidden layers"
+            )
+        if len({self.batch_size, first.batch_size} - {1}) > 1:
+            raise SymmergeError(
+                f"cannot compose batches of {self.batch_size} and {first.batch_size} elements"
+            )
+        batch = max(self.batch_size, first.batch_size)
         perms, mults, shifts = [], [], []
         for p2, q2, k2, p1, q1, k1 in zip(
             self.perms, self.mults, self._shifts_or_zero(),
-            first.perms, first.mults, first._shifts_or_zero(),
+            first.perms, first.mults, first._shifts_or_zero(), strict=True,
         ):
+            # a batch of 1 broadcasts (gather does not broadcast by itself)
+            p2, q2, k2, p1, q1, k1 = (t.expand(batch, -1) for t in (p2, q2, k2, p1, q1, k1))
             q1g = q1.gather(1, p2)
             perms.append(p1.gather(1, p2))
             mults.append(q2 * q1g)
@@ -73,13 +85,14 @@ class GroupElement:
 
     def inverse(self) -> GroupElement:
         perms, mults, shifts = [], [], []
-        for p, q, k in zip(self.perms, self.mults, self._shifts_or_zero()):
+        for p, q, k in zip(self.perms, self.mults, self._shifts_or_zero(), strict=True):
             pinv = torch.argsort(p, dim=1)
             qg = q.gather(1, pinv)
             perms.append(pinv)
             mults.append(1.0 / qg)
             shifts.append(-k.gather(1, pinv) * torch.sign(qg).long())
-        return GroupElement(tuple(perms), tuple(mults), tuple(shifts) if self.shifts else None)
+        has_shift = self.shifts is not None
+        return GroupElement(tuple(perms), tuple(mults), tuple(shifts) if has_shift else None)
 
     def apply(self, spec: WeightSpaceSpec, params: Tensor) -> Tensor:
         """Transform ``params [B, P]`` (or ``[P]`` with B = 1); returns a new tensor."""
@@ -88,17 +101,23 @@ class GroupElement:
             params = params.unsqueeze(0)
         spec.check_params(params, finite=False)
         b = params.shape[0]
-        if self.batch_size not in (b, 1) or len(self.perms) != spec.num_hidden:
+        if len(self.perms) != spec.num_hidden or (self.perms and self.batch_size not in (b, 1)):
             raise SymmergeError(
                 f"group element (batch {self.batch_size}, {len(self.perms)} hidden layers) does "
                 f"not fit parameters [{b}, {spec.num_hidden} hidden layers]"
+            )
+        sizes = tuple(p.shape[-1] for p in self.perms)
+        if sizes != spec.hidden_sizes:
+            raise SymmergeError(
+                f"group element acts on hidden sizes {list(sizes)}, the spec has "
+                f"{list(spec.hidden_sizes)}"
             )
         if self.shifts is not None and not hasattr(spec, "w0"):
             raise SymmergeError("phase shifts only apply to SIREN networks")
         ws, bs = spec.unflatten(params)
         ws, bs = list(ws), list(bs)
         for h, (perm, mult, shift) in enumerate(
-            zip(self.perms, self.mults, self._shifts_or_zero())
+            zip(self.perms, self.mults, self._shifts_or_zero(), strict=True)
         ):
             perm = perm.to(params.device).expand(b, -1)
             mult = mult.to(device=params.device, dtype=params.dtype).expand(b, -1)
@@ -109,7 +128,10 @@ class GroupElement:
             w = w.gather(1, idx) * mult.reshape(b, -1, *([1] * (w.ndim - 2)))
             bias = bias.gather(1, perm)
             if self.shifts is not None:
-                bias = bias + shift.to(params.dtype) * (math.pi / spec.w0)  # type: ignore[attr-defined]
+                # shift in float64 and round once: k * pi / w0 in float32 loses ~|k| ulps
+                step = math.pi / spec.w0  # type: ignore[attr-defined]
+                wide = torch.promote_types(params.dtype, torch.float64)
+                bias = (bias.to(wide) + shift.to(wide) * step).to(params.dtype)
             bias = bias * mult
             # columns of layer h + 1
             tail = [1] * (w_next.ndim - 3)

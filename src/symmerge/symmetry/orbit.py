@@ -31,7 +31,9 @@ def make_orbit(
     compute the original function). Returns the copies and the group elements.
     """
     if transform not in TRANSFORMS:
-        raise SymmergeError(f"unknown transform {transform!r}; choose one of {', '.join(TRANSFORMS)}")
+        raise SymmergeError(
+            f"unknown transform {transform!r}; choose one of {', '.join(TRANSFORMS)}"
+        )
     if size <= 0:
         raise SymmergeError(f"orbit size must be positive, got {size}")
     if params.ndim != 1:

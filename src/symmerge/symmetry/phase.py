@@ -23,8 +23,9 @@ def phase_element(spec: SirenSpec, params: Tensor) -> GroupElement:
         raise SymmergeError("phase canonicalization applies to SIREN networks only")
     _, bs = spec.unflatten(params)
     shifts, mults, perms = [], [], []
+    wide = torch.promote_types(params.dtype, torch.float64)  # the precision apply() shifts in
     for b in bs[:-1]:
-        beta = spec.w0 * b
+        beta = spec.w0 * b.to(wide)
         k = torch.round(beta / math.pi)
         rest = beta - k * math.pi
         mults.append(torch.where(rest < 0, -1.0, 1.0).to(params.dtype))

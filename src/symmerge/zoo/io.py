@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,12 @@ def save_zoo(
     metrics: Mapping[str, Tensor] | None = None,
     provenance: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Validate and atomically write a zoo file; returns its path."""
+    """Validate and atomically write a zoo file; returns its path.
+
+    ``labels`` default to -1 (no class); metrics are stored as float32 vectors.
+    """
+    if Path(path).is_dir():
+        raise SymmergeError(f"output path {path} is a directory; give a file name")
     params = spec.check_params(torch.as_tensor(params)).detach().to(torch.float32).contiguous()
     if params.ndim != 2:
         raise SymmergeError(f"zoo params must be [N, P], got {tuple(params.shape)}")
@@ -57,7 +62,7 @@ def save_zoo(
             raise SymmergeError(f"{name} has {t.shape[0]} entries, params has {n}")
         tensors[name] = t
     for name, t in (metrics or {}).items():
-        if name in RESERVED:
+        if name in RESERVED or not name or name.startswith("__"):
             raise SymmergeError(f"metric name {name!r} is reserved")
         t = torch.as_tensor(t).detach().to(torch.float32).reshape(-1).contiguous()
         if t.shape[0] != n:
@@ -83,20 +88,40 @@ class Zoo:
                 self._keys = list(f.keys())
                 if "params" not in self._keys:
                     raise SymmergeError(f"{self.path} is not a symmerge zoo (no 'params' tensor)")
-                shape = f.get_slice("params").get_shape()
+                shapes = {k: f.get_slice(k).get_shape() for k in self._keys}
+                shape = shapes["params"]
         except SafetensorError as exc:
-            raise SymmergeError(f"cannot read zoo {self.path}: corrupt or not safetensors ({exc})") from exc
+            raise SymmergeError(
+                f"cannot read zoo {self.path}: corrupt or not safetensors ({exc})"
+            ) from exc
         except (OSError, ValueError) as exc:
             raise SymmergeError(f"cannot read zoo {self.path}: {exc}") from exc
+        if meta.get("format") != FORMAT:
+            raise SymmergeError(
+                f"{self.path} is not a symmerge zoo: format {meta.get('format')!r}, "
+                f"expected {FORMAT!r}"
+            )
         if "spec" not in meta:
             raise SymmergeError(f"{self.path} has no architecture spec in its metadata")
-        self.spec: WeightSpaceSpec = spec_from_json(meta["spec"])
-        self.provenance: dict[str, Any] = json.loads(meta.get("provenance", "{}"))
+        try:
+            self.spec: WeightSpaceSpec = spec_from_json(meta["spec"])
+        except SymmergeError as exc:
+            raise SymmergeError(f"{self.path}: {exc}") from exc
+        try:
+            self.provenance: dict[str, Any] = json.loads(meta.get("provenance", "{}"))
+        except json.JSONDecodeError as exc:
+            raise SymmergeError(f"{self.path}: invalid provenance JSON: {exc}") from exc
         if len(shape) != 2 or shape[1] != self.spec.num_params:
             raise SymmergeError(
                 f"{self.path}: params shape {shape} does not match {self.spec.describe()}"
             )
         self._n = int(shape[0])
+        bad = [k for k, s in shapes.items() if k != "params" and s != [self._n]]
+        if bad:
+            raise SymmergeError(
+                f"{self.path}: {', '.join(f'{k} {shapes[k]}' for k in bad)} "
+                f"do not match the {self._n} networks"
+            )
 
     def __len__(self) -> int:
         return self._n
@@ -104,23 +129,32 @@ class Zoo:
     def __repr__(self) -> str:
         return f"Zoo({str(self.path)!r}, n={self._n}, spec={self.spec.describe()})"
 
-    def _read(self, name: str, index: Tensor | slice | None = None) -> Tensor:
+    def _read(self, name: str, index: Tensor | slice | Sequence[int] | None = None) -> Tensor:
         try:
             with safe_open(str(self.path), framework="pt") as f:
                 if index is None:
                     return f.get_tensor(name)
                 if isinstance(index, slice):
                     return f.get_slice(name)[index]
-                return f.get_tensor(name)[index]
+                index = torch.as_tensor(index, dtype=torch.long)
+                if index.numel() == 0:
+                    return f.get_slice(name)[0:0][index]
+                index = torch.where(index < 0, index + self._n, index)
+                lo, hi = int(index.min()), int(index.max()) + 1
+                if lo < 0 or hi > self._n:
+                    raise SymmergeError(f"index out of range for a zoo of {self._n} networks")
+                return f.get_slice(name)[lo:hi][index - lo]  # only the covering rows
         except SafetensorError as exc:
+            raise SymmergeError(f"cannot read {name!r} from {self.path}: {exc}") from exc
+        except OSError as exc:
             raise SymmergeError(f"cannot read {name!r} from {self.path}: {exc}") from exc
 
     @cached_property
     def params(self) -> Tensor:
         return self._read("params")
 
-    def get_params(self, index: Tensor | slice) -> Tensor:
-        """Rows of ``params`` without loading the rest (for slices)."""
+    def get_params(self, index: Tensor | slice | Sequence[int]) -> Tensor:
+        """Rows of ``params`` without loading the whole tensor (only the rows they span)."""
         return self._read("params", index)
 
     @cached_property
@@ -140,12 +174,17 @@ class Zoo:
             raise SymmergeError(f"zoo {self.path} has no metric {name!r}")
         return self._read(name)
 
-    def split(self, name: str, *, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> Tensor:
+    def split(
+        self, name: str, *, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    ) -> Tensor:
         """Indices of a deterministic seeded train/val/test split."""
+        if name not in SPLITS:
+            raise SymmergeError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
         return split_indices(self._n, seed=seed, fractions=fractions)[name]
 
 
 def load_zoo(path: str | os.PathLike[str]) -> Zoo:
+    """Open a zoo file (validates its header; tensors are read lazily)."""
     return Zoo(path)
 
 
@@ -157,8 +196,8 @@ def split_indices(
         raise SymmergeError(f"invalid split fractions {fractions}")
     total = sum(fractions)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_val = int(round(n * fractions[1] / total))
-    n_test = int(round(n * fractions[2] / total))
+    n_val = min(int(round(n * fractions[1] / total)), n)
+    n_test = min(int(round(n * fractions[2] / total)), n - n_val)
     n_train = n - n_val - n_test
     parts = (perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val :])
-    return {name: torch.sort(p).values for name, p in zip(SPLITS, parts)}
+    return {name: torch.sort(p).values for name, p in zip(SPLITS, parts, strict=True)}

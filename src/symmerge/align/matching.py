@@ -1,0 +1,177 @@
+"""Weight matching (Git Re-Basin, Ainsworth et al. 2023), symmetry-aware and any depth.
+
+Network B is aligned to the reference A by maximizing the sum over layers of the
+Frobenius inner products of weights (whole kernels for CNNs) and biases, i.e. the
+flat dot product ``<A, g.B>``, over group elements ``g``. Coordinate ascent visits
+the hidden layers in random order; each step is a linear assignment problem on
+
+    C[i, j] = <in_A[i], in_B'[j]> + <out_A[i], out_B'[j]>
+
+(``in``: bias and incoming weights, ``out``: outgoing weights of hidden neuron ``i``
+of A and ``j`` of the current aligned B'), computed for all B pairs at once. The
+LAP itself runs per pair on CPU (``scipy.optimize.linear_sum_assignment``). Modes:
+
+* ``"perm"``: permutations only (the paper's baseline), ``max sum_i C[i, pi(i)]``;
+* ``"sign"`` (sine, tanh): signed permutations, the LAP on ``|C|`` and
+  ``s_i = sign(C[i, pi(i)])`` with ``sign(0) = +1`` (METHOD.md 6.2);
+* ``"scale"`` (ReLU): both networks are first brought to unit incoming norm per
+  hidden neuron (:func:`scale_normalization`, an exact group element), then
+  permutations are matched; the result is mapped back to A's scales, so the
+  returned element is ``n_A^-1 o P o n_B``.
+
+A step is only taken if it increases the objective, so every sweep is monotone
+and the loop stops once a full sweep changes nothing (or after ``max_iter``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch import Tensor
+
+from symmerge.align._layers import as_batch, incoming, layer_element, outgoing, select
+from symmerge.align.canonical import scale_normalization
+from symmerge.errors import SymmergeError
+from symmerge.specs.base import WeightSpaceSpec
+from symmerge.symmetry.group import GroupElement, sample_group_elements
+
+MODES = ("auto", "perm", "sign", "scale")
+
+#: A LAP step must beat the current assignment by this fraction of sum |C|.
+_REL_IMPROVEMENT = 1e-10
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """``element.apply(spec, params_b) == aligned``; ``objective [B]`` (float64) is the
+    maximized ``<A, aligned>`` (in ``"scale"`` mode: between the unit-norm forms)."""
+
+    element: GroupElement
+    aligned: Tensor
+    objective: Tensor
+
+
+def resolve_mode(spec: WeightSpaceSpec, mode: str) -> str:
+    """``"auto"`` -> the spec's symmetry; reject modes that would change the function."""
+    if mode not in MODES:
+        raise SymmergeError(f"unknown matching mode {mode!r}; choose one of {', '.join(MODES)}")
+    if mode == "auto":
+        return spec.symmetry
+    if mode != "perm" and mode != spec.symmetry:
+        raise SymmergeError(
+            f"mode {mode!r} does not preserve {spec.activation} networks; use "
+            f"{spec.symmetry!r} or 'perm'"
+        )
+    return mode
+
+
+def _solve(cost: np.ndarray, signed: bool) -> tuple[np.ndarray, np.ndarray, bool]:
+    """One LAP on ``cost [n, n]``: (perm, signs, improved over the identity)."""
+    n = cost.shape[0]
+    gain = np.abs(cost) if signed else cost
+    _, cols = linear_sum_assignment(gain, maximize=True)
+    new, cur = gain[np.arange(n), cols].sum(), np.trace(cost)
+    if not new > cur + _REL_IMPROVEMENT * np.abs(cost).sum():
+        return np.arange(n), np.ones(n), False
+    signs = np.where(cost[np.arange(n), cols] < 0, -1.0, 1.0) if signed else np.ones(n)
+    return cols, signs, True
+
+
+def _descend(
+    spec: WeightSpaceSpec,
+    a: Tensor,
+    b: Tensor,
+    start: GroupElement,
+    signed: bool,
+    max_iter: int,
+    gen: torch.Generator,
+) -> GroupElement:
+    """Coordinate ascent from ``start``; returns the element in the frame of ``b``."""
+    batch, hidden = b.shape[0], spec.num_hidden
+    element, cur = start, start.apply(spec, b)
+    wide = torch.float64
+    rows_a = [incoming(spec, a, h).to(wide) for h in range(hidden)]
+    cols_a = [outgoing(spec, a, h).to(wide) for h in range(hidden)]
+    active = torch.ones(batch, dtype=torch.bool)
+    for _ in range(max_iter):
+        changed = torch.zeros(batch, dtype=torch.bool)
+        for h in torch.randperm(hidden, generator=gen).tolist():
+            cost = torch.einsum("bid,bjd->bij", rows_a[h], incoming(spec, cur, h).to(wide))
+            cost += torch.einsum("bid,bjd->bij", cols_a[h], outgoing(spec, cur, h).to(wide))
+            cost_np = cost.cpu().numpy()
+            n = cost_np.shape[-1]
+            perm, sign = np.tile(np.arange(n), (batch, 1)), np.ones((batch, n))
+            for i in torch.nonzero(active).flatten().tolist():
+                perm[i], sign[i], improved = _solve(cost_np[i], signed)
+                changed[i] |= improved
+            step = layer_element(
+                spec, h,
+                torch.from_numpy(perm).to(b.device),
+                torch.from_numpy(sign).to(device=b.device, dtype=b.dtype),
+            )
+            cur = step.apply(spec, cur)
+            element = step.compose(element)
+        active &= changed
+        if not bool(active.any()):
+            break
+    return element
+
+
+def weight_matching(
+    spec: WeightSpaceSpec,
+    params_a: Tensor,
+    params_b: Tensor,
+    *,
+    mode: str = "auto",
+    restarts: int = 0,
+    max_iter: int = 100,
+    seed: int = 0,
+) -> MatchResult:
+    """Align each network of ``params_b [B, P]`` to ``params_a`` (``[P]`` or ``[B, P]``).
+
+    ``restarts`` extra runs start from random permutations (random signed ones in
+    ``"sign"`` mode); per pair the run with the highest objective wins, and the
+    first run (from the identity) is the same for any ``restarts``, so restarts
+    never lower the objective. ``seed`` fixes the layer orders and restarts.
+    """
+    mode = resolve_mode(spec, mode)
+    b = b_orig = as_batch(spec, params_b, "params_b")
+    a = as_batch(spec, params_a, "params_a").to(device=b.device, dtype=b.dtype)
+    if a.shape[0] not in (1, b.shape[0]):
+        raise SymmergeError(f"params_a has {a.shape[0]} networks, params_b {b.shape[0]}")
+    a = a.expand(b.shape[0], -1)
+    if restarts < 0 or max_iter < 1:
+        raise SymmergeError("restarts must be >= 0 and max_iter >= 1")
+    batch, signed = b.shape[0], mode == "sign"
+    norm_a = norm_b = None
+    if mode == "scale":
+        norm_a, norm_b = scale_normalization(spec, a), scale_normalization(spec, b)
+        a, b = norm_a.apply(spec, a), norm_b.apply(spec, b)
+    gen = torch.Generator().manual_seed(seed)
+    a_wide = a.to(torch.float64)
+    best, best_obj = None, None
+    for run in range(restarts + 1):
+        if run == 0:
+            start = GroupElement.identity(spec, batch, dtype=b.dtype, device=b.device)
+        else:
+            start = sample_group_elements(
+                spec, batch, diagonal=signed, generator=gen, dtype=b.dtype
+            )
+            start = GroupElement(
+                tuple(p.to(b.device) for p in start.perms),
+                tuple(q.to(b.device) for q in start.mults),
+            )
+        element = _descend(spec, a, b, start, signed, max_iter, gen)
+        obj = (a_wide * element.apply(spec, b).to(torch.float64)).sum(-1)
+        if best is None:
+            best, best_obj = element, obj
+        else:
+            better = obj > best_obj
+            best, best_obj = select(better, element, best), torch.where(better, obj, best_obj)
+    assert best is not None and best_obj is not None
+    if norm_a is not None and norm_b is not None:
+        best = norm_a.inverse().compose(best.compose(norm_b))
+    return MatchResult(best, best.apply(spec, b_orig), best_obj)

@@ -1,0 +1,26 @@
+"""Canonicalization of networks behind one batched interface (``[B, P]`` in and out)."""
+
+from symmerge.canon.core import (
+    CANON_METHODS,
+    RUN_METHODS,
+    AECanonicalizer,
+    AELiftCanonicalizer,
+    Canonicalizer,
+    SortCanonicalizer,
+    canonicalize,
+    make_canonicalizer,
+)
+from symmerge.canon.zoo import CanonicalizeReport, canonicalize_zoo
+
+__all__ = [
+    "CANON_METHODS",
+    "RUN_METHODS",
+    "AECanonicalizer",
+    "AELiftCanonicalizer",
+    "CanonicalizeReport",
+    "Canonicalizer",
+    "SortCanonicalizer",
+    "canonicalize",
+    "canonicalize_zoo",
+    "make_canonicalizer",
+]

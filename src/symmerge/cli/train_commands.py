@@ -1,0 +1,90 @@
+"""``symmerge train``, ``symmerge encode`` and ``symmerge reconstruct``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from safetensors.torch import save_file
+
+from symmerge.cli.app import app
+from symmerge.utils.io import atomic_path
+
+
+@app.command()
+def train(
+    zoo: Path = typer.Option(..., help="Zoo file (safetensors) to train on."),
+    out: Path = typer.Option(..., help="Run directory (created; an existing run resumes)."),
+    preset: str = typer.Option("quick", help="quick | paper-inr | paper-cnn-relu | paper-cnn-tanh"),
+    max_epochs: int | None = typer.Option(None, help="Override the preset's number of epochs."),
+    config: Path | None = typer.Option(None, help="YAML file overriding preset values."),
+    encoder: str | None = typer.Option(
+        None, help="Override the encoder mode: sign | scale | permutation | pna."
+    ),
+    accelerator: str = typer.Option("cpu", help="Lightning accelerator (cpu, gpu, auto)."),
+    devices: int = typer.Option(1, help="Devices per node (>1 uses DDP)."),
+    num_nodes: int = typer.Option(1, help="Number of nodes for multi-node DDP."),
+    logger: str = typer.Option("csv", help="csv | tensorboard | wandb (csv is always written)."),
+    seed: int | None = typer.Option(None, help="Override the configuration's seed."),
+) -> None:
+    """Train the symmetry-aware autoencoder on a zoo."""
+    from symmerge.training import train as run_train
+
+    overrides: dict = {}
+    if encoder is not None:
+        overrides["encoder"] = {"mode": encoder}
+    if seed is not None:
+        overrides["seed"] = seed
+    result = run_train(
+        zoo, out, preset=preset, config_file=config, overrides=overrides, max_epochs=max_epochs,
+        accelerator=accelerator, devices=devices, num_nodes=num_nodes, logger=logger,
+    )
+    if result.metrics:
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items()))
+        typer.echo(f"trained in {result.timings['total_s']:.1f}s: {metrics}")
+        typer.echo(f"run directory: {result.run_dir}")
+
+
+@app.command()
+def encode(
+    run: Path = typer.Option(..., help="Training run directory."),
+    zoo: Path = typer.Option(..., help="Zoo file to encode."),
+    out: Path = typer.Option(..., help="Output safetensors file with tensor `latents` [N, d]."),
+    batch_size: int = typer.Option(1024, min=1),
+) -> None:
+    """Encode every network of a zoo to its latent (zoo order)."""
+    from symmerge.training import encode as run_encode
+    from symmerge.training import load_autoencoder
+    from symmerge.training.run import check_zoo_matches
+    from symmerge.zoo import load_zoo
+
+    model, spec, _ = load_autoencoder(run)
+    z = load_zoo(zoo)
+    check_zoo_matches(spec, z)
+    latents = run_encode(model, z.params, batch_size).contiguous()
+    with atomic_path(out) as tmp:
+        save_file({"latents": latents, "labels": z.labels.contiguous()}, str(tmp),
+                  metadata={"run": str(run), "zoo": str(zoo)})
+    typer.echo(f"wrote latents {tuple(latents.shape)} to {out}")
+
+
+@app.command()
+def reconstruct(
+    run: Path = typer.Option(..., help="Training run directory."),
+    zoo: Path = typer.Option(..., help="Zoo file to reconstruct."),
+    out: Path = typer.Option(..., help="Output zoo file of decoded networks."),
+    batch_size: int = typer.Option(1024, min=1),
+) -> None:
+    """Decode every network of a zoo through the autoencoder into a new zoo file."""
+    from symmerge.training import load_autoencoder
+    from symmerge.training import reconstruct as run_reconstruct
+    from symmerge.training.run import check_zoo_matches
+    from symmerge.zoo import load_zoo, save_zoo
+
+    model, spec, _ = load_autoencoder(run)
+    z = load_zoo(zoo)
+    check_zoo_matches(spec, z)
+    decoded = run_reconstruct(model, z.params, batch_size)
+    save_zoo(out, spec, decoded, z.labels, image_index=z.image_index,
+             provenance={"reconstructed_from": str(zoo), "run": str(run)})
+    typer.echo(f"wrote {decoded.shape[0]} decoded networks to {out}")

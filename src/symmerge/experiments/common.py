@@ -1,0 +1,309 @@
+"""Machinery shared by the experiments: autoencoder runs, network selection,
+interpolation paths per method, batched evaluation and tidy curve files."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from torch import Tensor
+
+from symmerge.canon import AECanonicalizer, AELiftCanonicalizer, SortCanonicalizer
+from symmerge.errors import SymmergeError
+from symmerge.specs import WeightSpaceSpec
+from symmerge.utils.io import atomic_path
+from symmerge.zoo import Zoo, load_zoo, split_indices
+
+#: Every interpolation method. ``pna-*`` use the permutation-only encoder's run.
+METHODS = ("naive", "wm", "wm-perm", "sort", "ae", "ae-latent", "ae-lift", "pna-ae",
+           "pna-ae-latent")
+INR_METHODS = ("naive", "wm", "sort", "ae", "ae-latent", "ae-lift", "pna-ae")
+CNN_METHODS = ("naive", "wm", "wm-perm", "sort", "ae", "ae-latent", "ae-lift", "pna-ae")
+#: Methods whose interpolation endpoints are the input networks themselves
+#: (or exact transforms of them); the others start and end at decoded networks.
+EXACT_ENDPOINTS = frozenset({"naive", "wm", "wm-perm", "sort", "ae-lift"})
+_NEEDS = {"ae": "run", "ae-latent": "run", "ae-lift": "run", "pna-ae": "pna_run",
+          "pna-ae-latent": "pna_run"}
+DEFAULT_SPLIT = {"seed": 0, "fractions": (0.8, 0.1, 0.1)}
+SPLITS = ("train", "val", "test", "all")
+
+
+# ---------------------------------------------------------------- runs
+@dataclass
+class Autoencoders:
+    """The loaded runs an experiment uses (either may be missing)."""
+
+    spec: WeightSpaceSpec
+    ae: AECanonicalizer | None = None
+    ae_lift: AELiftCanonicalizer | None = None
+    pna: AECanonicalizer | None = None
+    run: Path | None = None
+    pna_run: Path | None = None
+    split: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SPLIT))
+    encoder_modes: dict[str, str] = field(default_factory=dict)
+
+    def has(self, method: str) -> bool:
+        need = _NEEDS.get(method)
+        return need is None or (self.ae if need == "run" else self.pna) is not None
+
+
+def load_autoencoders(
+    spec: WeightSpaceSpec,
+    run: str | os.PathLike[str] | None = None,
+    pna_run: str | os.PathLike[str] | None = None,
+    *,
+    restarts: int = 0,
+    max_iter: int = 100,
+    seed: int = 0,
+    batch_size: int = 1024,
+) -> Autoencoders:
+    """Load the ScaleGMN run and the permutation-only run; both must fit ``spec``.
+
+    The network split (for choosing held-out networks) is the one the ScaleGMN
+    run was trained with (else the PNA run's, else seed 0 / 80-10-10).
+    """
+    out = Autoencoders(spec)
+    if run is None and pna_run is None:
+        return out
+    from symmerge.training import load_autoencoder
+
+    for which, path in (("run", run), ("pna_run", pna_run)):
+        if path is None:
+            continue
+        model, run_spec, cfg = load_autoencoder(path)
+        if run_spec != spec:
+            raise SymmergeError(
+                f"{which} {path} was trained on {run_spec.describe()}, but the zoo holds "
+                f"{spec.describe()}"
+            )
+        out.encoder_modes[which] = cfg.encoder.mode
+        if which == "run":
+            out.ae = AECanonicalizer(spec, model, batch_size=batch_size)
+            out.ae_lift = AELiftCanonicalizer(spec, model, restarts=restarts, max_iter=max_iter,
+                                              seed=seed, batch_size=batch_size)
+            out.run = Path(path)
+            out.split = {"seed": cfg.split.seed, "fractions": tuple(cfg.split.fractions)}
+        else:
+            out.pna = AECanonicalizer(spec, model, batch_size=batch_size)
+            out.pna_run = Path(path)
+            if run is None:
+                out.split = {"seed": cfg.split.seed, "fractions": tuple(cfg.split.fractions)}
+    return out
+
+
+def resolve_methods(
+    requested: Sequence[str] | None, default: Sequence[str], aes: Autoencoders
+) -> tuple[list[str], dict[str, str]]:
+    """(methods to run, {skipped method: reason}); unknown names raise."""
+    names = list(default if requested is None else requested)
+    unknown = [m for m in names if m not in METHODS]
+    if unknown:
+        raise SymmergeError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    if not names:
+        raise SymmergeError("no methods selected")
+    run, skipped = [], {}
+    for m in dict.fromkeys(names):
+        if aes.has(m):
+            run.append(m)
+        else:
+            flag = "--run" if _NEEDS[m] == "run" else "--pna-run"
+            skipped[m] = f"needs an autoencoder run ({flag}), none given"
+    return run, skipped
+
+
+# ---------------------------------------------------------- selection
+def open_zoo(zoo: str | os.PathLike[str] | Zoo) -> Zoo:
+    return zoo if isinstance(zoo, Zoo) else load_zoo(zoo)
+
+
+def split_members(zoo: Zoo, split: str, split_cfg: Mapping[str, Any]) -> Tensor:
+    """Indices of ``split`` (train | val | test | all) under the run's split settings."""
+    if split not in SPLITS:
+        raise SymmergeError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if split == "all":
+        return torch.arange(len(zoo))
+    return split_indices(len(zoo), seed=int(split_cfg["seed"]),
+                         fractions=tuple(split_cfg["fractions"]))[split]
+
+
+def sample_indices(pool: Tensor, count: int, generator: torch.Generator, what: str) -> Tensor:
+    """``count`` distinct members of ``pool``, in a seeded random order."""
+    if count < 1:
+        raise SymmergeError(f"need at least one {what}, got {count}")
+    if pool.numel() < count:
+        raise SymmergeError(
+            f"asked for {count} {what}, but the split only holds {pool.numel()}; ask for fewer "
+            "or use another split"
+        )
+    return pool[torch.randperm(pool.numel(), generator=generator)[:count]]
+
+
+# ---------------------------------------------------------- methods
+def lerp(a: Tensor, b: Tensor, alphas: Tensor) -> Tensor:
+    """Paths ``[n, T, ...]`` from ``a``, ``b`` ``[n, ...]``: ``(1 - alpha) a + alpha b``."""
+    al = alphas.to(a.dtype).reshape(1, -1, *([1] * (a.ndim - 1)))
+    return (1 - al) * a.unsqueeze(1) + al * b.unsqueeze(1)
+
+
+@dataclass
+class PathOptions:
+    """Weight-matching settings of the ``wm`` baselines."""
+
+    restarts: int = 0
+    max_iter: int = 100
+    seed: int = 0
+
+
+def method_paths(
+    method: str, spec: WeightSpaceSpec, a: Tensor, b: Tensor, alphas: Tensor,
+    aes: Autoencoders, opts: PathOptions,
+) -> Tensor:
+    """Interpolation paths ``[n, T, P]`` between ``a`` and ``b`` (``[n, P]``) for ``method``."""
+    n = a.shape[0]
+    both = torch.cat([a, b])
+    if method == "naive":
+        return lerp(a, b, alphas)
+    if method in ("wm", "wm-perm"):
+        from symmerge.align import weight_matching
+
+        res = weight_matching(spec, a, b, mode="perm" if method == "wm-perm" else "auto",
+                              restarts=opts.restarts, max_iter=opts.max_iter, seed=opts.seed)
+        return lerp(a, res.aligned.to(a.dtype), alphas)
+    if method == "sort":
+        c = SortCanonicalizer(spec)(both)
+        return lerp(c[:n], c[n:], alphas)
+    ae = aes.pna if method.startswith("pna-") else aes.ae
+    if ae is None:  # resolve_methods filters these out
+        raise SymmergeError(f"method {method!r} needs an autoencoder run")
+    base = method.removeprefix("pna-")
+    if base in ("ae", "ae-lift"):
+        canon = aes.ae_lift if method == "ae-lift" else ae
+        assert canon is not None
+        c = canon(both)
+        return lerp(c[:n], c[n:], alphas)
+    if base == "ae-latent":
+        z = ae.encode(both)
+        zt = lerp(z[:n], z[n:], alphas)
+        return ae.decode(zt.reshape(n * alphas.numel(), -1)).reshape(n, alphas.numel(), -1)
+    raise SymmergeError(f"unknown method {method!r}")  # pragma: no cover
+
+
+CurveFn = Callable[[Tensor], dict[str, Tensor]]
+
+
+def run_methods(
+    methods: Sequence[str], spec: WeightSpaceSpec, a: Tensor, b: Tensor, alphas: Tensor,
+    curve_fn: CurveFn, aes: Autoencoders, opts: PathOptions,
+) -> tuple[dict[str, dict[str, Tensor]], dict[str, float]]:
+    """Curves ``{method: {metric: [n, T]}}`` and method seconds (path construction only)."""
+    curves, seconds = {}, {}
+    for m in methods:
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            paths = method_paths(m, spec, a, b, alphas, aes, opts)
+        seconds[m] = time.perf_counter() - t0
+        with torch.no_grad():
+            curves[m] = curve_fn(paths)
+    return curves, seconds
+
+
+# ---------------------------------------------------------- evaluation
+def render_curves(
+    spec: WeightSpaceSpec, targets: Mapping[str, Tensor], *, chunk: int = 4096
+) -> CurveFn:
+    """``paths [n, T, P]`` -> ``{name: [n, T]}`` pixel MSE of each rendered
+    interpolant to ``targets[name] [n, R, R(, C)]`` (one target per pair)."""
+    first = next(iter(targets.values()))
+    resolution = first.shape[1]
+
+    def fn(paths: Tensor) -> dict[str, Tensor]:
+        n, t, p = paths.shape
+        flat = paths.reshape(n * t, p)
+        pair = torch.arange(n).repeat_interleave(t)
+        out = {k: torch.empty(n * t, dtype=torch.float64) for k in targets}
+        for lo in range(0, n * t, chunk):
+            hi = min(lo + chunk, n * t)
+            img = spec.render(flat[lo:hi], resolution)  # type: ignore[attr-defined]
+            dims = tuple(range(1, img.ndim))
+            for k, tgt in targets.items():
+                out[k][lo:hi] = ((img - tgt[pair[lo:hi]].to(img.dtype)) ** 2).mean(dims).double()
+        return {k: v.reshape(n, t) for k, v in out.items()}
+
+    return fn
+
+
+def classifier_curves(
+    spec: WeightSpaceSpec, images: Tensor, labels: Tensor, *, net_chunk: int = 64,
+    image_chunk: int = 1000,
+) -> CurveFn:
+    """``paths [n, T, P]`` -> accuracy and mean cross-entropy ``[n, T]`` on ``images``."""
+
+    def fn(paths: Tensor) -> dict[str, Tensor]:
+        n, t, p = paths.shape
+        flat = paths.reshape(n * t, p)
+        correct = torch.zeros(n * t, dtype=torch.float64)
+        ce = torch.zeros(n * t, dtype=torch.float64)
+        for lo in range(0, n * t, net_chunk):
+            nets = flat[lo:lo + net_chunk]
+            for x, y in zip(images.split(image_chunk), labels.split(image_chunk), strict=True):
+                logits = spec.forward(nets, x.to(nets.dtype))  # [b, m, classes]
+                yy = y.expand(logits.shape[0], -1)
+                correct[lo:lo + nets.shape[0]] += (logits.argmax(-1) == yy).sum(-1).double()
+                loss = F.cross_entropy(logits.transpose(1, 2), yy, reduction="none")
+                ce[lo:lo + nets.shape[0]] += loss.sum(-1).double()
+        m = labels.shape[0]
+        return {"accuracy": (correct / m).reshape(n, t), "cross_entropy": (ce / m).reshape(n, t)}
+
+    return fn
+
+
+# ---------------------------------------------------------- output
+def save_curves(
+    path: str | os.PathLike[str], alphas: Tensor, curves: Mapping[str, Mapping[str, Tensor]],
+    metadata: Mapping[str, Any],
+) -> Path:
+    """Tidy arrays: ``alphas`` and ``{method}/{metric}`` ``[pairs, T]`` (float64) in one
+    safetensors file; the experiment settings in its metadata."""
+    import json
+
+    tensors = {"alphas": alphas.double().contiguous()}
+    for m, per in curves.items():
+        for k, v in per.items():
+            tensors[f"{m}/{k}"] = v.double().contiguous()
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp),
+                  metadata={"settings": json.dumps(dict(metadata), default=str, sort_keys=True)})
+    return Path(path)
+
+
+def concat_curves(parts: Sequence[dict[str, dict[str, Tensor]]]) -> dict[str, dict[str, Tensor]]:
+    """Concatenate per-chunk curve dicts along the pair axis."""
+    out: dict[str, dict[str, Tensor]] = {}
+    for part in parts:
+        for m, per in part.items():
+            for k, v in per.items():
+                out.setdefault(m, {}).setdefault(k, []).append(v)  # type: ignore[arg-type]
+    return {m: {k: torch.cat(v) for k, v in per.items()} for m, per in out.items()}  # type: ignore[arg-type]
+
+
+def as_numpy(curves: Mapping[str, Mapping[str, Tensor]], metric: str) -> dict[str, np.ndarray]:
+    return {m: per[metric].numpy() for m, per in curves.items()}
+
+
+def prepare_out(out: str | os.PathLike[str]) -> Path:
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise SymmergeError(f"output {p} exists and is not a directory")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SymmergeError(f"cannot create output directory {p}: {exc}") from exc
+    return p

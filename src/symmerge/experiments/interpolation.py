@@ -1,0 +1,381 @@
+"""INR interpolation experiments: orbit pairs (the paper's main experiment, METHOD.md 6.1)
+and pairs of INRs fitted to the same image from different seeds (the merging case)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from symmerge.errors import SymmergeError
+from symmerge.experiments.common import (
+    EXACT_ENDPOINTS,
+    INR_METHODS,
+    PathOptions,
+    as_numpy,
+    concat_curves,
+    load_autoencoders,
+    open_zoo,
+    prepare_out,
+    render_curves,
+    resolve_methods,
+    run_methods,
+    sample_indices,
+    save_curves,
+    split_members,
+)
+from symmerge.experiments.images import ground_truth
+from symmerge.experiments.metrics import alpha_grid, summarize_curves
+from symmerge.experiments.plots import bar_figure, curves_figure
+from symmerge.experiments.report import ExperimentResult, ReportSection, markdown_table
+from symmerge.specs import SirenSpec
+from symmerge.symmetry import TRANSFORMS, make_orbit
+from symmerge.zoo import Zoo
+
+
+@dataclass
+class InterpolationResult(ExperimentResult):
+    """An interpolation experiment: ``alphas [T]`` and ``curves[method][metric] [pairs, T]``
+    next to the scalar ``metrics`` (``metrics["methods"][method][metric]`` summaries)."""
+
+    alphas: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    curves: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    def summary(self, method: str, metric: str | None = None) -> dict[str, float]:
+        """The scalar summary of ``method`` on ``metric`` (default: the primary metric)."""
+        metric = metric or self.metrics["primary_metric"]
+        return self.metrics["methods"][method][metric]
+
+
+# ------------------------------------------------------------ shared bits
+def summarize(
+    curves: Mapping[str, Mapping[str, Tensor]], alphas: Tensor, seconds: Mapping[str, float],
+    pairs: int, *, higher_is_better: Mapping[str, bool] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(per-method metric summaries, per-method timing)."""
+    hib = dict(higher_is_better or {})
+    methods: dict[str, Any] = {}
+    for m, per in curves.items():
+        methods[m] = {k: summarize_curves(v, alphas, higher_is_better=hib.get(k, False))
+                      for k, v in per.items()}
+        methods[m]["exact_endpoints"] = m in EXACT_ENDPOINTS
+    if "naive" in methods:
+        for m, per in methods.items():
+            for k in curves[m]:
+                ref = methods["naive"][k]["barrier_mean"]
+                per[k]["barrier_vs_naive"] = per[k]["barrier_mean"] / ref if ref else float("nan")
+    timing = {m: {"seconds_total": s, "seconds_per_pair": s / pairs} for m, s in seconds.items()}
+    return methods, timing
+
+
+def results_table(methods: Mapping[str, Any], timing: Mapping[str, Any], metric: str,
+                  label: str) -> str:
+    """The per-method table of barrier, AUC, endpoint values and time per pair."""
+    rows = []
+    for m, per in methods.items():
+        s = per[metric]
+        rows.append({
+            "method": f"`{m}`",
+            "barrier": f"{s['barrier_mean']:.4g} ± {s['barrier_std']:.2g}",
+            "vs_naive": s.get("barrier_vs_naive"),
+            "mean_curve": s["barrier_of_mean_curve"],
+            "auc": s["auc_mean"],
+            "start": s["start_mean"],
+            "end": s["end_mean"],
+            "mid": s["mid_mean"],
+            "ms": 1000.0 * timing[m]["seconds_per_pair"],
+            "exact": per["exact_endpoints"],
+        })
+    cols = [("method", "method"), ("barrier", f"barrier ({label}, mean ± std)"),
+            ("vs_naive", "÷ naive"), ("mean_curve", "barrier of mean curve"),
+            ("auc", "AUC"), ("start", "L(0)"), ("end", "L(1)"), ("mid", "L(0.5)"),
+            ("ms", "ms / pair"), ("exact", "exact endpoints")]
+    return markdown_table(rows, cols)
+
+
+def _notes(methods: Sequence[str], skipped: Mapping[str, str], assumed_source: str | None
+           ) -> list[str]:
+    notes = []
+    lossy = [m for m in methods if m not in EXACT_ENDPOINTS]
+    if lossy:
+        notes.append(
+            "Endpoints of " + ", ".join(f"`{m}`" for m in lossy) + " are autoencoder "
+            "reconstructions, not the input networks (METHOD.md 9.16): their curves sit at the "
+            "reconstruction error and their barriers measure flatness, not the quality of the "
+            "endpoints; compare L(0) and L(1) with the exact methods."
+        )
+    for m, why in skipped.items():
+        notes.append(f"`{m}` skipped: {why}.")
+    if assumed_source:
+        notes.append(
+            f"The zoo's provenance names no data source; `{assumed_source}` was assumed "
+            "(for INRs, the zoo's labels were checked against the images')."
+        )
+    notes.append(
+        "Barrier: max over alpha of L(alpha) minus the straight line between L(0) and L(1) "
+        "(not clipped at 0), per pair, then mean ± std over pairs; AUC: area under that excess "
+        "curve; ms / pair: wall time of the method's alignment, canonicalization or "
+        "encoding/decoding (evaluation excluded)."
+    )
+    return notes
+
+
+def _check_inr(zoo: Zoo, what: str) -> SirenSpec:
+    if not isinstance(zoo.spec, SirenSpec):
+        raise SymmergeError(f"{what} needs an INR (SIREN) zoo, got {zoo.spec.describe()}")
+    return zoo.spec
+
+
+def _finish(
+    name: str, out: Path, title: str, text: str, alphas: Tensor,
+    curves: dict[str, dict[str, Tensor]], seconds: dict[str, float], pairs: int,
+    metrics: dict[str, Any], panels: Sequence[tuple[str, str, bool]],
+    tables: Sequence[tuple[str, str]], methods: Sequence[str], skipped: Mapping[str, str],
+    assumed: str | None, band: str = "std", higher_is_better: Mapping[str, bool] | None = None,
+) -> InterpolationResult:
+    """Summaries, files (curves, plots, metrics.json, report.md) and the result object."""
+    primary, label = tables[0]
+    summaries, timing = summarize(curves, alphas, seconds, pairs,
+                                  higher_is_better=higher_is_better)
+    metrics.update({"experiment": name, "primary_metric": primary, "methods": summaries,
+                    "skipped": dict(skipped), "timing": timing})
+    a = alphas.numpy()
+    files = [save_curves(out / "curves.safetensors", alphas, curves, metrics["settings"])]
+    files.append(curves_figure(
+        out / "curves.png", a,
+        [(ylabel, as_numpy(curves, key), logy) for key, ylabel, logy in panels],
+        band=band, title=title,
+    ))
+    hib = (higher_is_better or {}).get(primary, False)
+    files.append(bar_figure(
+        out / "barriers.png",
+        {m: s[primary]["barrier_mean"] for m, s in summaries.items()},
+        {m: s[primary]["barrier_std"] for m, s in summaries.items()},
+        ylabel=f"{'accuracy' if hib else 'loss'} barrier ({label})", title=title,
+    ))
+    section = ReportSection(
+        title=title, text=text,
+        table="\n\n".join(results_table(summaries, timing, k, lab) for k, lab in tables),
+        images=[(f"{title}: curves", str(files[1])), (f"{title}: barriers", str(files[2]))],
+        notes=_notes(methods, skipped, assumed),
+    )
+    result = InterpolationResult(
+        name=name, out_dir=out, metrics=metrics, sections=[section], files=files, alphas=a,
+        curves={m: {k: v.numpy() for k, v in per.items()} for m, per in curves.items()},
+    )
+    result.save()
+    return result
+
+
+# ------------------------------------------------------------ orbit pairs
+def orbit_interpolation(
+    zoo: str | os.PathLike[str] | Zoo,
+    out: str | os.PathLike[str],
+    *,
+    run: str | os.PathLike[str] | None = None,
+    pna_run: str | os.PathLike[str] | None = None,
+    methods: Sequence[str] | None = None,
+    runs: int = 10,
+    orbit_size: int = 512,
+    transform: str = "PD",
+    perturbation: float = 0.005,
+    steps: int = 40,
+    split: str = "test",
+    data: str | None = None,
+    seed: int = 0,
+    restarts: int = 0,
+    max_iter: int = 100,
+    chunk: int = 2048,
+) -> InterpolationResult:
+    """The paper's orbit interpolation (METHOD.md 6.1) on an INR zoo.
+
+    ``runs`` networks are drawn (seeded) from ``split`` of the zoo under the
+    run's own train/val/test split. For each, an orbit ``O`` of ``orbit_size``
+    random ``transform`` (P, D or PD) elements and its copy ``Õ = O + noise``
+    (std ``perturbation``) are built; pair ``i`` is ``(O_i, Õ_{i+1 mod K})``.
+    Every method's path is rendered at ``steps`` alphas (one batched pass per
+    ``chunk`` networks); the loss is the pixel MSE to the ground-truth image
+    (the paper's metric, ``mse``) and to the base INR's own render
+    (``render_mse``). Methods needing ``run`` / ``pna_run`` are skipped without them.
+    Writes ``curves.safetensors``, ``curves.png``, ``barriers.png``,
+    ``metrics.json`` and ``report.md`` into ``out``.
+    """
+    z = open_zoo(zoo)
+    spec = _check_inr(z, "orbit-interpolation")
+    if transform not in TRANSFORMS:
+        raise SymmergeError(
+            f"unknown transform {transform!r}; choose one of {', '.join(TRANSFORMS)}"
+        )
+    if orbit_size < 2:
+        raise SymmergeError(f"orbit size must be at least 2, got {orbit_size}")
+    if perturbation < 0:
+        raise SymmergeError(f"perturbation must be >= 0, got {perturbation}")
+    alphas = alpha_grid(steps)
+    aes = load_autoencoders(spec, run, pna_run, restarts=restarts, max_iter=max_iter, seed=seed)
+    todo, skipped = resolve_methods(methods, INR_METHODS, aes)
+    out_dir = prepare_out(out)
+    gen = torch.Generator().manual_seed(seed)
+    chosen = sample_indices(split_members(z, split, aes.split), runs, gen, "networks")
+    gt = ground_truth(z, chosen, data)
+    base = z.get_params(chosen).float()
+    fits = spec.render(base, gt.images.shape[1])
+    orbit_seeds = torch.randint(0, 2**62, (runs,), generator=gen).tolist()
+    opts = PathOptions(restarts=restarts, max_iter=max_iter, seed=seed)
+
+    parts, seconds = [], dict.fromkeys(todo, 0.0)
+    for r in range(runs):
+        # two generators with one seed: the same group elements, the second adds noise
+        clean, _ = make_orbit(spec, base[r], orbit_size, transform,
+                              generator=torch.Generator().manual_seed(orbit_seeds[r]))
+        noisy, _ = make_orbit(spec, base[r], orbit_size, transform, noise_std=perturbation,
+                              generator=torch.Generator().manual_seed(orbit_seeds[r]))
+        a, b = clean, noisy.roll(-1, dims=0)
+        targets = {"mse": gt.images[r].expand(orbit_size, *gt.images.shape[1:]),
+                   "render_mse": fits[r].expand(orbit_size, *fits.shape[1:])}
+        curves, secs = run_methods(todo, spec, a, b, alphas, render_curves(spec, targets,
+                                                                           chunk=chunk), aes, opts)
+        parts.append(curves)
+        for m, s in secs.items():
+            seconds[m] += s
+    curves = concat_curves(parts)
+    pairs = runs * orbit_size
+    settings = {
+        "zoo": str(z.path), "run": str(aes.run) if aes.run else None,
+        "pna_run": str(aes.pna_run) if aes.pna_run else None, "runs": runs,
+        "orbit_size": orbit_size, "transform": transform, "perturbation": perturbation,
+        "steps": steps, "split": split, "split_settings": aes.split, "seed": seed,
+        "wm_restarts": restarts, "wm_max_iter": max_iter, "data_source": gt.source,
+        "data_source_assumed": gt.assumed,
+    }
+    metrics: dict[str, Any] = {
+        "settings": settings, "networks": chosen.tolist(), "pairs": pairs,
+        "labels": z.labels[chosen].tolist(), "image_index": z.image_index[chosen].tolist(),
+        "encoder_modes": aes.encoder_modes,
+        "base_fit_mse": float(((fits - gt.images) ** 2).mean()),
+    }
+    title = f"Orbit interpolation ({transform}, perturbation {perturbation:g})"
+    text = (
+        f"{runs} {split}-split INRs × {orbit_size} orbit pairs `(O_i, Õ_(i+1))` "
+        f"= {pairs} pairs, {transform} transforms, noise std {perturbation:g}, {steps} alpha "
+        f"steps. Loss `mse`: pixel MSE of the rendered interpolant to the ground-truth image "
+        f"(`{gt.source}`), the paper's metric; `render_mse` (right panel): MSE to the base "
+        f"INR's own render. The base INRs fit their images with MSE "
+        f"{metrics['base_fit_mse']:.4g}. Mean ± std over pairs."
+    )
+    return _finish(
+        "orbit-interpolation", out_dir, title, text, alphas, curves, seconds, pairs, metrics,
+        [("mse", "MSE to ground-truth image", False), ("render_mse", "MSE to base INR render",
+                                                       False)],
+        [("mse", "MSE to image"), ("render_mse", "MSE to base render")], todo, skipped,
+        gt.source if gt.assumed else None,
+    )
+
+
+# ------------------------------------------------------------ seed pairs
+def image_pairs(zoo: Zoo, pool: Tensor, count: int | None, generator: torch.Generator
+                ) -> Tensor:
+    """Disjoint pairs ``[n, 2]`` of networks in ``pool`` fitted to the same image
+    (seeded choice: one random pair per image, then ``count`` random images)."""
+    if zoo.image_index is None:
+        raise SymmergeError(f"{zoo.path} has no image_index; pairs need INRs of the same image")
+    pool = pool[torch.randperm(pool.numel(), generator=generator)]
+    by_image: dict[int, list[int]] = {}
+    for i, img in zip(pool.tolist(), zoo.image_index[pool].tolist(), strict=True):
+        by_image.setdefault(img, []).append(i)
+    pairs = [sorted(v[:2]) for _, v in sorted(by_image.items()) if len(v) >= 2]
+    if not pairs:
+        raise SymmergeError(
+            f"no two networks of the selected split of {zoo.path} share an image; build the zoo "
+            "with --per-image 2 (or more), or use split 'all'"
+        )
+    t = torch.tensor(pairs, dtype=torch.long)
+    t = t[torch.randperm(t.shape[0], generator=generator)]
+    if count is not None:
+        if count < 1:
+            raise SymmergeError(f"need at least one pair, got {count}")
+        if count > t.shape[0]:
+            raise SymmergeError(f"asked for {count} pairs, only {t.shape[0]} images have two INRs")
+        t = t[:count]
+    return t
+
+
+def pair_interpolation(
+    zoo: str | os.PathLike[str] | Zoo,
+    out: str | os.PathLike[str],
+    *,
+    run: str | os.PathLike[str] | None = None,
+    pna_run: str | os.PathLike[str] | None = None,
+    methods: Sequence[str] | None = None,
+    pairs: int | None = None,
+    steps: int = 40,
+    split: str = "test",
+    data: str | None = None,
+    seed: int = 0,
+    restarts: int = 0,
+    max_iter: int = 100,
+    chunk: int = 2048,
+) -> InterpolationResult:
+    """Interpolation between INRs fitted to the same image from different seeds.
+
+    Pairs come from a zoo built with ``--per-image 2`` (or more): networks of
+    ``split`` (train | val | test | all) sharing an ``image_index``; at most
+    ``pairs`` of them (all if None). With ``split="all"`` the report states how
+    many endpoints the autoencoder was trained on. Loss: pixel MSE of the
+    rendered interpolant to the ground-truth image. Outputs as
+    :func:`orbit_interpolation`.
+    """
+    z = open_zoo(zoo)
+    spec = _check_inr(z, "pair-interpolation")
+    alphas = alpha_grid(steps)
+    aes = load_autoencoders(spec, run, pna_run, restarts=restarts, max_iter=max_iter, seed=seed)
+    todo, skipped = resolve_methods(methods, INR_METHODS, aes)
+    out_dir = prepare_out(out)
+    gen = torch.Generator().manual_seed(seed)
+    chosen = image_pairs(z, split_members(z, split, aes.split), pairs, gen)
+    n = chosen.shape[0]
+    gt = ground_truth(z, chosen[:, 0], data)
+    params = z.get_params(chosen.reshape(-1)).float().reshape(n, 2, -1)
+    a, b = params[:, 0], params[:, 1]
+    fit_a, fit_b = spec.render(a, gt.images.shape[1]), spec.render(b, gt.images.shape[1])
+    opts = PathOptions(restarts=restarts, max_iter=max_iter, seed=seed)
+    curves, seconds = run_methods(
+        todo, spec, a, b, alphas, render_curves(spec, {"mse": gt.images}, chunk=chunk), aes, opts
+    )
+    train_idx = split_members(z, "train", aes.split)
+    seen = int(torch.isin(chosen, train_idx).sum()) if aes.run or aes.pna_run else 0
+    settings = {
+        "zoo": str(z.path), "run": str(aes.run) if aes.run else None,
+        "pna_run": str(aes.pna_run) if aes.pna_run else None, "pairs": n, "steps": steps,
+        "split": split, "split_settings": aes.split, "seed": seed, "wm_restarts": restarts,
+        "wm_max_iter": max_iter, "data_source": gt.source, "data_source_assumed": gt.assumed,
+    }
+    metrics: dict[str, Any] = {
+        "settings": settings, "pairs": n, "networks": chosen.tolist(),
+        "image_index": z.image_index[chosen[:, 0]].tolist(),
+        "encoder_modes": aes.encoder_modes,
+        "endpoints_in_ae_training_split": seen,
+        "endpoint_fit_mse": float(
+            (((fit_a - gt.images) ** 2).mean() + ((fit_b - gt.images) ** 2).mean()) / 2
+        ),
+        "endpoint_param_distance": float((a - b).norm(dim=1).mean()),
+    }
+    title = "Pair interpolation (same image, different seeds)"
+    text = (
+        f"{n} pairs of {split}-split INRs fitted to the same image from different seeds, "
+        f"{steps} alpha steps. Loss: pixel MSE of the rendered interpolant to the ground-truth "
+        f"image (`{gt.source}`); the endpoints fit it with MSE "
+        f"{metrics['endpoint_fit_mse']:.4g}. Mean ± std over pairs."
+    )
+    if aes.run or aes.pna_run:
+        text += (f" {seen} of the {2 * n} endpoints were in the autoencoder's training split.")
+    return _finish(
+        "pair-interpolation", out_dir, title, text, alphas, curves, seconds, n, metrics,
+        [("mse", "MSE to ground-truth image", False)], [("mse", "MSE to image")], todo,
+        skipped, gt.source if gt.assumed else None,
+    )

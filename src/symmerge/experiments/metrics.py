@@ -1,0 +1,79 @@
+"""Scalar summaries of interpolation curves: loss barrier, area under it, endpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from symmerge.errors import SymmergeError
+
+
+def _as_numpy(x: Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(x, Tensor):
+        x = x.detach().cpu().double().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def alpha_grid(steps: int) -> Tensor:
+    """``steps`` evenly spaced interpolation weights in [0, 1] (float64)."""
+    if steps < 2:
+        raise SymmergeError(f"need at least 2 interpolation steps, got {steps}")
+    return torch.linspace(0.0, 1.0, steps, dtype=torch.float64)
+
+
+def excess_over_line(curves: np.ndarray, alphas: np.ndarray, *, higher_is_better: bool = False
+                     ) -> np.ndarray:
+    """``L(alpha) - ((1 - alpha) L(0) + alpha L(1))`` per row (sign flipped for accuracies)."""
+    line = (1 - alphas) * curves[:, :1] + alphas * curves[:, -1:]
+    excess = curves - line
+    return -excess if higher_is_better else excess
+
+
+def barriers(curves: Tensor | np.ndarray, alphas: Tensor | np.ndarray, *,
+             higher_is_better: bool = False) -> np.ndarray:
+    """Loss barrier per row ``[n]``: the maximum over alpha of the excess over the
+    straight line between the endpoint values (not clipped at 0)."""
+    c, a = _as_numpy(curves), _as_numpy(alphas)
+    return excess_over_line(c, a, higher_is_better=higher_is_better).max(axis=1)
+
+
+def barrier_areas(curves: Tensor | np.ndarray, alphas: Tensor | np.ndarray, *,
+                  higher_is_better: bool = False) -> np.ndarray:
+    """Area under the excess-over-the-line curve per row (trapezoidal rule)."""
+    c, a = _as_numpy(curves), _as_numpy(alphas)
+    e = excess_over_line(c, a, higher_is_better=higher_is_better)
+    return ((e[:, 1:] + e[:, :-1]) * np.diff(a) / 2).sum(axis=1)
+
+
+def summarize_curves(curves: Tensor | np.ndarray, alphas: Tensor | np.ndarray, *,
+                     higher_is_better: bool = False) -> dict[str, float]:
+    """Mean / std / SEM of per-pair barriers and areas, endpoint values, and the
+    barrier of the mean curve (``curves`` is ``[pairs, steps]``)."""
+    c, a = _as_numpy(curves), _as_numpy(alphas)
+    if c.ndim != 2 or c.shape[1] != a.shape[0] or c.shape[0] == 0:
+        raise SymmergeError(f"curves must be [pairs, {a.shape[0]}], got {c.shape}")
+    b = barriers(c, a, higher_is_better=higher_is_better)
+    area = barrier_areas(c, a, higher_is_better=higher_is_better)
+    n = c.shape[0]
+    mean_curve = c.mean(axis=0, keepdims=True)
+
+    def sem(x: np.ndarray) -> float:
+        return float(x.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+
+    return {
+        "pairs": n,
+        "barrier_mean": float(b.mean()),
+        "barrier_std": float(b.std()),
+        "barrier_sem": sem(b),
+        "barrier_median": float(np.median(b)),
+        "barrier_of_mean_curve": float(
+            barriers(mean_curve, a, higher_is_better=higher_is_better)[0]
+        ),
+        "auc_mean": float(area.mean()),
+        "auc_std": float(area.std()),
+        "start_mean": float(c[:, 0].mean()),
+        "end_mean": float(c[:, -1].mean()),
+        "mid_mean": float(c[:, c.shape[1] // 2].mean()),
+        "worst_mean": float((c.min(axis=1) if higher_is_better else c.max(axis=1)).mean()),
+    }

@@ -1,0 +1,146 @@
+"""Experiment results and the shared Markdown report writer.
+
+Every experiment returns an :class:`ExperimentResult`: its metrics (also in
+``OUT/metrics.json``), the files it wrote and one or more
+:class:`ReportSection` objects. ``OUT/report.md`` holds the experiment's own
+sections; :func:`write_report` composes the sections of several experiments
+into one report anywhere on disk (image links are made relative to it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from symmerge.utils.io import atomic_path
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    """A table cell: floats with ``digits`` significant digits, NaN / None as a dash."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            return f"{value:.{digits - 1}e}"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def markdown_table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]], *, digits: int = 4
+) -> str:
+    """A Markdown table; ``columns`` are ``(key, header)`` pairs, missing keys show ``-``."""
+    head = "| " + " | ".join(h for _, h in columns) + " |"
+    sep = "|" + "|".join("---" for _ in columns) + "|"
+    body = ["| " + " | ".join(_fmt(r.get(k), digits) for k, _ in columns) + " |" for r in rows]
+    return "\n".join([head, sep, *body])
+
+
+@dataclass
+class ReportSection:
+    """One report section: a heading, free Markdown, an optional table and images.
+
+    ``images`` are ``(caption, absolute or cwd-relative path)``; links are made
+    relative to the report file when rendered.
+    """
+
+    title: str
+    text: str = ""
+    table: str = ""
+    images: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_markdown(self, report_dir: str | os.PathLike[str], level: int = 2) -> str:
+        parts = [f"{'#' * level} {self.title}"]
+        if self.text:
+            parts.append(self.text.strip())
+        if self.table:
+            parts.append(self.table.strip())
+        for caption, path in self.images:
+            rel = os.path.relpath(Path(path).resolve(), Path(report_dir).resolve())
+            parts.append(f"![{caption}]({Path(rel).as_posix()})")
+        if self.notes:
+            parts.append("\n".join(f"- {n}" for n in self.notes))
+        return "\n\n".join(parts) + "\n"
+
+
+@dataclass
+class ExperimentResult:
+    """What an experiment produced. ``metrics`` is JSON-serializable and deterministic
+    for a fixed seed, except the ``timing`` entries (wall-clock seconds)."""
+
+    name: str
+    out_dir: Path
+    metrics: dict[str, Any]
+    sections: list[ReportSection] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.out_dir / "metrics.json"
+
+    @property
+    def report_path(self) -> Path:
+        return self.out_dir / "report.md"
+
+    def save(self) -> None:
+        """Write ``metrics.json`` and ``report.md`` into ``out_dir`` (atomically)."""
+        write_json(self.metrics_path, self.metrics)
+        write_report(self.report_path, [self], title=None)
+        for p in (self.metrics_path, self.report_path):
+            if p not in self.files:
+                self.files.append(p)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
+        return _jsonable(obj.item())
+    return obj
+
+
+def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> Path:
+    """Atomically write ``data`` as indented, key-sorted JSON (NaN/inf become null)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=True) + "\n")
+    return Path(path)
+
+
+def write_report(
+    path: str | os.PathLike[str],
+    results: Sequence[ExperimentResult | ReportSection],
+    *,
+    title: str | None = "symmerge report",
+    intro: str = "",
+) -> Path:
+    """Compose the sections of ``results`` (experiments or bare sections) into one
+    Markdown file; image links are relative to ``path``'s folder."""
+    path = Path(path)
+    report_dir = path.parent if str(path.parent) else Path(".")
+    parts = []
+    if title:
+        parts.append(f"# {title}\n")
+    if intro:
+        parts.append(intro.strip() + "\n")
+    for item in results:
+        sections = item.sections if isinstance(item, ExperimentResult) else [item]
+        parts.extend(s.to_markdown(report_dir) for s in sections)
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(parts))
+    return path

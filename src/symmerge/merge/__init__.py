@@ -1,0 +1,27 @@
+"""Merging networks (naive, weight matching, canonical space) and single-network files."""
+
+from symmerge.merge.core import MERGE_METHODS, MergeResult, align_networks, merge, merge_weights
+from symmerge.merge.io import (
+    Network,
+    infer_spec,
+    load_module,
+    load_network,
+    load_networks,
+    parse_spec,
+    save_network,
+)
+
+__all__ = [
+    "MERGE_METHODS",
+    "MergeResult",
+    "Network",
+    "align_networks",
+    "infer_spec",
+    "load_module",
+    "load_network",
+    "load_networks",
+    "merge",
+    "merge_weights",
+    "parse_spec",
+    "save_network",
+]

@@ -1,0 +1,214 @@
+"""Reading and writing single networks for merging.
+
+Inputs are state dicts (``.pth`` / ``.pt``, read with ``torch.load(weights_only=True)``),
+safetensors state dicts (the spec JSON in the metadata, as :func:`save_network`
+writes them) or ``ZOO:index`` (one network of a zoo file). Outputs are
+safetensors state dicts whose metadata holds the spec, so that
+:func:`load_module` rebuilds a ready ``nn.Module``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import Tensor, nn
+
+from symmerge.errors import SymmergeError
+from symmerge.specs import SirenSpec, WeightSpaceSpec, spec_from_json
+from symmerge.utils.io import atomic_path
+from symmerge.zoo.io import FORMAT as ZOO_FORMAT
+from symmerge.zoo.io import load_zoo
+
+NETWORK_FORMAT = "symmerge-network/1"
+_SEQ_KEY = re.compile(r"^seq\.(\d+)\.(weight|bias)$")
+
+
+@dataclass(frozen=True)
+class Network:
+    """One network: its spec, flat parameters ``[P]`` and where it came from."""
+
+    spec: WeightSpaceSpec
+    params: Tensor
+    source: str
+
+
+def parse_spec(text: str) -> WeightSpaceSpec:
+    """A spec from JSON text, a ``.json`` file, a zoo file or a saved network file."""
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        return spec_from_json(stripped)
+    path = Path(text)
+    if not path.is_file():
+        raise SymmergeError(f"--spec must be spec JSON, a .json file or a zoo file; got {text!r}")
+    if path.suffix == ".json":
+        return spec_from_json(path.read_text())
+    meta = _safetensors_metadata(path)
+    if meta is None or "spec" not in meta:
+        raise SymmergeError(f"{path} holds no architecture spec")
+    return spec_from_json(meta["spec"])
+
+
+def infer_spec(state_dict: Mapping[str, Tensor]) -> WeightSpaceSpec:
+    """Infer a SIREN spec (default w0 and output offset) from ``seq.i`` dense layers.
+
+    Anything else (convolutions, other key names) needs an explicit spec.
+    """
+    layers: dict[int, dict[str, tuple[int, ...]]] = {}
+    for key, t in state_dict.items():
+        m = _SEQ_KEY.match(key)
+        if m is None:
+            raise SymmergeError(
+                f"cannot infer the architecture from key {key!r}; pass --spec (spec JSON, "
+                "a .json file or a zoo of the same architecture)"
+            )
+        layers.setdefault(int(m.group(1)), {})[m.group(2)] = tuple(t.shape)
+    if sorted(layers) != list(range(len(layers))) or not layers:
+        raise SymmergeError(f"state dict layers {sorted(layers)} are not seq.0 .. seq.L-1")
+    layout = []
+    for i in range(len(layers)):
+        w = layers[i].get("weight")
+        if w is None or "bias" not in layers[i]:
+            raise SymmergeError(f"seq.{i} needs both a weight and a bias")
+        if len(w) != 2:
+            raise SymmergeError(
+                f"seq.{i}.weight has shape {w}: only dense SIRENs are inferred; pass --spec "
+                "for CNNs and MLPs"
+            )
+        if layout and layout[-1] != w[1]:
+            raise SymmergeError(
+                f"seq.{i}.weight has {w[1]} inputs, seq.{i - 1} has {layout[-1]} outputs"
+            )
+        if not layout:
+            layout.append(w[1])
+        layout.append(w[0])
+    return SirenSpec(layout=tuple(layout))
+
+
+def _safetensors_metadata(path: Path) -> dict[str, str] | None:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError):
+        return None
+
+
+def _unwrap(obj: Any, source: str) -> dict[str, Tensor]:
+    """A flat ``{name: tensor}`` state dict from a loaded ``.pth`` object."""
+    if isinstance(obj, Mapping) and not all(isinstance(v, Tensor) for v in obj.values()):
+        for key in ("state_dict", "model"):
+            if isinstance(obj.get(key), Mapping):
+                return _unwrap(obj[key], source)
+    if not isinstance(obj, Mapping) or not obj or not all(
+        isinstance(v, Tensor) for v in obj.values()
+    ):
+        raise SymmergeError(f"{source} does not hold a state dict of tensors")
+    return {str(k): v for k, v in obj.items()}
+
+
+def _split_zoo_ref(source: str) -> tuple[Path, int] | None:
+    head, sep, tail = source.rpartition(":")
+    if not sep or not re.fullmatch(r"-?\d+", tail) or Path(source).exists():
+        return None
+    return Path(head), int(tail)
+
+
+def load_network(source: str | os.PathLike[str], spec: WeightSpaceSpec | None = None) -> Network:
+    """Load ``FILE.pth``, ``FILE.safetensors`` or ``ZOO:index``.
+
+    The architecture comes from the file (zoo or network metadata), else from
+    ``spec``, else it is inferred (SIRENs only). A given ``spec`` must agree
+    with the file's own.
+    """
+    source = str(source)
+    ref = _split_zoo_ref(source)
+    if ref is not None:
+        zoo_path, index = ref
+        zoo = load_zoo(zoo_path)
+        if not -len(zoo) <= index < len(zoo):
+            raise SymmergeError(f"{source}: index {index} out of range for a zoo of {len(zoo)}")
+        _check_same(spec, zoo.spec, source)
+        return Network(zoo.spec, zoo.get_params([index])[0].float(), source)
+
+    path = Path(source)
+    if not path.is_file():
+        raise SymmergeError(
+            f"network file not found: {path} (use FILE.pth, FILE.safetensors or ZOO:index)"
+        )
+    meta = _safetensors_metadata(path)
+    if meta is not None:
+        if meta.get("format") == ZOO_FORMAT:
+            raise SymmergeError(f"{path} is a zoo; pick one network with {path}:INDEX")
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+        file_spec = spec_from_json(meta["spec"]) if "spec" in meta else None
+    else:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for bad or unsafe pickles
+            raise SymmergeError(
+                f"cannot read {path} as a state dict (torch.load weights_only=True): {exc}"
+            ) from exc
+        state = _unwrap(obj, str(path))
+        file_spec = None
+    if file_spec is not None:
+        _check_same(spec, file_spec, source)
+    use = file_spec or spec or infer_spec(state)
+    return Network(use, use.from_state_dict(state).float(), source)
+
+
+def _check_same(given: WeightSpaceSpec | None, found: WeightSpaceSpec, source: str) -> None:
+    if given is not None and given != found:
+        raise SymmergeError(
+            f"{source} holds {found.describe()}, but the spec given is {given.describe()}"
+        )
+
+
+def load_networks(
+    sources: Sequence[str | os.PathLike[str]], spec: WeightSpaceSpec | None = None
+) -> tuple[WeightSpaceSpec, Tensor]:
+    """Load several networks of one architecture; returns the spec and ``[N, P]``."""
+    if not sources:
+        raise SymmergeError("no networks given")
+    nets = [load_network(s, spec) for s in sources]
+    first = nets[0].spec
+    for net in nets[1:]:
+        if net.spec != first:
+            raise SymmergeError(
+                f"architectures differ: {nets[0].source} is {first.describe()}, "
+                f"{net.source} is {net.spec.describe()}"
+            )
+    return first, torch.stack([n.params for n in nets])
+
+
+def save_network(
+    path: str | os.PathLike[str],
+    spec: WeightSpaceSpec,
+    params: Tensor,
+    provenance: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write one network ``[P]`` as a safetensors state dict with the spec in its metadata."""
+    if Path(path).is_dir():
+        raise SymmergeError(f"output path {path} is a directory; give a file name")
+    spec.check_params(params)
+    state = {k: v.detach().float().contiguous() for k, v in spec.to_state_dict(params).items()}
+    meta = {"format": NETWORK_FORMAT, "spec": spec.to_json(),
+            "provenance": json.dumps(dict(provenance or {}), default=str, sort_keys=True)}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
+    return Path(path)
+
+
+def load_module(path: str | os.PathLike[str]) -> nn.Module:
+    """An ``nn.Module`` loaded with a network written by :func:`save_network`."""
+    net = load_network(path)
+    return net.spec.module(net.params)

@@ -1,0 +1,98 @@
+"""MLP decoder, the autoencoder, and the builder that picks the encoder from the config."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+from torch_geometric.data import Batch
+
+from symmerge.errors import SymmergeError
+from symmerge.graph.convert import params_to_graph
+from symmerge.graph.template import graph_template
+from symmerge.models.config import EncoderConfig, resolve_mode
+from symmerge.models.pna import PNAEncoder
+from symmerge.models.scalegmn import ScaleGMNEncoder
+from symmerge.specs.base import WeightSpaceSpec
+
+
+class MLPDecoder(nn.Sequential):
+    """``Linear(d_latent, h_1) -> SiLU -> ... -> Linear(h_k, num_params)``."""
+
+    def __init__(self, d_latent: int, num_params: int, hidden: Sequence[int]) -> None:
+        sizes = [d_latent, *hidden]
+        layers: list[nn.Module] = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(a, b), nn.SiLU()]
+        layers.append(nn.Linear(sizes[-1], num_params))
+        super().__init__(*layers)
+
+
+class Autoencoder(nn.Module):
+    """``decode(encode(params))``: flat ``[B, P]`` parameters in the spec's PyTorch order."""
+
+    def __init__(
+        self,
+        spec: WeightSpaceSpec,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        *,
+        input_node_value: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.spec = spec
+        self.encoder = encoder
+        self.decoder = decoder
+        self.input_node_value = input_node_value
+
+    @property
+    def latent_dim(self) -> int:
+        return self.encoder.latent_dim
+
+    def graph(self, params: Tensor) -> Batch:
+        """The graph batch of ``params [B, P]`` (cached template, index gathers)."""
+        return params_to_graph(self.spec, params, input_node_value=self.input_node_value)
+
+    def encode_graph(self, graph: Batch) -> Tensor:
+        return self.encoder(graph)
+
+    def encode(self, params: Tensor) -> Tensor:
+        """``z [B, latent_dim]``."""
+        return self.encoder(self.graph(params))
+
+    def decode(self, z: Tensor) -> Tensor:
+        """``[B, P]`` in the spec's flat order."""
+        return self.decoder(z)
+
+    def forward(self, params: Tensor) -> Tensor:
+        return self.decode(self.encode(params))
+
+
+def build_encoder(spec: WeightSpaceSpec, config: EncoderConfig) -> nn.Module:
+    """ScaleGMN (``sign``/``scale``/``permutation``) or PNA (``pna``) for ``spec``'s I/O
+    signature; ``mode: auto`` takes the spec's symmetry."""
+    mode = resolve_mode(config, spec)
+    tpl = graph_template(spec)
+    depth = spec.num_hidden if config.max_hidden_layers is None else config.max_hidden_layers
+    if depth < spec.num_hidden:
+        raise SymmergeError(
+            f"max_hidden_layers={depth} is smaller than the {spec.num_hidden} hidden layers "
+            f"of {spec.describe()}"
+        )
+    sizes = {"n_in": tpl.n_in, "n_out": tpl.n_out, "edge_dim": tpl.edge_dim,
+             "max_hidden_layers": depth}
+    if mode == "pna":
+        return PNAEncoder(config, deg=tpl.in_degree_histogram(), **sizes)
+    return ScaleGMNEncoder(config, mode=mode, **sizes)
+
+
+def build_autoencoder(
+    spec: WeightSpaceSpec, encoder: EncoderConfig, decoder_widths: Sequence[int] = (2, 4)
+) -> Autoencoder:
+    """Encoder from ``encoder``; decoder hidden widths ``w * d_hidden`` for ``decoder_widths``."""
+    if any(w <= 0 for w in decoder_widths):
+        raise SymmergeError(f"decoder widths must be positive, got {list(decoder_widths)}")
+    enc = build_encoder(spec, encoder)
+    hidden = [int(w) * encoder.d_hidden for w in decoder_widths]
+    dec = MLPDecoder(enc.latent_dim, spec.num_params, hidden)
+    return Autoencoder(spec, enc, dec, input_node_value=encoder.input_node_value)

@@ -1,0 +1,68 @@
+"""The validated encoder configuration (embedded in the training config)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from symmerge.errors import SymmergeError
+from symmerge.specs.base import WeightSpaceSpec
+
+Mode = Literal["auto", "sign", "scale", "permutation", "pna"]
+
+
+class EncoderConfig(BaseModel):
+    """Encoder hyperparameters.
+
+    ``mode``: ``sign`` / ``scale`` (ScaleGMN, invariant to hidden-neuron
+    permutations and sign flips / positive rescalings), ``permutation``
+    (the same message-passing network with plain MLPs), ``pna`` (the
+    permutation-only Neural Graphs baseline on PNAConv) or ``auto`` (the spec's
+    own symmetry, resolved by :func:`resolve_mode`). ``ablate`` replaces
+    ``rho(u) + rho(-u)`` (or ``u / |u|``) by ``rho(u)`` everywhere.
+    ``d_latent=None`` is only allowed for ``pna``: the latent is then the concatenation of the
+    output-node features (``n_out * d_hidden``).
+    ``max_hidden_layers``: size of the hidden-layer positional tables (default:
+    the spec's depth); raise it to encode deeper networks with the same model.
+    ``input_node_value``: feature of input nodes (default 1.0 for SIRENs, else 0.0).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Mode = "sign"
+    d_hidden: int = Field(128, gt=0)
+    num_layers: int = Field(4, gt=0)
+    d_latent: int | None = Field(128, gt=0)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    ablate: bool = False
+    bidirectional: bool = False
+    num_io_mlps: Literal[2, 3] = 2
+    edge_pos_embed: bool = True
+    node_pos_embed: bool = True
+    skip: bool = True
+    update_edges: bool = True
+    rff_sigma: float = Field(3.0, gt=0)
+    max_hidden_layers: int | None = Field(None, ge=0)
+    input_node_value: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> EncoderConfig:
+        if self.ablate and self.mode not in ("sign", "scale", "auto"):
+            raise ValueError("ablate only applies to the sign and scale modes")
+        if self.bidirectional and self.mode == "pna":
+            raise ValueError("the pna encoder has no bidirectional variant")
+        if self.d_latent is None and self.mode != "pna":
+            raise ValueError("d_latent may only be omitted for the pna encoder")
+        return self
+
+
+def resolve_mode(config: EncoderConfig, spec: WeightSpaceSpec) -> str:
+    """The concrete mode for ``spec``; raise SymmergeError on a symmetry mismatch."""
+    mode = spec.symmetry if config.mode == "auto" else config.mode
+    if mode in ("sign", "scale") and mode != spec.symmetry:
+        raise SymmergeError(
+            f"encoder mode {mode!r} does not match the {spec.symmetry} symmetry of "
+            f"{spec.describe()}"
+        )
+    return mode

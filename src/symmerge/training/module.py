@@ -1,0 +1,110 @@
+"""The Lightning module that trains an autoencoder with a function-space loss."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from symmerge.errors import SymmergeError
+from symmerge.models import build_autoencoder
+from symmerge.specs import CNNSpec, SirenSpec, spec_from_json
+from symmerge.training.config import TrainConfig
+from symmerge.training.losses import DistillationLoss, RenderLoss, cnn_accuracy_report
+
+
+class AutoencoderModule(L.LightningModule):
+    """``decoder(encoder(network))`` trained on render MSE (INRs) or distillation (CNNs).
+
+    Loss data that is not a parameter (cached target renders, image sets) is
+    attached with :meth:`attach_loss_data` and never stored in checkpoints.
+    """
+
+    def __init__(self, spec_json: str, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.spec = spec_from_json(spec_json)
+        self.cfg = TrainConfig.model_validate(config)
+        self.model = build_autoencoder(self.spec, self.cfg.encoder, self.cfg.decoder_widths)
+        self._targets: Tensor | None = None
+        self.render_loss: RenderLoss | None = None
+        self.kd_loss: DistillationLoss | None = None
+        self._test_images: tuple[Tensor, Tensor] | None = None
+
+    # ------------------------------------------------------------------ data
+    def attach_loss_data(
+        self,
+        *,
+        targets: Tensor | None = None,
+        train_images: Tensor | None = None,
+        test_images: tuple[Tensor, Tensor] | None = None,
+    ) -> None:
+        """Cached target renders ``[N, R, R]`` (INR) or image sets (CNN)."""
+        if isinstance(self.spec, SirenSpec):
+            if targets is None:
+                raise ValueError("a SIREN autoencoder needs cached target renders")
+            self.render_loss = RenderLoss(self.spec, self.cfg.loss.resolution)
+            self._targets = targets
+        elif isinstance(self.spec, CNNSpec):
+            if train_images is None:
+                raise ValueError("a CNN autoencoder needs training images for distillation")
+            self.kd_loss = DistillationLoss(
+                self.spec, train_images, temperature=self.cfg.loss.temperature,
+                images_per_step=self.cfg.loss.images_per_step,
+            )
+            self._test_images = test_images
+
+    def on_fit_start(self) -> None:
+        if self._targets is not None:
+            self._targets = self._targets.to(self.device)
+        if self.kd_loss is not None:
+            self.kd_loss.to(self.device)
+
+    # ------------------------------------------------------------------ steps
+    def forward(self, params: Tensor) -> Tensor:
+        return self.model(params)
+
+    def _loss(self, params: Tensor, index: Tensor) -> Tensor:
+        decoded = self.model(params)
+        if self.render_loss is not None:
+            return self.render_loss(decoded, self._targets[index])  # type: ignore[index]
+        if self.kd_loss is not None:
+            return self.kd_loss(decoded, params)
+        raise RuntimeError("loss data not attached; call attach_loss_data first")
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        params, index = batch
+        loss = self._loss(params, index)
+        if not torch.isfinite(loss):
+            raise SymmergeError(
+                f"training loss became {float(loss)} at step {self.global_step}; stopped. "
+                "The last good checkpoint is kept; lower the learning rate or check the zoo."
+            )
+        self.log("train_loss", loss, prog_bar=True, batch_size=params.shape[0])
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        params, index = batch
+        self.log("val_loss", self._loss(params, index), prog_bar=True, sync_dist=True,
+                 batch_size=params.shape[0])
+        if self.kd_loss is not None and self._test_images is not None and batch_idx == 0:
+            images, labels = self._test_images
+            report = cnn_accuracy_report(
+                self.spec, params, self.model(params), images.to(self.device), labels
+            )
+            self.log_dict({f"val_{k}": v for k, v in report.items()}, sync_dist=True,
+                          batch_size=params.shape[0])
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        params, index = batch
+        self.log("test_loss", self._loss(params, index), sync_dist=True,
+                 batch_size=params.shape[0])
+
+    def configure_optimizers(self) -> Any:
+        o = self.cfg.optim
+        opt = torch.optim.AdamW(self.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        warm = max(o.warmup_steps, 1)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warm))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,113 @@
+"""End-to-end training runs on tiny zoos (seconds on a CPU)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from symmerge import CNNSpec, SirenSpec, SymmergeError
+from symmerge.training import encode, load_autoencoder, reconstruct, train
+from symmerge.training.module import AutoencoderModule
+from symmerge.zoo import save_zoo
+
+TINY = {
+    "encoder": {"d_hidden": 8, "num_layers": 1, "d_latent": 8, "dropout": 0.0},
+    "optim": {"batch_size": 16, "warmup_steps": 2},
+    "loss": {"images_per_step": 16},
+}
+
+
+@pytest.fixture(scope="module")
+def siren_zoo(tmp_path_factory):
+    spec = SirenSpec((2, 8, 8, 1))
+    params = spec.init_params(48, generator=torch.Generator().manual_seed(0))
+    path = tmp_path_factory.mktemp("zoo") / "inr.safetensors"
+    save_zoo(path, spec, params, torch.arange(48) % 10)
+    return path
+
+
+@pytest.fixture(scope="module")
+def cnn_zoo(tmp_path_factory):
+    spec = CNNSpec((1, 4, 4, 10), "relu")
+    params = spec.init_params(24, generator=torch.Generator().manual_seed(0))
+    path = tmp_path_factory.mktemp("zoo") / "cnn.safetensors"
+    save_zoo(path, spec, params, provenance={"data": "mnist-embedded"})
+    return path
+
+
+def test_train_writes_run_and_resumes(siren_zoo, tmp_path):
+    run = tmp_path / "run"
+    result = train(siren_zoo, run, preset="quick", overrides=TINY, max_epochs=2, progress=False)
+    for name in ("config.yaml", "spec.json", "model.safetensors", "result.json",
+                 "checkpoints/last.ckpt", "checkpoints/best.ckpt", "logs/metrics.csv"):
+        assert (run / name).is_file(), name
+    saved = json.loads((run / "result.json").read_text())
+    assert saved["seed"] == 0 and saved["version"]
+    assert saved["metrics"]["test_render_mse"] >= 0
+    assert saved["metrics"]["test_mean_image_mse"] > 0
+    assert result.num_networks["train"] + result.num_networks["val"] + result.num_networks["test"] == 48
+
+    model, spec, cfg = load_autoencoder(run)
+    params = SirenSpec((2, 8, 8, 1)).init_params(5)
+    assert encode(model, params).shape == (5, 8)
+    assert reconstruct(model, params).shape == (5, spec.num_params)
+
+    resumed = train(siren_zoo, run, max_epochs=3, progress=False)
+    assert resumed.timings["epochs"] == 3
+
+
+def test_same_seed_same_model(siren_zoo, tmp_path):
+    a = train(siren_zoo, tmp_path / "a", overrides=TINY, max_epochs=1, progress=False)
+    b = train(siren_zoo, tmp_path / "b", overrides=TINY, max_epochs=1, progress=False)
+    assert a.metrics == b.metrics
+
+
+def test_preset_rejects_wrong_zoo(siren_zoo, tmp_path):
+    with pytest.raises(SymmergeError, match="paper-cnn-relu"):
+        train(siren_zoo, tmp_path / "run", preset="paper-cnn-relu", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(siren_zoo, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    train(siren_zoo, run, overrides=TINY, max_epochs=1, progress=False)
+    before = (run / "checkpoints" / "last.ckpt").read_bytes()
+    monkeypatch.setattr(AutoencoderModule, "_loss", lambda self, p, i: torch.tensor(float("nan")))
+    with pytest.raises(SymmergeError, match="nan"):
+        train(siren_zoo, run, max_epochs=2, progress=False)
+    assert (run / "checkpoints" / "last.ckpt").read_bytes() == before
+
+
+def test_corrupt_run_is_a_clear_error(siren_zoo, tmp_path):
+    run = tmp_path / "run"
+    train(siren_zoo, run, overrides=TINY, max_epochs=1, progress=False)
+    (run / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(SymmergeError, match="cannot load run"):
+        load_autoencoder(run)
+    with pytest.raises(SymmergeError, match="not a finished training run"):
+        load_autoencoder(tmp_path / "missing")
+
+
+def test_cnn_autoencoder_reports_decoded_accuracy(cnn_zoo, tmp_path):
+    result = train(cnn_zoo, tmp_path / "run", overrides=TINY, max_epochs=1, progress=False)
+    for key in ("test_acc_original", "test_acc_decoded", "test_acc_l1"):
+        assert 0 <= result.metrics[key] <= 1
+
+
+def test_cli_train_ddp_two_cpu_processes(siren_zoo, tmp_path):
+    cfg = tmp_path / "tiny.yaml"
+    import yaml
+
+    cfg.write_text(yaml.safe_dump(TINY))
+    run = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "symmerge", "train", "--zoo", str(siren_zoo), "--out", str(run),
+         "--config", str(cfg), "--max-epochs", "1", "--devices", "2", "--accelerator", "cpu"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (run / "model.safetensors").is_file()

@@ -1,0 +1,233 @@
+"""The zoo file: round trips, lazy reads, splits, atomic writes and corrupt input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from symmerge import CNNSpec, SirenSpec, SymmergeError
+from symmerge.zoo import io as zoo_io
+from symmerge.zoo.io import FORMAT, Zoo, load_zoo, save_zoo, split_indices
+
+SPECS = [SirenSpec(), CNNSpec((1, 4, 4, 3))]
+
+
+def _write(path: Path, spec, n: int = 6, **kwargs) -> torch.Tensor:
+    params = torch.randn(n, spec.num_params, generator=torch.Generator().manual_seed(0))
+    save_zoo(path, spec, params, **kwargs)
+    return params
+
+
+def _raw(path: Path, tensors: dict, **meta: str) -> None:
+    """A safetensors file written without save_zoo's checks."""
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=meta)
+
+
+def _files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+# --------------------------------------------------------------- round trip
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.family)
+def test_round_trip(tmp_path: Path, spec, dtype: torch.dtype) -> None:
+    n = 7
+    params = torch.randn(n, spec.num_params, dtype=dtype)
+    labels = torch.arange(n) % 3
+    image_index = torch.arange(n) * 10
+    metrics = {"psnr": torch.linspace(10, 30, n, dtype=torch.float64), "is_test": torch.ones(n)}
+    prov = {"importer": "test", "nested": {"a": [1, 2]}, "path": tmp_path}
+    out = save_zoo(tmp_path / "z.safetensors", spec, params, labels, image_index=image_index,
+                   metrics=metrics, provenance=prov)
+    assert out == tmp_path / "z.safetensors"
+    z = load_zoo(out)
+    assert isinstance(z, Zoo) and len(z) == n and z.spec == spec
+    assert z.params.dtype == torch.float32 and torch.equal(z.params, params.float())
+    assert z.labels.dtype == torch.int64 and torch.equal(z.labels, labels)
+    assert torch.equal(z.image_index, image_index)
+    assert z.metric_names == ["is_test", "psnr"]
+    assert torch.equal(z.metric("psnr"), metrics["psnr"].float())
+    assert z.provenance["importer"] == "test" and z.provenance["nested"] == {"a": [1, 2]}
+    assert z.provenance["path"] == str(tmp_path) and "symmerge_version" in z.provenance
+    assert "n=7" in repr(z)
+
+
+def test_defaults_and_missing_metric(tmp_path: Path) -> None:
+    spec = SirenSpec()
+    _write(tmp_path / "z.safetensors", spec, n=3)
+    z = Zoo(tmp_path / "z.safetensors")
+    assert z.labels.tolist() == [-1, -1, -1]
+    assert z.image_index is None and z.metric_names == []
+    with pytest.raises(SymmergeError, match="no metric 'psnr'"):
+        z.metric("psnr")
+
+
+# ---------------------------------------------------------------- lazy reads
+def test_lazy_row_reads(tmp_path: Path) -> None:
+    spec = SirenSpec()
+    params = _write(tmp_path / "z.safetensors", spec, n=10)
+    z = load_zoo(tmp_path / "z.safetensors")
+    assert torch.equal(z.get_params(slice(2, 5)), params[2:5])
+    idx = torch.tensor([7, 1, 1, 4])
+    assert torch.equal(z.get_params(idx), params[idx])
+    assert torch.equal(z.get_params([9, -1, 0]), params[[9, 9, 0]])
+    assert z.get_params([]).shape == (0, spec.num_params)
+    pairs = torch.tensor([[3, 8], [0, 3]])
+    assert torch.equal(z.get_params(pairs), params[pairs])
+    assert "params" not in z.__dict__  # the cached full tensor was never loaded
+    with pytest.raises(SymmergeError, match="out of range"):
+        z.get_params([3, 10])
+
+
+# -------------------------------------------------------------------- splits
+def test_splits_are_deterministic_disjoint_and_covering() -> None:
+    a, b = split_indices(100, seed=3), split_indices(100, seed=3)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["train"], split_indices(100, seed=4)["train"])
+    assert [len(a[k]) for k in ("train", "val", "test")] == [80, 10, 10]
+    joined = torch.cat([a["train"], a["val"], a["test"]])
+    assert sorted(joined.tolist()) == list(range(100))
+    assert all(torch.equal(v, torch.sort(v).values) for v in a.values())
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+@pytest.mark.parametrize("fractions", [(0.8, 0.1, 0.1), (0.0, 1.0, 1.0), (1.0, 0.0, 0.0)])
+def test_split_sizes_always_cover(n: int, fractions) -> None:
+    s = split_indices(n, seed=0, fractions=fractions)
+    assert sorted(torch.cat(list(s.values())).tolist()) == list(range(n))
+
+
+def test_zoo_split(tmp_path: Path) -> None:
+    _write(tmp_path / "z.safetensors", SirenSpec(), n=20)
+    z = load_zoo(tmp_path / "z.safetensors")
+    assert torch.equal(z.split("val", seed=1), split_indices(20, seed=1)["val"])
+    with pytest.raises(SymmergeError, match="unknown split 'valid'"):
+        z.split("valid")
+    with pytest.raises(SymmergeError, match="invalid split fractions"):
+        split_indices(5, fractions=(0.5, -0.1, 0.6))
+
+
+# ------------------------------------------------------------- atomic writes
+def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_save(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(zoo_io, "save_file", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        _write(tmp_path / "z.safetensors", SirenSpec())
+    assert _files(tmp_path) == []
+
+
+def test_failed_overwrite_keeps_old_zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = SirenSpec()
+    params = _write(tmp_path / "z.safetensors", spec, n=4)
+
+    def interrupted(tensors, filename, metadata=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(zoo_io, "save_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _write(tmp_path / "z.safetensors", spec, n=9)
+    assert _files(tmp_path) == ["z.safetensors"]
+    assert torch.equal(load_zoo(tmp_path / "z.safetensors").params, params)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"params": torch.full((2, 1185), float("nan"))}, "NaN"),
+        ({"params": torch.zeros(2, 1184)}, "has 1185 parameters"),
+        ({"params": torch.zeros(1185)}, r"must be \[N, P\]"),
+        ({"params": torch.zeros(0, 1185)}, "empty zoo"),
+        ({"labels": torch.zeros(3)}, "labels has 3 entries"),
+        ({"image_index": torch.zeros(1)}, "image_index has 1 entries"),
+        ({"metrics": {"psnr": torch.zeros(5)}}, "metric psnr has 5 entries"),
+        ({"metrics": {"labels": torch.zeros(2)}}, "reserved"),
+        ({"metrics": {"__metadata__": torch.zeros(2)}}, "reserved"),
+    ],
+    ids=["nan", "wrong-p", "1d", "empty", "labels", "image-index", "metric", "reserved",
+         "dunder"],
+)
+def test_invalid_zoo_is_not_written(tmp_path: Path, kwargs: dict, pattern: str) -> None:
+    args = {"params": torch.zeros(2, 1185), **kwargs}
+    params = args.pop("params")
+    with pytest.raises(SymmergeError, match=pattern):
+        save_zoo(tmp_path / "z.safetensors", SirenSpec(), params, **args)
+    assert _files(tmp_path) == []
+
+
+def test_output_directory_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(SymmergeError, match="is a directory"):
+        save_zoo(tmp_path, SirenSpec(), torch.zeros(1, 1185))
+
+
+# ------------------------------------------------------------ corrupt input
+def test_missing_zoo(tmp_path: Path) -> None:
+    with pytest.raises(SymmergeError, match="zoo file not found"):
+        load_zoo(tmp_path / "absent.safetensors")
+
+
+@pytest.mark.parametrize("cut", [0, 1, 20, -1, -100])
+def test_truncated_or_garbage_file(tmp_path: Path, cut: int) -> None:
+    path = tmp_path / "z.safetensors"
+    _write(path, SirenSpec(), n=3)
+    path.write_bytes(path.read_bytes()[:cut])
+    with pytest.raises(SymmergeError, match="corrupt or not safetensors"):
+        load_zoo(path)
+
+
+def test_text_file_is_not_a_zoo(tmp_path: Path) -> None:
+    path = tmp_path / "z.safetensors"
+    path.write_text("params,labels\n1,2\n")
+    with pytest.raises(SymmergeError, match="corrupt or not safetensors"):
+        load_zoo(path)
+
+
+def test_wrong_param_count_for_spec(tmp_path: Path) -> None:
+    path = tmp_path / "z.safetensors"
+    _raw(path, {"params": torch.zeros(3, 1000), "labels": torch.zeros(3, dtype=torch.long)},
+         format=FORMAT, spec=SirenSpec().to_json())
+    with pytest.raises(SymmergeError, match=r"params shape \[3, 1000\] does not match siren"):
+        load_zoo(path)
+
+
+def _meta(spec=None, **extra: str) -> dict:
+    return {"format": FORMAT, "spec": (spec or SirenSpec()).to_json(), **extra}
+
+
+@pytest.mark.parametrize(
+    ("tensors", "meta", "pattern"),
+    [
+        ({"labels": torch.zeros(2)}, _meta(), "no 'params' tensor"),
+        ({"params": torch.zeros(2, 1185)}, {"spec": SirenSpec().to_json()}, "not a symmerge zoo"),
+        ({"params": torch.zeros(2, 1185)}, {"format": FORMAT}, "no architecture spec"),
+        (
+            {"params": torch.zeros(2, 1185)},
+            {"format": FORMAT, "spec": json.dumps({"family": "transformer", "layout": [2, 1]})},
+            "unknown architecture family 'transformer'",
+        ),
+        ({"params": torch.zeros(2, 1185)}, {"format": FORMAT, "spec": "{"}, "invalid .*spec JSON"),
+        ({"params": torch.zeros(2, 1185)}, _meta(provenance="{oops"), "invalid provenance JSON"),
+        (
+            {"params": torch.zeros(2, 1185), "labels": torch.zeros(3, dtype=torch.long)},
+            _meta(),
+            r"labels \[3\] do not match the 2 networks",
+        ),
+        (
+            {"params": torch.zeros(2, 1185), "psnr": torch.zeros(2, 2)},
+            _meta(),
+            r"psnr \[2, 2\] do not match",
+        ),
+    ],
+    ids=["no-params", "no-format", "no-spec", "unknown-family", "bad-spec-json",
+         "bad-provenance", "labels-length", "metric-shape"],
+)
+def test_invalid_zoo_files(tmp_path: Path, tensors: dict, meta: dict, pattern: str) -> None:
+    path = tmp_path / "z.safetensors"
+    _raw(path, tensors, **meta)
+    with pytest.raises(SymmergeError, match=pattern):
+        load_zoo(path)
