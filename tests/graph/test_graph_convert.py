@@ -143,7 +143,7 @@ def test_batch_is_pyg_compatible(generator):
     batch = params_to_graph(spec, params)
     again = Batch.from_data_list(batch.to_data_list())
     assert set(again.keys()) == set(batch.keys())
-    for key in batch.keys():
+    for key in batch.keys():  # noqa: SIM118 (Batch is not a dict)
         assert torch.equal(again[key], batch[key]), key
     n = graph_template(spec).num_nodes
     assert torch.equal(batch.batch, torch.arange(3).repeat_interleave(n))
@@ -154,10 +154,11 @@ def test_mixed_groups(generator):
     pa, pb, pc = (s.init_params(n, generator=generator) for s, n in ((a, 2), (b, 3), (c, 1)))
     mixed = graphs_from_groups([(a, pa), (b, pb), (c, pc)])
     assert mixed.num_graphs == 6 and mixed.edge_attr.shape[1] == 9
-    singles = [g for s, p in ((a, pa), (b, pb), (c, pc)) for g in params_to_graph(s, p).to_data_list()]
+    groups = ((a, pa), (b, pb), (c, pc))
+    singles = [g for s, p in groups for g in params_to_graph(s, p).to_data_list()]
     for i, want in enumerate(singles):
         got = mixed.get_example(i)
-        for key in want.keys():
+        for key in want.keys():  # noqa: SIM118 (Data is not a dict)
             w = want[key]
             if key == "edge_attr":
                 assert got[key][:, w.shape[1]:].eq(0).all()

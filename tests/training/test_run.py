@@ -48,7 +48,7 @@ def test_train_writes_run_and_resumes(siren_zoo, tmp_path):
     assert saved["seed"] == 0 and saved["version"]
     assert saved["metrics"]["test_render_mse"] >= 0
     assert saved["metrics"]["test_mean_image_mse"] > 0
-    assert result.num_networks["train"] + result.num_networks["val"] + result.num_networks["test"] == 48
+    assert sum(result.num_networks.values()) == 48
 
     model, spec, cfg = load_autoencoder(run)
     params = SirenSpec((2, 8, 8, 1)).init_params(5)

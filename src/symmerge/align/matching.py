@@ -99,8 +99,9 @@ def _descend(
     for _ in range(max_iter):
         changed = torch.zeros(batch, dtype=torch.bool)
         for h in torch.randperm(hidden, generator=gen).tolist():
-            cost = torch.einsum("bid,bjd->bij", rows_a[h], incoming(spec, cur, h).to(wide))
-            cost += torch.einsum("bid,bjd->bij", cols_a[h], outgoing(spec, cur, h).to(wide))
+            # C[b, i, j] = <in_A[i], in_B'[j]> + <out_A[i], out_B'[j]>, all pairs at once
+            cost = torch.bmm(rows_a[h], incoming(spec, cur, h).to(wide).mT)
+            cost += torch.bmm(cols_a[h], outgoing(spec, cur, h).to(wide).mT)
             cost_np = cost.cpu().numpy()
             n = cost_np.shape[-1]
             perm, sign = np.tile(np.arange(n), (batch, 1)), np.ones((batch, n))

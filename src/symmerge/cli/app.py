@@ -41,7 +41,12 @@ def _root(
 
 def _register() -> None:
     # Command modules attach their commands to `app` / `zoo_app` on import.
-    from symmerge.cli import train_commands, zoo_commands  # noqa: F401
+    from symmerge.cli import (  # noqa: F401
+        canon_commands,
+        experiment_commands,
+        train_commands,
+        zoo_commands,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -174,7 +174,7 @@ def graph_action(spec: WeightSpaceSpec, element: GroupElement) -> GraphAction:
     node_perm = torch.arange(tpl.num_nodes).repeat(B, 1)
     node_mult = torch.ones(B, tpl.num_nodes, dtype=dtype)
     offs = tpl.node_offsets
-    for h, (perm, mult) in enumerate(zip(element.perms, element.mults)):
+    for h, (perm, mult) in enumerate(zip(element.perms, element.mults, strict=True)):
         a, b = offs[h + 1], offs[h + 2]
         node_perm[:, a:b] = a + perm.cpu()
         node_mult[:, a:b] = mult.cpu()

@@ -21,6 +21,7 @@ Node and type conventions (for a layout ``[n_0, ..., n_L]``):
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass, fields
 
@@ -101,7 +102,7 @@ class GraphTemplate:
     def edge_offsets(self) -> tuple[int, ...]:
         """First edge of every weight layer (plus the end)."""
         offs = [0]
-        for a, b in zip(self.layout[:-1], self.layout[1:]):
+        for a, b in itertools.pairwise(self.layout):
             offs.append(offs[-1] + a * b)
         return tuple(offs)
 

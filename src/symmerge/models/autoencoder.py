@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from torch import Tensor, nn
@@ -22,7 +23,7 @@ class MLPDecoder(nn.Sequential):
     def __init__(self, d_latent: int, num_params: int, hidden: Sequence[int]) -> None:
         sizes = [d_latent, *hidden]
         layers: list[nn.Module] = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
+        for a, b in itertools.pairwise(sizes):
             layers += [nn.Linear(a, b), nn.SiLU()]
         layers.append(nn.Linear(sizes[-1], num_params))
         super().__init__(*layers)

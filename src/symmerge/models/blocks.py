@@ -30,12 +30,18 @@ class MLP(nn.Module):
     def forward(self, u: Tensor) -> Tensor:
         return self._tail(self.lin1(u))
 
+    def forward_symmetrized(self, u: Tensor) -> Tensor:
+        """``forward(u) + forward(-u)``, sharing the first matrix product."""
+        y = u @ self.lin1.weight.T
+        b = self.lin1.bias
+        return self._tail(b + y) + self._tail(b - y)
+
     def forward_gathered(self, parts: Sequence[tuple[Tensor, Tensor | None]]) -> Tensor:
         """``forward(cat([t[idx] for t, idx in parts], -1))`` with the first linear map
         applied before the gather (per node instead of per edge)."""
         widths = [t.shape[-1] for t, _ in parts]
         h = self.lin1.bias
-        for w, (t, idx) in zip(self.lin1.weight.split(widths, dim=1), parts):
+        for w, (t, idx) in zip(self.lin1.weight.split(widths, dim=1), parts, strict=True):
             y = t @ w.T
             h = h + (y if idx is None else y[idx])
         return self._tail(h)
@@ -60,7 +66,7 @@ class Canon(nn.Module):
         if self.ablate:
             return self.rho(u)
         if self.mode == "sign":
-            return self.rho(u) + self.rho(-u)
+            return self.rho.forward_symmetrized(u)
         return u / torch.linalg.vector_norm(u, dim=-1, keepdim=True).clamp_min(SCALE_EPS)
 
 
@@ -134,7 +140,7 @@ class ScaleEquivariant(nn.Module):
 
     def invariant(self, u: Tensor, part: Partition) -> Tensor:
         branches = [((HIDDEN,), lambda v: self.phi(self.canon(v)))]
-        branches += list(zip(self.groups, self.phi_io))
+        branches += list(zip(self.groups, self.phi_io, strict=True))
         return by_class(u, part, self.d_out, branches)
 
     def forward(self, u: Tensor, part: Partition) -> Tensor:

@@ -209,7 +209,7 @@ class ScaleGMNEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if mode not in ("sign", "scale", "permutation"):
-            raise SymmergeError(f"ScaleGMNEncoder mode must be sign, scale or permutation, got {mode!r}")
+            raise SymmergeError(f"ScaleGMNEncoder takes sign, scale or permutation, not {mode!r}")
         if config.d_latent is None:
             raise SymmergeError("ScaleGMNEncoder needs d_latent")
         d = config.d_hidden

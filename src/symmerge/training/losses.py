@@ -63,7 +63,9 @@ class DistillationLoss(nn.Module):
         self.images_per_step = images_per_step
         self.register_buffer("train_images", train_images, persistent=False)
 
-    def forward(self, decoded: Tensor, original: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def forward(
+        self, decoded: Tensor, original: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
         n = self.train_images.shape[0]
         idx = torch.randint(0, n, (min(self.images_per_step, n),), generator=generator)
         x = self.train_images[idx.to(self.train_images.device)]
@@ -77,7 +79,7 @@ def accuracy(spec: WeightSpaceSpec, params: Tensor, images: Tensor, labels: Tens
              batch_size: int = 256) -> Tensor:
     """Accuracy ``[B]`` of each network on ``(images, labels)``."""
     correct = torch.zeros(params.shape[0], dtype=torch.float64)
-    for x, y in zip(images.split(batch_size), labels.split(batch_size)):
+    for x, y in zip(images.split(batch_size), labels.split(batch_size), strict=True):
         pred = spec.forward(params, x).argmax(-1)  # [B, n]
         correct += (pred == y.to(pred.device)).sum(-1).double().cpu()
     return (correct / labels.shape[0]).float()

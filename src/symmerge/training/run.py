@@ -115,7 +115,8 @@ def train(
     if resuming:
         cfg = _load_run_config(run, spec)
         if max_epochs is not None:
-            cfg = cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"max_epochs": max_epochs})})
+            optim = cfg.optim.model_copy(update={"max_epochs": max_epochs})
+            cfg = cfg.model_copy(update={"optim": optim})
     else:
         extra = dict(overrides or {})
         if max_epochs is not None:
@@ -220,7 +221,9 @@ def _export_weights(model: torch.nn.Module, path: Path) -> None:
         save_file(state, str(tmp))
 
 
-def load_autoencoder(run: str | os.PathLike[str]) -> tuple[torch.nn.Module, WeightSpaceSpec, TrainConfig]:
+def load_autoencoder(
+    run: str | os.PathLike[str],
+) -> tuple[torch.nn.Module, WeightSpaceSpec, TrainConfig]:
     """The best model of a finished run (weights from ``model.safetensors``), in eval mode."""
     run = Path(run)
     for name in ("config.yaml", "spec.json", "model.safetensors"):
@@ -233,7 +236,9 @@ def load_autoencoder(run: str | os.PathLike[str]) -> tuple[torch.nn.Module, Weig
         state = load_file(str(run / "model.safetensors"))
         model.load_state_dict(state)
     except (SafetensorError, RuntimeError, OSError) as exc:
-        raise SymmergeError(f"cannot load run {run}: corrupt or incompatible files ({exc})") from exc
+        raise SymmergeError(
+            f"cannot load run {run}: corrupt or incompatible files ({exc})"
+        ) from exc
     return model.eval(), spec, cfg
 
 

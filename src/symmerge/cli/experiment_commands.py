@@ -1,0 +1,148 @@
+"""``symmerge experiment ...``: interpolation, orbit collapse and latent maps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from symmerge.cli.app import app
+
+experiment_app = typer.Typer(
+    help="Run the experiments (metrics.json, PNG plots and report.md in --out).",
+    no_args_is_help=True,
+)
+app.add_typer(experiment_app, name="experiment")
+
+_ZOO = typer.Option(..., help="Zoo file.")
+_OUT = typer.Option(..., help="Output directory.")
+_RUN = typer.Option(None, help="ScaleGMN autoencoder run (ae, ae-latent, ae-lift).")
+_PNA = typer.Option(None, "--pna-run", help="Permutation-only autoencoder run (pna-ae).")
+_METHODS = typer.Option(None, help="Comma-separated methods (default: all that apply).")
+_SPLIT = typer.Option("test", help="Networks from split train | val | test | all (run's split).")
+_SEED = typer.Option(0, help="Seed: same seed, same numbers.")
+_RESTARTS = typer.Option(0, min=0, help="Weight-matching random restarts.")
+_MAPS = typer.Option("umap,tsne", help="Comma-separated maps: umap, tsne (or empty).")
+
+
+def _list(text: str | None) -> list[str] | None:
+    return None if text is None else [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _print_interpolation(result) -> None:
+    primary = result.metrics["primary_metric"]
+    for m, per in result.metrics["methods"].items():
+        s = per[primary]
+        t = result.metrics["timing"][m]["seconds_per_pair"] * 1000
+        typer.echo(f"{m:>14}: barrier {s['barrier_mean']:.4g} ± {s['barrier_std']:.2g}  "
+                   f"AUC {s['auc_mean']:.4g}  L(0) {s['start_mean']:.4g}  "
+                   f"L(1) {s['end_mean']:.4g}  {t:.3g} ms/pair")
+    for m, why in result.metrics["skipped"].items():
+        typer.echo(f"{m:>14}: skipped ({why})")
+    typer.echo(f"report: {result.report_path}")
+
+
+@experiment_app.command("orbit-interpolation")
+def orbit_interpolation_cmd(
+    zoo: Path = _ZOO, out: Path = _OUT, run: Path | None = _RUN, pna_run: Path | None = _PNA,
+    methods: str | None = _METHODS,
+    runs: int = typer.Option(10, min=1, help="Base networks (one orbit each)."),
+    orbit_size: int = typer.Option(512, min=2, help="Orbit members = pairs per network."),
+    transform: str = typer.Option("PD", help="P | D | PD"),
+    perturbation: float = typer.Option(0.005, min=0.0, help="Noise std of the second orbit."),
+    steps: int = typer.Option(40, min=2, help="Alpha steps."),
+    split: str = _SPLIT,
+    data: str | None = typer.Option(None, help="Image source (default: the zoo's)."),
+    seed: int = _SEED, restarts: int = _RESTARTS,
+) -> None:
+    """Interpolate between orbit members of INRs (METHOD.md 6.1)."""
+    from symmerge.experiments import orbit_interpolation
+
+    _print_interpolation(orbit_interpolation(
+        zoo, out, run=run, pna_run=pna_run, methods=_list(methods), runs=runs,
+        orbit_size=orbit_size, transform=transform, perturbation=perturbation, steps=steps,
+        split=split, data=data, seed=seed, restarts=restarts,
+    ))
+
+
+@experiment_app.command("pair-interpolation")
+def pair_interpolation_cmd(
+    zoo: Path = _ZOO, out: Path = _OUT, run: Path | None = _RUN, pna_run: Path | None = _PNA,
+    methods: str | None = _METHODS,
+    pairs: int | None = typer.Option(None, min=1, help="At most this many pairs (default all)."),
+    steps: int = typer.Option(40, min=2, help="Alpha steps."),
+    split: str = _SPLIT,
+    data: str | None = typer.Option(None, help="Image source (default: the zoo's)."),
+    seed: int = _SEED, restarts: int = _RESTARTS,
+) -> None:
+    """Interpolate between INRs fitted to the same image from different seeds."""
+    from symmerge.experiments import pair_interpolation
+
+    _print_interpolation(pair_interpolation(
+        zoo, out, run=run, pna_run=pna_run, methods=_list(methods), pairs=pairs, steps=steps,
+        split=split, data=data, seed=seed, restarts=restarts,
+    ))
+
+
+@experiment_app.command("cnn-interpolation")
+def cnn_interpolation_cmd(
+    zoo: Path = _ZOO, out: Path = _OUT, run: Path | None = _RUN, pna_run: Path | None = _PNA,
+    methods: str | None = _METHODS,
+    pairs: int = typer.Option(20, min=1, help="Disjoint pairs."),
+    steps: int = typer.Option(21, min=2, help="Alpha steps."),
+    top: int | None = typer.Option(1500, min=2, help="Keep the most accurate networks first."),
+    split: str = _SPLIT,
+    images: str | None = typer.Option(None, help="Evaluation image source (default: the zoo's)."),
+    eval_images: int | None = typer.Option(10000, min=1, help="Held-out images to evaluate on."),
+    seed: int = _SEED, restarts: int = _RESTARTS,
+) -> None:
+    """Interpolate between independently trained CNNs of a zoo."""
+    from symmerge.experiments import cnn_interpolation
+
+    _print_interpolation(cnn_interpolation(
+        zoo, out, run=run, pna_run=pna_run, methods=_list(methods), pairs=pairs, steps=steps,
+        top=top, split=split, images=images, eval_images=eval_images, seed=seed,
+        restarts=restarts,
+    ))
+
+
+@experiment_app.command("orbit-collapse")
+def orbit_collapse_cmd(
+    zoo: Path = _ZOO, out: Path = _OUT, run: Path | None = _RUN, pna_run: Path | None = _PNA,
+    networks: int = typer.Option(10, min=2, help="Networks (one orbit each)."),
+    orbit_size: int = typer.Option(64, min=2, help="Orbit members."),
+    transform: str = typer.Option("PD", help="P | D | PD"),
+    background: int = typer.Option(500, min=5, help="Background networks in the maps."),
+    map_orbits: int = typer.Option(3, min=0, help="Orbits overlaid on the maps."),
+    maps: str = _MAPS, split: str = _SPLIT, seed: int = _SEED,
+) -> None:
+    """Latent distances within vs. between orbits, and maps with orbits overlaid."""
+    from symmerge.experiments import orbit_collapse
+
+    result = orbit_collapse(
+        zoo, out, run=run, pna_run=pna_run, networks=networks, orbit_size=orbit_size,
+        transform=transform, background=background, map_orbits=map_orbits,
+        maps=_list(maps) or [], split=split, seed=seed,
+    )
+    for s in result.metrics["encoders"].values():
+        typer.echo(f"{s['encoder']}: within {s['within_mean']:.4g}, between "
+                   f"{s['between_mean']:.4g}, ratio {s['ratio']:.4g}")
+    typer.echo(f"report: {result.report_path}")
+
+
+@experiment_app.command("latent-map")
+def latent_map_cmd(
+    zoo: Path = _ZOO, out: Path = _OUT, run: Path | None = _RUN, pna_run: Path | None = _PNA,
+    split: str = _SPLIT,
+    max_points: int = typer.Option(2000, min=5, help="At most this many networks."),
+    maps: str = _MAPS, seed: int = _SEED,
+) -> None:
+    """UMAP and t-SNE of a zoo split's latents, coloured by label."""
+    from symmerge.experiments import latent_map
+
+    result = latent_map(zoo, out, run=run, pna_run=pna_run, split=split, max_points=max_points,
+                        maps=_list(maps) or [], seed=seed)
+    for s in result.metrics["encoders"].values():
+        typer.echo(f"{s['encoder']}: 5-NN accuracy {s['knn_accuracy']:.4g}, "
+                   f"silhouette {s['silhouette']:.4g}")
+    typer.echo(f"report: {result.report_path}")

@@ -1,0 +1,105 @@
+"""Canonicalizers: exactness on orbits, function preservation, errors, zoo canonicalization."""
+
+import pytest
+import torch
+
+from symmerge import CNNSpec, MLPSpec, SirenSpec, SymmergeError
+from symmerge.canon import (
+    AECanonicalizer,
+    AELiftCanonicalizer,
+    SortCanonicalizer,
+    canonicalize,
+    canonicalize_zoo,
+    make_canonicalizer,
+)
+from symmerge.symmetry import assert_function_preserved, function_error, make_orbit
+from symmerge.training import load_autoencoder, reconstruct
+from symmerge.zoo import load_zoo
+
+SPECS = [SirenSpec((2, 12, 10, 1)), MLPSpec((3, 8, 7, 2), "tanh"), MLPSpec((3, 8, 7, 2), "relu"),
+         CNNSpec((1, 4, 5, 3), "relu"), CNNSpec((1, 4, 5, 3), "tanh")]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.family}-{s.activation}")
+def test_sort_maps_every_orbit_member_to_identical_parameters(spec):
+    gen = torch.Generator().manual_seed(0)
+    base = spec.init_params(1, generator=gen, dtype=torch.float64)[0]
+    orbit, _ = make_orbit(spec, base, 12, "PD", generator=gen)
+    canonical = SortCanonicalizer(spec)(orbit)
+    scale = canonical.abs().max()
+    assert float((canonical - canonical[0]).abs().max() / scale) < 1e-12
+    assert_function_preserved(spec, orbit, canonical)
+
+
+def test_sort_single_network_and_float32_orbit():
+    spec = SirenSpec((2, 16, 16, 1))
+    gen = torch.Generator().manual_seed(1)
+    base = spec.init_params(1, generator=gen)[0]
+    orbit, _ = make_orbit(spec, base, 8, "PD", generator=gen)
+    canonical = canonicalize(orbit, spec, "sort")
+    torch.testing.assert_close(canonical, canonical[:1].expand_as(canonical), rtol=0, atol=1e-7)
+    assert canonicalize(base, spec, "sort").shape == base.shape
+
+
+def test_ae_is_the_reconstruction(assets):
+    model, spec, _ = load_autoencoder(assets.run)
+    params = load_zoo(assets.inr_zoo).params[:5]
+    canon = make_canonicalizer("ae", spec, run=assets.run)
+    assert isinstance(canon, AECanonicalizer) and not canon.exact
+    torch.testing.assert_close(canon(params), reconstruct(model, params))
+
+
+def test_ae_lift_computes_the_input_function(assets):
+    spec = load_zoo(assets.inr_zoo).spec
+    params = load_zoo(assets.inr_zoo).params[:6].double()
+    canon = make_canonicalizer("ae-lift", spec, run=assets.run)
+    assert isinstance(canon, AELiftCanonicalizer) and canon.exact
+    lifted, templates = canon.lift(params)
+    grid = torch.rand(200, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 - 1
+    assert function_error(spec, params, lifted, grid) < 1e-5
+    assert function_error(spec, params.float(), canon(params.float())) < 1e-5
+    # it moved towards the template: never farther than the input (weight matching ascends)
+    dot_in = (templates.double() * params).sum(1)
+    dot_out = (templates.double() * lifted).sum(1)
+    assert bool((dot_out >= dot_in - 1e-9).all())
+
+
+def test_ae_lift_on_cnns_preserves_logits(assets):
+    spec = load_zoo(assets.cnn_zoo).spec
+    params = load_zoo(assets.cnn_zoo).params[:4]
+    lifted = make_canonicalizer("ae-lift", spec, run=assets.cnn_run)(params)
+    assert function_error(spec, params, lifted) < 1e-5
+
+
+def test_ae_lift_maps_an_exact_orbit_to_one_point(assets):
+    z = load_zoo(assets.inr_zoo)
+    orbit, _ = make_orbit(z.spec, z.params[3], 8, "PD", generator=torch.Generator().manual_seed(2))
+    lifted = make_canonicalizer("ae-lift", z.spec, run=assets.run)(orbit)
+    rel = (lifted - lifted[0]).abs().max() / lifted.abs().max()
+    assert float(rel) < 1e-4
+
+
+def test_errors(assets):
+    spec = SirenSpec((2, 16, 16, 1))
+    with pytest.raises(SymmergeError, match="unknown canonicalization method"):
+        make_canonicalizer("magic", spec)
+    with pytest.raises(SymmergeError, match="needs a trained autoencoder"):
+        make_canonicalizer("ae-lift", spec)
+    with pytest.raises(SymmergeError, match="was trained on"):
+        make_canonicalizer("ae", SirenSpec((2, 8, 8, 1)), run=assets.run)
+    with pytest.raises(SymmergeError, match="parameters have shape"):
+        SortCanonicalizer(spec)(torch.zeros(3, 7))
+    with pytest.raises(SymmergeError, match="NaN"):
+        SortCanonicalizer(spec)(torch.full((1, spec.num_params), float("nan")))
+
+
+@pytest.mark.parametrize("method", ["sort", "ae"])
+def test_canonicalize_zoo(assets, tmp_path, method):
+    out = tmp_path / f"{method}.safetensors"
+    rep = canonicalize_zoo(assets.inr_zoo, out, method, run=assets.run)
+    src, dst = load_zoo(assets.inr_zoo), load_zoo(out)
+    assert len(dst) == len(src) == rep.networks and rep.exact == (method == "sort")
+    assert torch.equal(dst.labels, src.labels) and torch.equal(dst.image_index, src.image_index)
+    assert dst.provenance["canonicalization"] == method
+    if method == "sort":
+        assert_function_preserved(src.spec, src.params, dst.params)

@@ -1,0 +1,146 @@
+"""``symmerge merge`` / ``canonicalize`` / ``experiment``: round trips and clear errors."""
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from symmerge import SirenSpec
+from symmerge.cli.app import main
+from symmerge.merge import load_module
+from symmerge.specs import spec_from_json
+from symmerge.symmetry import assert_function_preserved, make_orbit
+from symmerge.zoo import load_zoo
+from tests.experiments.assets import build_assets
+
+SPEC = SirenSpec((2, 16, 16, 1))
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    return build_assets(str(tmp_path_factory.getbasetemp()))
+
+
+def run_cli(argv, capsys):
+    """(exit code, stdout, stderr) of ``symmerge argv``."""
+    try:
+        main([str(a) for a in argv])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture
+def orbit_files(tmp_path):
+    """Two .pth state dicts of one SIREN in different orbit positions (dtype float64)."""
+    gen = torch.Generator().manual_seed(0)
+    base = SPEC.init_params(1, generator=gen, dtype=torch.float64)[0]
+    orbit, _ = make_orbit(SPEC, base, 3, "PD", generator=gen)
+    paths = []
+    for i, p in enumerate(orbit):
+        path = tmp_path / f"net{i}.pth"
+        torch.save(SPEC.module(p).state_dict(), path)
+        paths.append(path)
+    return base, orbit, paths
+
+
+def test_merge_round_trip_through_an_nn_module(orbit_files, tmp_path, capsys):
+    base, orbit, paths = orbit_files
+    out = tmp_path / "merged.safetensors"
+    code, stdout, err = run_cli(["merge", paths[0], paths[1], "--method", "wm", "--out", out],
+                                capsys)
+    assert code == 0, err
+    assert "merged 2" in stdout and out.is_file()
+    module = load_module(out)
+    assert isinstance(module, torch.nn.Module)
+    x = SPEC.probe_inputs(dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(module.double()(x), SPEC.forward(base, x), rtol=1e-5, atol=1e-5)
+    # plain safetensors + the spec in the metadata is enough to rebuild the module by hand
+    with safe_open(str(out), framework="pt") as f:
+        meta = f.metadata()
+    spec = spec_from_json(meta["spec"])
+    fresh = spec.build_module()
+    fresh.load_state_dict(load_file(str(out)))
+    assert json.loads(meta["provenance"])["method"] == "wm"
+
+
+def test_n_model_merge_with_weights_and_zoo_refs(assets, tmp_path, capsys):
+    out = tmp_path / "merged.safetensors"
+    refs = [f"{assets.inr_zoo}:{i}" for i in range(4)]
+    code, _, err = run_cli(["merge", *refs, "--method", "sort", "--weights", "1,1,1,2",
+                            "--out", out], capsys)
+    assert code == 0, err
+    prov = json.loads(safe_open(str(out), framework="pt").metadata()["provenance"])
+    assert prov["weights"] == pytest.approx([0.2, 0.2, 0.2, 0.4])
+    code, _, err = run_cli(["merge", *refs[:3], "--method", "ae-lift", "--run", assets.run,
+                            "--out", tmp_path / "lift.safetensors"], capsys)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--method", "soup"], "unknown method 'soup'"),
+        (["--method", "ae"], "needs a trained autoencoder: pass --run"),
+        (["--method", "ae-lift"], "needs a trained autoencoder: pass --run"),
+        (["--alpha", "0.5", "--weights", "1,1"], "either --alpha or --weights"),
+        (["--weights", "1,x"], "comma-separated numbers"),
+    ],
+)
+def test_merge_bad_options(orbit_files, tmp_path, capsys, extra, message):
+    _, _, paths = orbit_files
+    code, _, err = run_cli(["merge", paths[0], paths[1], "--out", tmp_path / "o.safetensors",
+                            *extra], capsys)
+    assert code == 2
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_merge_mismatched_architectures(orbit_files, assets, tmp_path, capsys):
+    _, _, paths = orbit_files
+    other = tmp_path / "small.pth"
+    torch.save(SirenSpec((2, 8, 8, 1)).module().state_dict(), other)
+    code, _, err = run_cli(["merge", paths[0], other, "--out", tmp_path / "o.safetensors"], capsys)
+    assert code == 2 and "architectures differ" in err
+    code, _, err = run_cli(["merge", paths[0], "--out", tmp_path / "o.safetensors"], capsys)
+    assert code == 2 and "at least two" in err
+    code, _, err = run_cli(["merge", paths[0], paths[1], "--method", "ae", "--run", assets.cnn_run,
+                            "--out", tmp_path / "o.safetensors"], capsys)
+    assert code == 2 and "was trained on" in err
+    code, _, err = run_cli(["merge", paths[0], tmp_path / "nope.pth", "--out",
+                            tmp_path / "o.safetensors"], capsys)
+    assert code == 2 and "not found" in err
+
+
+def test_canonicalize_cli(assets, tmp_path, capsys):
+    out = tmp_path / "canon.safetensors"
+    code, stdout, err = run_cli(["canonicalize", "--method", "sort", "--zoo", assets.inr_zoo,
+                                 "--out", out], capsys)
+    assert code == 0, err
+    assert "function-preserving" in stdout
+    assert_function_preserved(load_zoo(out).spec, load_zoo(assets.inr_zoo).params,
+                              load_zoo(out).params)
+    code, _, err = run_cli(["canonicalize", "--method", "ae-lift", "--zoo", assets.inr_zoo,
+                            "--out", out], capsys)
+    assert code == 2 and "pass --run" in err
+    code, _, err = run_cli(["canonicalize", "--method", "nope", "--zoo", assets.inr_zoo,
+                            "--out", out], capsys)
+    assert code == 2 and "unknown method" in err
+
+
+def test_experiment_cli(assets, tmp_path, capsys):
+    out = tmp_path / "exp"
+    code, stdout, err = run_cli(
+        ["experiment", "orbit-interpolation", "--zoo", assets.inr_zoo, "--out", out,
+         "--methods", "naive,wm,ae", "--runs", "1", "--orbit-size", "4", "--steps", "5",
+         "--split", "all"], capsys)
+    assert code == 0, err
+    assert "naive: barrier" in stdout and "ae: skipped" in stdout
+    assert (out / "metrics.json").is_file() and (out / "report.md").is_file()
+    code, _, err = run_cli(["experiment", "orbit-interpolation", "--zoo", assets.inr_zoo,
+                            "--out", out, "--methods", "naive,bogus"], capsys)
+    assert code == 2 and "unknown method" in err

@@ -1,0 +1,160 @@
+"""Merging: weights, methods, N-model merges, network files."""
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from symmerge import CNNSpec, MLPSpec, SirenSpec, SymmergeError
+from symmerge.merge import (
+    infer_spec,
+    load_module,
+    load_network,
+    load_networks,
+    merge,
+    merge_weights,
+    parse_spec,
+    save_network,
+)
+from symmerge.symmetry import assert_function_preserved, make_orbit
+from symmerge.zoo import load_zoo
+
+SPEC = SirenSpec((2, 16, 16, 1))
+
+
+def test_merge_weights():
+    torch.testing.assert_close(merge_weights(4), torch.full((4,), 0.25, dtype=torch.float64))
+    torch.testing.assert_close(merge_weights(2, alpha=0.3),
+                               torch.tensor([0.7, 0.3], dtype=torch.float64))
+    torch.testing.assert_close(merge_weights(3, weights=[1, 1, 2]),
+                               torch.tensor([0.25, 0.25, 0.5], dtype=torch.float64))
+    for kwargs, msg in [({"alpha": 0.5, "n": 3}, "for two networks"),
+                        ({"alpha": 1.5, "n": 2}, r"in \[0, 1\]"),
+                        ({"weights": [1, 2], "n": 3}, "2 weights for 3"),
+                        ({"weights": [1, -1], "n": 2}, "non-negative"),
+                        ({"n": 1}, "at least 2")]:
+        n = kwargs.pop("n")
+        with pytest.raises(SymmergeError, match=msg):
+            merge_weights(n, **kwargs)
+
+
+def test_naive_is_the_weighted_mean():
+    params = SPEC.init_params(3, generator=torch.Generator().manual_seed(0))
+    res = merge(params, SPEC, "naive", weights=[1, 2, 1])
+    torch.testing.assert_close(res.params, 0.25 * params[0] + 0.5 * params[1] + 0.25 * params[2])
+
+
+@pytest.mark.parametrize("method", ["wm", "sort"])
+@pytest.mark.parametrize("n", [2, 4])
+def test_merging_an_exact_orbit_returns_its_function(method, n):
+    spec = MLPSpec((3, 10, 8, 2), "relu") if n == 4 else SPEC
+    gen = torch.Generator().manual_seed(n)
+    base = spec.init_params(1, generator=gen, dtype=torch.float64)[0]
+    orbit, _ = make_orbit(spec, base, n, "PD", generator=gen)
+    res = merge(orbit, spec, method)
+    assert res.aligned.shape == orbit.shape
+    assert_function_preserved(spec, orbit, res.aligned)
+    assert_function_preserved(spec, base.unsqueeze(0), res.params.unsqueeze(0))
+    naive = merge(orbit, spec, "naive").params
+    inputs = spec.probe_inputs(dtype=torch.float64, generator=gen)
+    err_naive = (spec.forward(naive, inputs) - spec.forward(base, inputs)).abs().max()
+    assert float(err_naive) > 1e-3  # naive averaging of an orbit does break the function
+
+
+def test_n_model_merge_goes_through_canonical_space_in_one_batch(assets, monkeypatch):
+    from symmerge.canon.core import AELiftCanonicalizer
+
+    calls = []
+    orig = AELiftCanonicalizer.lift
+
+    def spy(self, params, templates=None):
+        calls.append(params.shape[0])
+        return orig(self, params, templates)
+
+    monkeypatch.setattr(AELiftCanonicalizer, "lift", spy)
+    z = load_zoo(assets.inr_zoo)
+    params = z.params[:5]
+    res = merge(params, z.spec, "ae-lift", run=assets.run)
+    assert calls == [5]  # one batched canonicalization, no pairwise matching
+    assert_function_preserved(z.spec, params, res.aligned)
+    torch.testing.assert_close(res.params, res.aligned.mean(0))
+    ae = merge(params, z.spec, "ae", run=assets.run)
+    assert ae.params.shape == (z.spec.num_params,)
+
+
+def test_wm_with_many_models_uses_iterated_mean():
+    spec = MLPSpec((3, 12, 12, 2), "tanh")
+    params = spec.init_params(5, generator=torch.Generator().manual_seed(3))
+    res = merge(params, spec, "wm", wm_iters=3)
+    assert 1 <= res.info["wm_rounds"] <= 3
+    assert_function_preserved(spec, params, res.aligned)
+
+
+def test_merge_errors():
+    params = SPEC.init_params(2)
+    with pytest.raises(SymmergeError, match="unknown merge method"):
+        merge(params, SPEC, "soup")
+    with pytest.raises(SymmergeError, match="needs a trained autoencoder"):
+        merge(params, SPEC, "ae")
+
+
+# ------------------------------------------------------------------ files
+def test_network_files_round_trip(tmp_path, assets):
+    params = SPEC.init_params(1, generator=torch.Generator().manual_seed(0))[0]
+    out = save_network(tmp_path / "net.safetensors", SPEC, params, {"note": "x"})
+    net = load_network(out)
+    assert net.spec == SPEC and torch.equal(net.params, params)
+    module = load_module(out)
+    x = SPEC.probe_inputs()
+    torch.testing.assert_close(module(x), SPEC.forward(params, x))
+
+    pth = tmp_path / "net.pth"
+    torch.save(SPEC.module(params).state_dict(), pth)
+    inferred = load_network(pth)
+    assert inferred.spec == SPEC and torch.equal(inferred.params, params)
+    torch.save({"state_dict": SPEC.module(params).state_dict(), "epoch": 3}, tmp_path / "ck.pth")
+    assert torch.equal(load_network(tmp_path / "ck.pth").params, params)
+
+    z = load_zoo(assets.inr_zoo)
+    ref = load_network(f"{assets.inr_zoo}:3")
+    assert ref.spec == z.spec and torch.equal(ref.params, z.params[3])
+    spec, stacked = load_networks([f"{assets.inr_zoo}:0", f"{assets.inr_zoo}:-1"])
+    assert spec == z.spec and stacked.shape == (2, z.spec.num_params)
+
+
+def test_spec_inference_and_parsing(tmp_path, assets):
+    assert infer_spec(SirenSpec((2, 5, 3)).module().state_dict()) == SirenSpec((2, 5, 3))
+    cnn = CNNSpec((1, 4, 10), "tanh")
+    with pytest.raises(SymmergeError, match="pass --spec"):
+        infer_spec(cnn.module().state_dict())
+    with pytest.raises(SymmergeError, match="cannot infer"):
+        infer_spec({"fc.weight": torch.zeros(2, 2)})
+    assert parse_spec(cnn.to_json()) == cnn
+    (tmp_path / "spec.json").write_text(cnn.to_json())
+    assert parse_spec(str(tmp_path / "spec.json")) == cnn
+    assert parse_spec(str(assets.inr_zoo)) == load_zoo(assets.inr_zoo).spec
+    pth = tmp_path / "cnn.pth"
+    torch.save(cnn.module().state_dict(), pth)
+    assert load_network(pth, cnn).spec == cnn
+
+
+def test_file_errors(tmp_path, assets):
+    with pytest.raises(SymmergeError, match="not found"):
+        load_network(tmp_path / "missing.pth")
+    with pytest.raises(SymmergeError, match="is a zoo"):
+        load_network(assets.inr_zoo)
+    with pytest.raises(SymmergeError, match="out of range"):
+        load_network(f"{assets.inr_zoo}:999")
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a pickle")
+    with pytest.raises(SymmergeError, match="cannot read"):
+        load_network(bad)
+    other = tmp_path / "other.safetensors"
+    save_network(other, SirenSpec((2, 8, 8, 1)), SirenSpec((2, 8, 8, 1)).init_params(1)[0])
+    with pytest.raises(SymmergeError, match="architectures differ"):
+        load_networks([f"{assets.inr_zoo}:0", other])
+    with pytest.raises(SymmergeError, match="but the spec given"):
+        load_network(other, SPEC)
+    loose = tmp_path / "loose.safetensors"
+    save_file({"w": torch.zeros(2)}, str(loose))
+    with pytest.raises(SymmergeError, match="cannot infer"):
+        load_network(loose)

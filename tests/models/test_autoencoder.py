@@ -1,0 +1,121 @@
+"""Autoencoder API, builder, config validation, mixed batches, parameter counts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from symmerge.errors import SymmergeError
+from symmerge.graph import graphs_from_groups, params_to_graph
+from symmerge.models import (
+    EncoderConfig,
+    PNAEncoder,
+    ScaleGMNEncoder,
+    build_autoencoder,
+    build_encoder,
+)
+from symmerge.specs import CNNSpec, MLPSpec, SirenSpec
+from tests.models._util import random_params, tiny_model
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_paper_parameter_counts():
+    """METHOD.md 3.8; the sign encoder lacks the reference's dead readout MLP (33,280)."""
+    spec = SirenSpec()
+    sign = build_autoencoder(spec, EncoderConfig(mode="sign"))
+    assert count(sign.encoder) == 1_936_256 - 33_280
+    assert count(sign.decoder) == 772_513
+    assert count(build_encoder(spec, EncoderConfig(mode="permutation"))) == 728_960
+
+
+@pytest.mark.parametrize("mode", ["sign", "permutation", "pna"])
+def test_api_shapes_and_order(mode, dtype):
+    spec = SirenSpec((2, 8, 8, 1))
+    model = tiny_model(spec, dtype, mode=mode)
+    params = random_params(spec, 3, dtype)
+    z = model.encode(params)
+    assert z.shape == (3, model.latent_dim) and z.dtype == dtype
+    torch.testing.assert_close(model.encode_graph(model.graph(params)), z)
+    out = model(params)
+    assert out.shape == params.shape
+    torch.testing.assert_close(model.decode(z), out)
+    ws, _ = spec.unflatten(out)  # flat PyTorch order of the spec
+    assert ws[0].shape == (3, 8, 2)
+
+
+@pytest.mark.parametrize(
+    "spec,overrides",
+    [
+        (SirenSpec((2, 6, 5, 1)), {}),
+        (SirenSpec((2, 6, 5, 1)), {"bidirectional": True, "num_io_mlps": 3}),
+        (CNNSpec((1, 4, 4, 3), "relu"), {"bidirectional": True}),
+        (CNNSpec((1, 4, 4, 3), "relu"), {"ablate": True}),
+        (CNNSpec((1, 4, 4, 3), "tanh"), {"mode": "permutation", "bidirectional": True}),
+        (CNNSpec((1, 4, 4, 3), "tanh"), {"mode": "pna"}),
+    ],
+    ids=["sign", "sign-bidir-io3", "scale-bidir", "scale-ablate", "perm-bidir", "pna"],
+)
+def test_every_parameter_gets_a_gradient(spec, overrides):
+    model = tiny_model(spec, torch.float32, dropout=0.0, **overrides).train()
+    model(random_params(spec, 2, torch.float32)).square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
+    assert missing == []
+
+
+@pytest.mark.parametrize("mode", ["auto", "pna"])
+def test_mixed_architectures_match_single_encodings(mode):
+    base = SirenSpec((2, 8, 8, 1))
+    others = [SirenSpec((2, 5, 4, 6, 1)), MLPSpec((2, 7, 1), "tanh")]
+    model = tiny_model(base, mode=mode, max_hidden_layers=3)
+    groups = [(s, random_params(s, n, seed=i)) for i, (s, n) in
+              enumerate([(base, 2), (others[0], 3), (others[1], 1)])]
+    with torch.no_grad():
+        mixed = model.encode_graph(graphs_from_groups(groups))
+        alone = torch.cat([model.encode_graph(params_to_graph(s, p)) for s, p in groups])
+    torch.testing.assert_close(mixed, alone, rtol=1e-10, atol=1e-12)
+
+
+def test_batch_checks():
+    model = tiny_model(SirenSpec((2, 8, 8, 1)))
+    deep = SirenSpec((2, 4, 4, 4, 1))
+    with pytest.raises(SymmergeError, match="max_hidden_layers"):
+        model.encode_graph(params_to_graph(deep, deep.init_params(1)))
+    wide_io = MLPSpec((3, 4, 1), "tanh")
+    with pytest.raises(SymmergeError, match="input \\+ output"):
+        model.encode_graph(params_to_graph(wide_io, wide_io.init_params(1)))
+
+
+def test_builder_picks_encoder_and_resolves_auto():
+    relu, tanh = CNNSpec((1, 4, 3), "relu"), CNNSpec((1, 4, 3), "tanh")
+    assert build_encoder(relu, EncoderConfig(mode="auto", d_hidden=8)).mode == "scale"
+    assert build_encoder(tanh, EncoderConfig(mode="auto", d_hidden=8)).mode == "sign"
+    assert isinstance(build_encoder(tanh, EncoderConfig(mode="pna", d_hidden=8)), PNAEncoder)
+    enc = build_encoder(tanh, EncoderConfig(mode="permutation", d_hidden=8))
+    assert isinstance(enc, ScaleGMNEncoder)
+    with pytest.raises(SymmergeError, match="does not match"):
+        build_encoder(relu, EncoderConfig(mode="sign", d_hidden=8))
+    with pytest.raises(SymmergeError, match="max_hidden_layers"):
+        build_encoder(CNNSpec((1, 4, 4, 3)), EncoderConfig(d_hidden=8, mode="auto",
+                                                           max_hidden_layers=1))
+    model = build_autoencoder(tanh, EncoderConfig(mode="auto", d_hidden=8, d_latent=4),
+                              decoder_widths=(3,))
+    assert [m.out_features for m in model.decoder if isinstance(m, torch.nn.Linear)] == [
+        24, tanh.num_params
+    ]
+
+
+def test_config_validation():
+    with pytest.raises(ValidationError):
+        EncoderConfig(unknown=1)
+    with pytest.raises(ValidationError):
+        EncoderConfig(mode="permutation", ablate=True)
+    with pytest.raises(ValidationError):
+        EncoderConfig(mode="pna", bidirectional=True)
+    with pytest.raises(ValidationError):
+        EncoderConfig(mode="sign", d_latent=None)
+    cfg = EncoderConfig.model_validate({"mode": "scale", "num_io_mlps": 3})
+    assert EncoderConfig.model_validate(cfg.model_dump(mode="json")) == cfg
