@@ -55,7 +55,8 @@ def test_ae_lift_computes_the_input_function(assets):
     canon = make_canonicalizer("ae-lift", spec, run=assets.run)
     assert isinstance(canon, AELiftCanonicalizer) and canon.exact
     lifted, templates = canon.lift(params)
-    grid = torch.rand(200, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 - 1
+    gen = torch.Generator().manual_seed(0)
+    grid = torch.rand(200, 2, generator=gen, dtype=torch.float64) * 2 - 1
     assert function_error(spec, params, lifted, grid) < 1e-5
     assert function_error(spec, params.float(), canon(params.float())) < 1e-5
     # it moved towards the template: never farther than the input (weight matching ascends)

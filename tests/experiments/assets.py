@@ -78,7 +78,7 @@ def train_cnns(path: Path, *, n: int = 16, steps: int = 40, seed: int = 0) -> Pa
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def build_assets(base: str) -> Assets:
     from symmerge.training import train
 

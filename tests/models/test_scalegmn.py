@@ -76,20 +76,20 @@ def test_features_equivariant(spec, bidirectional):
         torch.testing.assert_close(b.reshape(want.shape), want, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("spec", [SIGN[0], SCALE[1]], ids=["sign", "scale"])
+@pytest.mark.parametrize("spec", [SIGN[1], SCALE[1]], ids=["sign", "scale"])
 def test_latent_sensitive_to_non_symmetry_changes(spec):
     """Changing one weight or bias of any layer moves z far above the float64 noise
     (~1e-16). At initialization the sign encoder barely sees hidden -> hidden weights
-    (~1e-9), so the threshold is low on purpose."""
+    (~1e-8 here, ~1e-10 for [2, 32, 32, 1]), so the threshold is low on purpose."""
     model = tiny_model(spec)
-    params = random_params(spec, 2)
+    params = random_params(spec, 1)
     z = model.encode(params)
     offs = spec.offsets
     for index in (offs[0] + 1, offs[1], offs[2] + 1, offs[-3] + 1, offs[-2]):
         moved = params.clone()
         moved[:, index] += 0.3
         dz = (model.encode(moved) - z).abs().max() / z.abs().max()
-        assert dz > 1e-11, index
+        assert dz > 1e-10, index
 
 
 @pytest.mark.parametrize("spec", [SIGN[1], SCALE[0]], ids=["sign", "scale"])

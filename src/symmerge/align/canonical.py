@@ -40,6 +40,9 @@ def lexsort_rows(keys: Tensor) -> Tensor:
     """``[B, n]`` indices that sort the rows of ``keys [B, n, d]`` lexicographically
     (ascending, column 0 most significant; stable on exact ties)."""
     b, n, d = keys.shape
+    first, order = torch.sort(keys[..., 0], dim=1, stable=True)
+    if d == 1 or not bool((first[:, 1:] == first[:, :-1]).any()):
+        return order  # no ties in the most significant key: it decides alone
     order = torch.arange(n, device=keys.device).expand(b, n)
     for k in range(d - 1, -1, -1):  # least significant key first, stable sorts
         vals = keys[..., k].gather(1, order)
@@ -86,9 +89,10 @@ def sort_canonicalize(
     :func:`symmerge.symmetry.canonicalize_phase` runs first, so members of an orbit
     that includes phase shifts map to the same parameters too.
 
-    ``element.apply(spec, params)`` equals the returned parameters. Neurons with
-    identical fixed incoming vectors (measure zero) are ordered by position and
-    break exactness on orbits.
+    ``element.apply(spec, params)`` equals the returned parameters. Exactness can
+    only fail on measure-zero sets: neurons with identical fixed incoming vectors
+    (ordered by position), or, where orbit members differ by rounding (scales, phase
+    shifts), two pivot candidates of nearly equal magnitude or two near-equal keys.
     """
     single = params.ndim == 1
     x = as_batch(spec, params)

@@ -131,12 +131,16 @@ def weight_matching(
     max_iter: int = 100,
     seed: int = 0,
 ) -> MatchResult:
-    """Align each network of ``params_b [B, P]`` to ``params_a`` (``[P]`` or ``[B, P]``).
+    """Align each network of ``params_b [B, P]`` (or ``[P]``) to ``params_a`` (``[P]`` or
+    ``[B, P]``); ``result.element.apply(spec, params_b) == result.aligned``.
 
-    ``restarts`` extra runs start from random permutations (random signed ones in
-    ``"sign"`` mode); per pair the run with the highest objective wins, and the
-    first run (from the identity) is the same for any ``restarts``, so restarts
-    never lower the objective. ``seed`` fixes the layer orders and restarts.
+    ``mode``: ``"auto"`` (the spec's symmetry: ``"sign"`` for sine/tanh, ``"scale"`` for
+    ReLU), ``"perm"``, ``"sign"`` or ``"scale"``. ``max_iter`` bounds the sweeps over
+    all hidden layers. ``restarts`` extra runs start from random permutations (random
+    signed ones in ``"sign"`` mode); per pair the run with the highest objective wins,
+    and the first run (from the identity) is the same for any ``restarts``, so restarts
+    never lower the objective. ``seed`` fixes the layer orders and restarts; pairs are
+    independent, so a pair gets the same result alone or in a batch (``restarts=0``).
     """
     mode = resolve_mode(spec, mode)
     b = b_orig = as_batch(spec, params_b, "params_b")

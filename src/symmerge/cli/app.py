@@ -45,6 +45,7 @@ def _register() -> None:
         canon_commands,
         experiment_commands,
         train_commands,
+        zoo_build,
         zoo_commands,
     )
 
