@@ -44,6 +44,7 @@ def _register() -> None:
     from symmerge.cli import (  # noqa: F401
         canon_commands,
         experiment_commands,
+        quickstart_commands,
         train_commands,
         zoo_build,
         zoo_commands,

@@ -19,7 +19,9 @@ _OUT = typer.Option(..., help="Output directory.")
 _RUN = typer.Option(None, help="ScaleGMN autoencoder run (ae, ae-latent, ae-lift).")
 _PNA = typer.Option(None, "--pna-run", help="Permutation-only autoencoder run (pna-ae).")
 _METHODS = typer.Option(None, help="Comma-separated methods (default: all that apply).")
-_SPLIT = typer.Option("test", help="Networks from split train | val | test | all (run's split).")
+_SPLIT = typer.Option(
+    "test", help="Networks from split train | val | test | heldout (val+test) | all."
+)
 _SEED = typer.Option(0, help="Seed: same seed, same numbers.")
 _RESTARTS = typer.Option(0, min=0, help="Weight-matching random restarts.")
 _MAPS = typer.Option("umap,tsne", help="Comma-separated maps: umap, tsne (or empty).")
@@ -71,7 +73,7 @@ def pair_interpolation_cmd(
     methods: str | None = _METHODS,
     pairs: int | None = typer.Option(None, min=1, help="At most this many pairs (default all)."),
     steps: int = typer.Option(40, min=2, help="Alpha steps."),
-    split: str = _SPLIT,
+    split: str = typer.Option("heldout", help="train | val | test | heldout (val+test) | all."),
     data: str | None = typer.Option(None, help="Image source (default: the zoo's)."),
     seed: int = _SEED, restarts: int = _RESTARTS,
 ) -> None:

@@ -36,7 +36,9 @@ _DATA = typer.Option("mnist-embedded", "--data", help="Image source (as for load
 _SEED = typer.Option(0, "--seed", help="Seed; same seed, same zoo.")
 _OUT = typer.Option(..., "--out", help="Zoo file to write (safetensors).")
 _CHUNK = typer.Option(None, "--chunk-size", help="Networks per resumable chunk.")
-_WORKERS = typer.Option(1, "--workers", help="Local worker processes (use 2 on a 2-core CPU).")
+_WORKERS = typer.Option(
+    None, "--workers", help="Local worker processes [default: one per torch thread]."
+)
 _FRESH = typer.Option(False, "--fresh", help="Discard chunks of an earlier, different run.")
 _KEEP = typer.Option(False, "--keep-shards", help="Keep the chunk files after assembling.")
 _MAX_CHUNKS = typer.Option(None, "--max-chunks", help="Fit at most this many chunks, then exit.")
@@ -56,7 +58,7 @@ def inr(
     target_psnr: float | None = typer.Option(None, "--target-psnr", help="Stop a network at this PSNR."),
     hidden: str | None = typer.Option(None, "--hidden", help="Hidden sizes, e.g. 32,32."),
     chunk_size: int | None = _CHUNK,
-    workers: int = _WORKERS,
+    workers: int | None = _WORKERS,
     fresh: bool = _FRESH,
     keep_shards: bool = _KEEP,
     max_chunks: int | None = _MAX_CHUNKS,
@@ -84,7 +86,7 @@ def cnn(
     steps: int | None = typer.Option(None, "--steps", help="Adam steps per network (overrides preset)."),
     hidden: str | None = typer.Option(None, "--hidden", help="Hidden channels, e.g. 16,16,16."),
     chunk_size: int | None = _CHUNK,
-    workers: int = _WORKERS,
+    workers: int | None = _WORKERS,
     fresh: bool = _FRESH,
     keep_shards: bool = _KEEP,
     max_chunks: int | None = _MAX_CHUNKS,

@@ -147,8 +147,7 @@ def cnn_interpolation(
     opts = PathOptions(restarts=restarts, max_iter=max_iter, seed=seed)
     curve_fn = classifier_curves(spec, held.images, held.labels, net_chunk=net_chunk,
                                  image_chunk=image_chunk)
-    curves, seconds = run_methods(todo, spec, params[:, 0], params[:, 1], alphas, curve_fn, aes,
-                                  opts)
+    results = run_methods(todo, spec, params[:, 0], params[:, 1], alphas, curve_fn, aes, opts)
     settings = {
         "zoo": str(z.path), "run": str(aes.run) if aes.run else None,
         "pna_run": str(aes.pna_run) if aes.pna_run else None, "pairs": n, "steps": steps,
@@ -172,7 +171,7 @@ def cnn_interpolation(
         "Mean ± SEM over pairs in the plots."
     )
     return _finish(
-        "cnn-interpolation", out_dir, title, text, alphas, curves, seconds, n, metrics,
+        "cnn-interpolation", out_dir, title, text, alphas, results, n, metrics,
         [("cross_entropy", "cross-entropy", False), ("accuracy", "accuracy", False)],
         [("cross_entropy", "cross-entropy"), ("accuracy", "accuracy")], todo, skipped,
         held.source if held.assumed else None, band="sem",

@@ -33,7 +33,8 @@ EXACT_ENDPOINTS = frozenset({"naive", "wm", "wm-perm", "sort", "ae-lift"})
 _NEEDS = {"ae": "run", "ae-latent": "run", "ae-lift": "run", "pna-ae": "pna_run",
           "pna-ae-latent": "pna_run"}
 DEFAULT_SPLIT = {"seed": 0, "fractions": (0.8, 0.1, 0.1)}
-SPLITS = ("train", "val", "test", "all")
+#: ``heldout`` = val + test: the networks the autoencoder never trained on.
+SPLITS = ("train", "val", "test", "heldout", "all")
 
 
 # ---------------------------------------------------------------- runs
@@ -125,13 +126,17 @@ def open_zoo(zoo: str | os.PathLike[str] | Zoo) -> Zoo:
 
 
 def split_members(zoo: Zoo, split: str, split_cfg: Mapping[str, Any]) -> Tensor:
-    """Indices of ``split`` (train | val | test | all) under the run's split settings."""
+    """Indices of ``split`` (train | val | test | heldout | all) under the run's split
+    settings; ``heldout`` is val and test together."""
     if split not in SPLITS:
         raise SymmergeError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if split == "all":
         return torch.arange(len(zoo))
-    return split_indices(len(zoo), seed=int(split_cfg["seed"]),
-                         fractions=tuple(split_cfg["fractions"]))[split]
+    parts = split_indices(len(zoo), seed=int(split_cfg["seed"]),
+                          fractions=tuple(split_cfg["fractions"]))
+    if split == "heldout":
+        return torch.sort(torch.cat([parts["val"], parts["test"]])).values
+    return parts[split]
 
 
 def sample_indices(pool: Tensor, count: int, generator: torch.Generator, what: str) -> Tensor:
@@ -199,20 +204,43 @@ def method_paths(
 CurveFn = Callable[[Tensor], dict[str, Tensor]]
 
 
+@dataclass
+class MethodRuns:
+    """Per method: curves ``{metric: [n, T]}``, seconds spent building the paths
+    (alignment, canonicalization, encoding/decoding; evaluation excluded) and the
+    parameter distance ``[n]`` between each path's two endpoints."""
+
+    curves: dict[str, dict[str, Tensor]]
+    seconds: dict[str, float]
+    distances: dict[str, Tensor]
+
+    @staticmethod
+    def concat(parts: Sequence[MethodRuns]) -> MethodRuns:
+        seconds: dict[str, float] = {}
+        for p in parts:
+            for m, s in p.seconds.items():
+                seconds[m] = seconds.get(m, 0.0) + s
+        return MethodRuns(
+            concat_curves([p.curves for p in parts]), seconds,
+            {m: torch.cat([p.distances[m] for p in parts]) for m in parts[0].distances},
+        )
+
+
 def run_methods(
     methods: Sequence[str], spec: WeightSpaceSpec, a: Tensor, b: Tensor, alphas: Tensor,
     curve_fn: CurveFn, aes: Autoencoders, opts: PathOptions,
-) -> tuple[dict[str, dict[str, Tensor]], dict[str, float]]:
-    """Curves ``{method: {metric: [n, T]}}`` and method seconds (path construction only)."""
-    curves, seconds = {}, {}
+) -> MethodRuns:
+    """Build every method's paths between ``a`` and ``b`` and evaluate them."""
+    out = MethodRuns({}, {}, {})
     for m in methods:
         t0 = time.perf_counter()
         with torch.no_grad():
             paths = method_paths(m, spec, a, b, alphas, aes, opts)
-        seconds[m] = time.perf_counter() - t0
+        out.seconds[m] = time.perf_counter() - t0
         with torch.no_grad():
-            curves[m] = curve_fn(paths)
-    return curves, seconds
+            out.curves[m] = curve_fn(paths)
+        out.distances[m] = (paths[:, -1] - paths[:, 0]).double().norm(dim=-1)
+    return out
 
 
 # ---------------------------------------------------------- evaluation

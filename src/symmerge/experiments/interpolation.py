@@ -17,9 +17,9 @@ from symmerge.errors import SymmergeError
 from symmerge.experiments.common import (
     EXACT_ENDPOINTS,
     INR_METHODS,
+    MethodRuns,
     PathOptions,
     as_numpy,
-    concat_curves,
     load_autoencoders,
     open_zoo,
     prepare_out,
@@ -55,16 +55,18 @@ class InterpolationResult(ExperimentResult):
 
 # ------------------------------------------------------------ shared bits
 def summarize(
-    curves: Mapping[str, Mapping[str, Tensor]], alphas: Tensor, seconds: Mapping[str, float],
-    pairs: int, *, higher_is_better: Mapping[str, bool] | None = None,
+    runs: MethodRuns, alphas: Tensor, pairs: int, *,
+    higher_is_better: Mapping[str, bool] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(per-method metric summaries, per-method timing)."""
     hib = dict(higher_is_better or {})
+    curves, seconds = runs.curves, runs.seconds
     methods: dict[str, Any] = {}
     for m, per in curves.items():
         methods[m] = {k: summarize_curves(v, alphas, higher_is_better=hib.get(k, False))
                       for k, v in per.items()}
         methods[m]["exact_endpoints"] = m in EXACT_ENDPOINTS
+        methods[m]["endpoint_distance"] = float(runs.distances[m].mean())
     if "naive" in methods:
         for m, per in methods.items():
             for k in curves[m]:
@@ -91,11 +93,12 @@ def results_table(methods: Mapping[str, Any], timing: Mapping[str, Any], metric:
             "mid": s["mid_mean"],
             "ms": 1000.0 * timing[m]["seconds_per_pair"],
             "exact": per["exact_endpoints"],
+            "dist": per["endpoint_distance"],
         })
     cols = [("method", "method"), ("barrier", f"barrier ({label}, mean ± std)"),
             ("vs_naive", "÷ naive"), ("mean_curve", "barrier of mean curve"),
             ("auc", "AUC"), ("start", "L(0)"), ("end", "L(1)"), ("mid", "L(0.5)"),
-            ("ms", "ms / pair"), ("exact", "exact endpoints")]
+            ("ms", "ms / pair"), ("exact", "exact endpoints"), ("dist", "endpoint distance")]
     return markdown_table(rows, cols)
 
 
@@ -110,6 +113,13 @@ def _notes(methods: Sequence[str], skipped: Mapping[str, str], assumed_source: s
             "reconstruction error and their barriers measure flatness, not the quality of the "
             "endpoints; compare L(0) and L(1) with the exact methods."
         )
+    if "ae-lift" in methods:
+        notes.append(
+            "`ae-lift` keeps the exact endpoints; its two endpoints land in the same frame only "
+            "if the decoded template lies near the networks' orbit in weight space, which the "
+            "function-space training loss does not ask for: a large endpoint distance (compare "
+            "`wm`) means the template did not pin down the alignment."
+        )
     for m, why in skipped.items():
         notes.append(f"`{m}` skipped: {why}.")
     if assumed_source:
@@ -121,7 +131,8 @@ def _notes(methods: Sequence[str], skipped: Mapping[str, str], assumed_source: s
         "Barrier: max over alpha of L(alpha) minus the straight line between L(0) and L(1) "
         "(not clipped at 0), per pair, then mean ± std over pairs; AUC: area under that excess "
         "curve; ms / pair: wall time of the method's alignment, canonicalization or "
-        "encoding/decoding (evaluation excluded)."
+        "encoding/decoding (evaluation excluded); endpoint distance: mean L2 distance between "
+        "the two interpolated parameter vectors (after alignment)."
     )
     return notes
 
@@ -133,16 +144,15 @@ def _check_inr(zoo: Zoo, what: str) -> SirenSpec:
 
 
 def _finish(
-    name: str, out: Path, title: str, text: str, alphas: Tensor,
-    curves: dict[str, dict[str, Tensor]], seconds: dict[str, float], pairs: int,
+    name: str, out: Path, title: str, text: str, alphas: Tensor, runs: MethodRuns, pairs: int,
     metrics: dict[str, Any], panels: Sequence[tuple[str, str, bool]],
     tables: Sequence[tuple[str, str]], methods: Sequence[str], skipped: Mapping[str, str],
     assumed: str | None, band: str = "std", higher_is_better: Mapping[str, bool] | None = None,
 ) -> InterpolationResult:
     """Summaries, files (curves, plots, metrics.json, report.md) and the result object."""
     primary, label = tables[0]
-    summaries, timing = summarize(curves, alphas, seconds, pairs,
-                                  higher_is_better=higher_is_better)
+    summaries, timing = summarize(runs, alphas, pairs, higher_is_better=higher_is_better)
+    curves = runs.curves
     metrics.update({"experiment": name, "primary_metric": primary, "methods": summaries,
                     "skipped": dict(skipped), "timing": timing})
     a = alphas.numpy()
@@ -228,7 +238,7 @@ def orbit_interpolation(
     orbit_seeds = torch.randint(0, 2**62, (runs,), generator=gen).tolist()
     opts = PathOptions(restarts=restarts, max_iter=max_iter, seed=seed)
 
-    parts, seconds = [], dict.fromkeys(todo, 0.0)
+    parts = []
     for r in range(runs):
         # two generators with one seed: the same group elements, the second adds noise
         clean, _ = make_orbit(spec, base[r], orbit_size, transform,
@@ -238,12 +248,9 @@ def orbit_interpolation(
         a, b = clean, noisy.roll(-1, dims=0)
         targets = {"mse": gt.images[r].expand(orbit_size, *gt.images.shape[1:]),
                    "render_mse": fits[r].expand(orbit_size, *fits.shape[1:])}
-        curves, secs = run_methods(todo, spec, a, b, alphas, render_curves(spec, targets,
-                                                                           chunk=chunk), aes, opts)
-        parts.append(curves)
-        for m, s in secs.items():
-            seconds[m] += s
-    curves = concat_curves(parts)
+        fn = render_curves(spec, targets, chunk=chunk)
+        parts.append(run_methods(todo, spec, a, b, alphas, fn, aes, opts))
+    results = MethodRuns.concat(parts)
     pairs = runs * orbit_size
     settings = {
         "zoo": str(z.path), "run": str(aes.run) if aes.run else None,
@@ -269,7 +276,7 @@ def orbit_interpolation(
         f"{metrics['base_fit_mse']:.4g}. Mean ± std over pairs."
     )
     return _finish(
-        "orbit-interpolation", out_dir, title, text, alphas, curves, seconds, pairs, metrics,
+        "orbit-interpolation", out_dir, title, text, alphas, results, pairs, metrics,
         [("mse", "MSE to ground-truth image", False), ("render_mse", "MSE to base INR render",
                                                        False)],
         [("mse", "MSE to image"), ("render_mse", "MSE to base render")], todo, skipped,
@@ -314,7 +321,7 @@ def pair_interpolation(
     methods: Sequence[str] | None = None,
     pairs: int | None = None,
     steps: int = 40,
-    split: str = "test",
+    split: str = "heldout",
     data: str | None = None,
     seed: int = 0,
     restarts: int = 0,
@@ -324,7 +331,8 @@ def pair_interpolation(
     """Interpolation between INRs fitted to the same image from different seeds.
 
     Pairs come from a zoo built with ``--per-image 2`` (or more): networks of
-    ``split`` (train | val | test | all) sharing an ``image_index``; at most
+    ``split`` (default ``heldout``: val and test, never seen by the autoencoder)
+    sharing an ``image_index``; at most
     ``pairs`` of them (all if None). With ``split="all"`` the report states how
     many endpoints the autoencoder was trained on. Loss: pixel MSE of the
     rendered interpolant to the ground-truth image. Outputs as
@@ -344,7 +352,7 @@ def pair_interpolation(
     a, b = params[:, 0], params[:, 1]
     fit_a, fit_b = spec.render(a, gt.images.shape[1]), spec.render(b, gt.images.shape[1])
     opts = PathOptions(restarts=restarts, max_iter=max_iter, seed=seed)
-    curves, seconds = run_methods(
+    results = run_methods(
         todo, spec, a, b, alphas, render_curves(spec, {"mse": gt.images}, chunk=chunk), aes, opts
     )
     train_idx = split_members(z, "train", aes.split)
@@ -375,7 +383,7 @@ def pair_interpolation(
     if aes.run or aes.pna_run:
         text += (f" {seen} of the {2 * n} endpoints were in the autoencoder's training split.")
     return _finish(
-        "pair-interpolation", out_dir, title, text, alphas, curves, seconds, n, metrics,
+        "pair-interpolation", out_dir, title, text, alphas, results, n, metrics,
         [("mse", "MSE to ground-truth image", False)], [("mse", "MSE to image")], todo,
         skipped, gt.source if gt.assumed else None,
     )

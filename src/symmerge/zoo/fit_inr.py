@@ -365,7 +365,7 @@ def fit_inr_zoo(
     keep_shards: bool = False,
     progress: bool = True,
     max_chunks: int | None = None,
-    workers: int = 1,
+    workers: int | None = None,
 ) -> Path | None:
     """Fit a SIREN zoo to the first ``limit`` images of ``data``, ``per_image`` networks each.
 

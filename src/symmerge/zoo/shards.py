@@ -24,6 +24,7 @@ import multiprocessing as mp
 import os
 import queue as queue_mod
 import shutil
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -238,8 +239,12 @@ def _fit_in_workers(
     todo: list[int], plan: ChunkPlan, fit_chunk: FitChunk, store: ShardStore, bar: _Bar,
     workers: int,
 ) -> None:
-    """Fit chunks in ``workers`` single-threaded processes (no intra-op barriers)."""
-    ctx = mp.get_context("spawn")
+    """Fit chunks in ``workers`` processes (no intra-op barriers between cores).
+
+    Forked on Linux (fast start, data shared copy-on-write; each worker resets
+    its thread count, as DataLoader workers do), spawned elsewhere.
+    """
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     progress_queue = ctx.Queue()
     threads = max(1, torch.get_num_threads() // workers)
 
@@ -331,7 +336,7 @@ def run_chunked(
     fresh: bool = False,
     keep_shards: bool = False,
     max_chunks: int | None = None,
-    workers: int = 1,
+    workers: int | None = None,
 ) -> Path | None:
     """Fit every chunk of ``plan`` not yet on disk, then assemble the zoo on rank 0.
 
@@ -341,10 +346,11 @@ def run_chunked(
     zoo. ``max_chunks`` stops after fitting that many chunks in this call
     (returns ``None`` without assembling), for time-limited jobs. ``workers > 1``
     fits chunks in that many local processes (``fit_chunk`` must then be
-    picklable), each with ``torch.get_num_threads() // workers`` threads.
-    Returns the zoo path, or ``None`` if the zoo is not complete yet.
+    picklable), each with ``torch.get_num_threads() // workers`` threads;
+    ``None`` means one single-threaded worker per torch thread. Returns the zoo
+    path, or ``None`` if the zoo is not complete yet.
     """
-    if workers <= 0:
+    if workers is not None and workers <= 0:
         raise SymmergeError(f"workers must be positive, got {workers}")
     out = check_output_path(out)
     with distributed() as info:
@@ -382,8 +388,9 @@ def run_chunked(
                         bar.count += vals.numel() if vals is not None else 0
         batch = todo if max_chunks is None else todo[:max_chunks]
         try:
-            if workers > 1 and len(batch) > 1:
-                _fit_in_workers(batch, plan, fit_chunk, store, bar, min(workers, len(batch)))
+            n_workers = min(torch.get_num_threads() if workers is None else workers, len(batch))
+            if n_workers > 1:
+                _fit_in_workers(batch, plan, fit_chunk, store, bar, n_workers)
             else:
                 for c in batch:
                     items = plan.items(c)

@@ -54,7 +54,8 @@ class CNNTrainConfig:
     """Training recipe and hyperparameter ranges of a CNN zoo (see :data:`CNN_PRESETS`).
 
     ``lr``, ``weight_decay`` and ``init_scale`` are log-uniform ranges, ``dropout``
-    and ``train_fraction`` uniform. ``weight_decay`` is an L2 penalty on the
+    and ``train_fraction`` uniform; each network's learning rate follows a cosine
+    decay to 0 over ``steps`` (or stays constant). ``weight_decay`` is an L2 penalty on the
     weights (not biases) added to the gradient; ``init_scale`` multiplies
     PyTorch's default initialization of the weights; dropout acts on the pooled
     features before the dense layer. Inputs are mapped from [0, 1] to [-1, 1].
@@ -66,11 +67,12 @@ class CNNTrainConfig:
     stride: int = 2
     steps: int = 1000
     batch_size: int = 32
-    lr: tuple[float, float] = (3e-4, 1e-2)
-    weight_decay: tuple[float, float] = (1e-6, 1e-2)
+    schedule: str = "cosine"
+    lr: tuple[float, float] = (1e-3, 3e-2)
+    weight_decay: tuple[float, float] = (1e-6, 1e-3)
     init_scale: tuple[float, float] = (0.5, 2.0)
-    dropout: tuple[float, float] = (0.0, 0.5)
-    train_fraction: tuple[float, float] = (0.1, 1.0)
+    dropout: tuple[float, float] = (0.0, 0.3)
+    train_fraction: tuple[float, float] = (0.2, 1.0)
     test_fraction: float = 0.2
     split_seed: int = 0
     betas: tuple[float, float] = (0.9, 0.999)
@@ -92,6 +94,8 @@ class CNNTrainConfig:
             if hi < lo or (positive and lo <= 0) or lo < 0:
                 problems.append(f"{name} range must be [lo, hi] with 0 {'<' if positive else '<='} "
                                 f"lo <= hi, got {list(getattr(self, name))}")
+        if self.schedule not in ("cosine", "constant"):
+            problems.append(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         if self.dropout[1] >= 1.0:
             problems.append("dropout must stay below 1")
         if not 0.0 < self.train_fraction[0] <= self.train_fraction[1] <= 1.0:
@@ -100,6 +104,12 @@ class CNNTrainConfig:
             problems.append(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         if problems:
             raise SymmergeError("invalid CNN training config: " + "; ".join(problems))
+
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of each network's learning rate at update ``step`` (0-based)."""
+        if self.schedule == "constant":
+            return 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * step / self.steps))
 
     def spec(self, activation: str, in_channels: int = 1, n_classes: int = 10) -> CNNSpec:
         return CNNSpec((in_channels, *self.hidden, n_classes), activation,
@@ -298,7 +308,7 @@ def train_cnns(
         m.lerp_(grad, 1.0 - b1)
         v.mul_(b2).addcmul_(grad, grad, value=1.0 - b2)
         denom = (v.sqrt() / math.sqrt(1.0 - b2**t)).add_(config.eps)
-        params.sub_((m / denom).mul_(lr / (1.0 - b1**t)))
+        params.sub_((m / denom).mul_(lr * (config.lr_factor(step) / (1.0 - b1**t))))
     train_acc, test_acc = _evaluate(spec, params, data, [s.subset for s in streams],
                                     config.eval_batch)
     if progress is not None:
@@ -322,6 +332,7 @@ def train_cnn_module(
     params = list(module.parameters())
     opt = torch.optim.Adam(params, lr=float(hparams["lr"]), betas=config.betas, eps=config.eps,
                            foreach=False)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, config.lr_factor)
     wd, p = float(hparams["weight_decay"]), float(hparams["dropout"])
     conv_act = activation_fn(spec.activation)
     for _ in range(config.steps):
@@ -337,6 +348,7 @@ def train_cnn_module(
             for layer in module.seq:
                 layer.weight.grad.add_(layer.weight, alpha=wd)
         opt.step()
+        sched.step()
     flat = spec.from_module(module).unsqueeze(0)
     train_acc, test_acc = _evaluate(spec, flat, data, [stream.subset], config.eval_batch)
     return CNNTrainResult(flat, train_acc, test_acc)
@@ -373,7 +385,7 @@ def train_cnn_zoo(
     keep_shards: bool = False,
     progress: bool = True,
     max_chunks: int | None = None,
-    workers: int = 1,
+    workers: int | None = None,
 ) -> Path | None:
     """Train a zoo of ``n`` CNNs with random hyperparameters on ``data``'s training split.
 
