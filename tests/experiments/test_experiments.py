@@ -181,3 +181,32 @@ def test_umap_maps_are_seeded(assets, tmp_path):
     r = orbit_collapse(assets.inr_zoo, tmp_path, run=assets.run, networks=2, orbit_size=5,
                        background=20, maps=["umap"], split="all")
     assert (tmp_path / "maps.png").is_file() and r.metrics["settings"]["maps"] == ["umap"]
+
+
+def test_split_members(assets):
+    from symmerge.experiments.common import DEFAULT_SPLIT, split_members
+
+    z = load_zoo(assets.inr_zoo)
+    parts = {s: split_members(z, s, DEFAULT_SPLIT) for s in ("train", "val", "test", "heldout")}
+    expected = torch.sort(torch.cat([parts["val"], parts["test"]])).values
+    assert torch.equal(parts["heldout"], expected)
+    assert not bool(torch.isin(parts["heldout"], parts["train"]).any())
+    assert torch.equal(split_members(z, "all", DEFAULT_SPLIT), torch.arange(len(z)))
+    with pytest.raises(SymmergeError, match="unknown split"):
+        split_members(z, "dev", DEFAULT_SPLIT)
+
+
+def test_held_out_images_reproduce_the_zoo_builders_test_accuracy(tmp_path):
+    """Split, input transform and source follow the CNN zoo builder's provenance."""
+    from symmerge.experiments import held_out_images
+    from symmerge.training.losses import accuracy
+    from symmerge.zoo.train_cnn import CNNTrainConfig, train_cnn_zoo
+
+    path = tmp_path / "cnn.safetensors"
+    train_cnn_zoo("mnist-embedded", out=path, n=3, activation="tanh", progress=False,
+                  config=CNNTrainConfig(hidden=(4, 4), steps=20), workers=1)
+    z = load_zoo(path)
+    held = held_out_images(z)
+    assert "x * 2 - 1" in held.how and not held.assumed
+    torch.testing.assert_close(accuracy(z.spec, z.params, held.images, held.labels),
+                               z.metric("test_accuracy"))

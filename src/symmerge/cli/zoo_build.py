@@ -27,6 +27,16 @@ def _hidden(text: str | None) -> tuple[int, ...] | None:
         raise SymmergeError(f"--hidden takes comma-separated integers, got {text!r}") from exc
 
 
+def _device(name: str) -> str:
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise SymmergeError(f"unknown --device {name!r}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SymmergeError("--device cuda, but no CUDA device is available")
+    return str(dev)
+
+
 def _quantiles(t: torch.Tensor, scale: float = 1.0, fmt: str = ".2f") -> str:
     q = torch.quantile(t.double() * scale, torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64))
     return f"median {q[1]:{fmt}} (p10 {q[0]:{fmt}}, p90 {q[2]:{fmt}})"
@@ -43,19 +53,22 @@ _FRESH = typer.Option(False, "--fresh", help="Discard chunks of an earlier, diff
 _KEEP = typer.Option(False, "--keep-shards", help="Keep the chunk files after assembling.")
 _MAX_CHUNKS = typer.Option(None, "--max-chunks", help="Fit at most this many chunks, then exit.")
 _QUIET = typer.Option(False, "--quiet", help="No progress bar.")
+_DEVICE = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda.")
 
 
 @zoo_app.command("inr")
 def inr(
     data: str = _DATA,
-    limit: int | None = typer.Option(None, "--limit", help="Use the first N images (default: all)."),
+    limit: int | None = typer.Option(None, "--limit", help="Use the first N images [all]."),
     per_image: int = typer.Option(1, "--per-image", help="Networks per image (different seeds)."),
     seed: int = _SEED,
     out: Path = _OUT,
     preset: str = typer.Option("default", "--preset", help="Fit recipe: default or quick."),
     steps: int | None = typer.Option(None, "--steps", help="Step cap (overrides the preset)."),
-    lr: float | None = typer.Option(None, "--lr", help="Peak learning rate (overrides the preset)."),
-    target_psnr: float | None = typer.Option(None, "--target-psnr", help="Stop a network at this PSNR."),
+    lr: float | None = typer.Option(None, "--lr", help="Peak learning rate (overrides preset)."),
+    target_psnr: float | None = typer.Option(
+        None, "--target-psnr", help="Stop a network at this PSNR (overrides preset)."
+    ),
     hidden: str | None = typer.Option(None, "--hidden", help="Hidden sizes, e.g. 32,32."),
     chunk_size: int | None = _CHUNK,
     workers: int | None = _WORKERS,
@@ -63,6 +76,7 @@ def inr(
     keep_shards: bool = _KEEP,
     max_chunks: int | None = _MAX_CHUNKS,
     quiet: bool = _QUIET,
+    device: str = _DEVICE,
 ) -> None:
     """Fit SIRENs to images, many at once (batched Adam, per-network early stopping)."""
     from symmerge.zoo.fit_inr import fit_inr_zoo, inr_config
@@ -71,7 +85,8 @@ def inr(
     started = time.perf_counter()
     path = fit_inr_zoo(data, out=out, limit=limit, per_image=per_image, seed=seed, config=cfg,
                        chunk_size=chunk_size or 128, fresh=fresh, keep_shards=keep_shards,
-                       progress=not quiet, max_chunks=max_chunks, workers=workers)
+                       progress=not quiet, max_chunks=max_chunks, workers=workers,
+                       device=_device(device))
     _report(path, started, "psnr", "PSNR", " dB", 1.0, ".2f")
 
 
@@ -83,7 +98,7 @@ def cnn(
     seed: int = _SEED,
     out: Path = _OUT,
     preset: str = typer.Option("default", "--preset", help="Training recipe: default or quick."),
-    steps: int | None = typer.Option(None, "--steps", help="Adam steps per network (overrides preset)."),
+    steps: int | None = typer.Option(None, "--steps", help="Adam steps (overrides preset)."),
     hidden: str | None = typer.Option(None, "--hidden", help="Hidden channels, e.g. 16,16,16."),
     chunk_size: int | None = _CHUNK,
     workers: int | None = _WORKERS,
@@ -91,6 +106,7 @@ def cnn(
     keep_shards: bool = _KEEP,
     max_chunks: int | None = _MAX_CHUNKS,
     quiet: bool = _QUIET,
+    device: str = _DEVICE,
 ) -> None:
     """Train small CNNs with random hyperparameters, many at once (grouped convolutions)."""
     from symmerge.zoo.train_cnn import cnn_config, train_cnn_zoo
@@ -101,7 +117,8 @@ def cnn(
     started = time.perf_counter()
     path = train_cnn_zoo(data, out=out, n=n, activation=activation, seed=seed, config=cfg,
                          chunk_size=chunk_size or 50, fresh=fresh, keep_shards=keep_shards,
-                         progress=not quiet, max_chunks=max_chunks, workers=workers)
+                         progress=not quiet, max_chunks=max_chunks, workers=workers,
+                         device=_device(device))
     _report(path, started, "test_accuracy", "test accuracy", "%", 100.0, ".1f")
 
 

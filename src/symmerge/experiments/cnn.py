@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from symmerge.data import load_images
 from symmerge.errors import SymmergeError
 from symmerge.experiments.common import (
     CNN_METHODS,
@@ -23,66 +21,15 @@ from symmerge.experiments.common import (
     resolve_methods,
     run_methods,
     split_members,
+    split_phrase,
 )
 from symmerge.experiments.interpolation import InterpolationResult, _finish
 from symmerge.experiments.metrics import alpha_grid
 from symmerge.specs import CNNSpec
 from symmerge.zoo import Zoo
+from symmerge.zoo.images import held_out_images
 
 ACCURACY_METRICS = ("test_accuracy", "accuracy", "val_accuracy", "train_accuracy")
-
-
-@dataclass(frozen=True)
-class HeldOut:
-    """Held-out evaluation images ``[n, C, H, W]`` with labels, and how they were chosen."""
-
-    images: Tensor
-    labels: Tensor
-    source: str
-    assumed: bool
-    how: str
-
-
-def held_out_images(zoo: Zoo, images: str | None = None, limit: int | None = None) -> HeldOut:
-    """Images the zoo's CNNs did not train on.
-
-    Source: ``images``, else the zoo provenance's ``data`` (or ``data_source``),
-    else ``mnist-embedded`` (flagged as assumed); imported Small-CNN-Zoo files
-    need ``images`` explicitly. Split: the zoo builder's seeded split
-    (provenance ``test_fraction`` / ``split_seed``) if recorded, else the source's
-    published test set, else :meth:`ImageSet.split` with its defaults. The first
-    ``limit`` held-out images (in index order) are used.
-    """
-    prov = zoo.provenance
-    source = images or prov.get("data") or prov.get("data_source")
-    assumed = False
-    if not source:
-        if prov.get("importer") == "cnn-zoo":
-            raise SymmergeError(
-                f"{zoo.path} was imported from the Small CNN Zoo: pass the evaluation images "
-                "explicitly (--images cifar10-gs:DIR)"
-            )
-        source, assumed = "mnist-embedded", True
-    data = load_images(str(source))
-    if "test_fraction" in prov or "split_seed" in prov or data.num_train is None:
-        frac = float(prov.get("test_fraction", 0.2))
-        seed = int(prov.get("split_seed", 0))
-        idx = data.split(frac, seed=seed)[1]
-        how = f"seeded split (test_fraction {frac:g}, seed {seed})"
-    else:
-        idx = torch.arange(data.num_train, len(data))
-        how = "published test set"
-    if limit is not None:
-        if limit < 1:
-            raise SymmergeError(f"need at least one evaluation image, got {limit}")
-        idx = idx[:limit]
-    if idx.numel() == 0:
-        raise SymmergeError(f"{source!r} has no held-out images")
-    x = data.images[idx]
-    in_c = zoo.spec.layout[0]
-    if x.shape[1] != in_c:
-        raise SymmergeError(f"{source!r} images have {x.shape[1]} channels, the CNNs take {in_c}")
-    return HeldOut(x, data.labels[idx], str(source), assumed, how)
 
 
 def cnn_pairs(zoo: Zoo, pool: Tensor, pairs: int, top: int | None, generator: torch.Generator
@@ -162,9 +109,11 @@ def cnn_interpolation(
         "encoder_modes": aes.encoder_modes,
     }
     title = f"CNN interpolation ({spec.activation})"
+    chosen_from = split_phrase(split) + (f", top {top} by {acc_metric}" if acc_metric and top
+                                         else "")
     text = (
         f"{n} disjoint pairs of independently trained {spec.activation} CNNs "
-        f"({split} split{f', top {top} by {acc_metric}' if acc_metric and top else ''}), "
+        f"({chosen_from}), "
         f"{steps} alpha steps, evaluated on {held.labels.numel()} held-out images of "
         f"`{held.source}` ({held.how}). Cross-entropy barrier (first table) and accuracy "
         "barrier (second table: max over alpha of the straight line minus the accuracy). "

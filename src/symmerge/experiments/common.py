@@ -139,6 +139,11 @@ def split_members(zoo: Zoo, split: str, split_cfg: Mapping[str, Any]) -> Tensor:
     return parts[split]
 
 
+def split_phrase(split: str) -> str:
+    """``"test"`` -> ``"test-split"``; how report texts name a split."""
+    return {"all": "zoo", "heldout": "held-out (val + test)"}.get(split, f"{split}-split")
+
+
 def sample_indices(pool: Tensor, count: int, generator: torch.Generator, what: str) -> Tensor:
     """``count`` distinct members of ``pool``, in a seeded random order."""
     if count < 1:

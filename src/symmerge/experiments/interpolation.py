@@ -29,6 +29,7 @@ from symmerge.experiments.common import (
     sample_indices,
     save_curves,
     split_members,
+    split_phrase,
 )
 from symmerge.experiments.images import ground_truth
 from symmerge.experiments.metrics import alpha_grid, summarize_curves
@@ -268,7 +269,7 @@ def orbit_interpolation(
     }
     title = f"Orbit interpolation ({transform}, perturbation {perturbation:g})"
     text = (
-        f"{runs} {split}-split INRs × {orbit_size} orbit pairs `(O_i, Õ_(i+1))` "
+        f"{runs} {split_phrase(split)} INRs × {orbit_size} orbit pairs `(O_i, Õ_(i+1))` "
         f"= {pairs} pairs, {transform} transforms, noise std {perturbation:g}, {steps} alpha "
         f"steps. Loss `mse`: pixel MSE of the rendered interpolant to the ground-truth image "
         f"(`{gt.source}`), the paper's metric; `render_mse` (right panel): MSE to the base "
@@ -375,7 +376,7 @@ def pair_interpolation(
     }
     title = "Pair interpolation (same image, different seeds)"
     text = (
-        f"{n} pairs of {split}-split INRs fitted to the same image from different seeds, "
+        f"{n} pairs of {split_phrase(split)} INRs fitted to the same image from different seeds, "
         f"{steps} alpha steps. Loss: pixel MSE of the rendered interpolant to the ground-truth "
         f"image (`{gt.source}`); the endpoints fit it with MSE "
         f"{metrics['endpoint_fit_mse']:.4g}. Mean ± std over pairs."

@@ -25,6 +25,7 @@ from symmerge.experiments.common import (
     prepare_out,
     sample_indices,
     split_members,
+    split_phrase,
 )
 from symmerge.experiments.plots import plt, save_figure, scatter_map
 from symmerge.experiments.report import ExperimentResult, ReportSection, markdown_table
@@ -222,7 +223,7 @@ def orbit_collapse(
         ("max_distance_to_base", "max distance to base latent"),
     ])
     text = (
-        f"{networks} {split}-split networks, each with an exact {transform} orbit of "
+        f"{networks} {split_phrase(split)} networks, each with an exact {transform} orbit of "
         f"{orbit_size} members (no noise), encoded by each autoencoder. Distances are Euclidean "
         "in latent space, averaged over all pairs; a ratio of 0 means every orbit collapses to "
         "one point, about 1 means orbit members are as far apart as different networks."
@@ -315,8 +316,9 @@ def latent_map(
                                   ("latent_dim", "latent dim")])
     section = ReportSection(
         title="Latent map", table=table,
-        text=(f"Latents of {idx.numel()} {split}-split networks of `{z.path.name}`, mapped to 2-D "
-              f"with {', '.join(maps) or 'no maps'} (random_state={seed}) and coloured by label."),
+        text=(f"Latents of {idx.numel()} {split_phrase(split)} networks of `{z.path.name}`, "
+              f"mapped to 2-D with {', '.join(maps) or 'no maps'} (random_state={seed}) and "
+              "coloured by label."),
         images=[("latent map", str(out_dir / "latent_map.png"))] if maps else [],
     )
     result = ExperimentResult("latent-map", out_dir, metrics, [section], files)

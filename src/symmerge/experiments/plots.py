@@ -127,11 +127,12 @@ def scatter_map(
     if labels.size and labels.min() >= 0:
         for lab in np.unique(labels)[:10]:
             handles.append(ax.scatter([], [], color=cmap(int(lab) % 10), s=12, label=str(lab)))
+    marks = plt.get_cmap("Dark2")
     for i, orbit in enumerate(overlay):
-        lab = int(overlay_labels[i]) if i < len(overlay_labels) else i
-        handles.append(ax.scatter(orbit[:, 0], orbit[:, 1], marker="*", s=70,
-                                  color=cmap(lab % 10), edgecolors="black", linewidths=0.6,
-                                  label=f"orbit {i}"))
+        lab = f" (label {int(overlay_labels[i])})" if i < len(overlay_labels) else ""
+        handles.append(ax.scatter(orbit[:, 0], orbit[:, 1], marker="*", s=80,
+                                  color=marks(i % 8), edgecolors="black", linewidths=0.6,
+                                  label=f"orbit {i}{lab}"))
     if handles:
         ax.legend(handles=handles, fontsize=6, loc="best", ncol=2, markerscale=1.0)
     ax.set_xticks([])

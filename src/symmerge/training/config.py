@@ -35,9 +35,8 @@ class LossConfig(_Strict):
     resolution: int = Field(28, gt=0)
     temperature: float = Field(0.6, gt=0)
     images_per_step: int = Field(128, gt=0)
-    #: CNN image source; default: the zoo's provenance, else mnist-embedded
+    #: CNN image source; default: the zoo's provenance (its split and input transform too)
     images: str | None = None
-    test_fraction: float = Field(0.2, gt=0, lt=1)
 
 
 class SplitConfig(_Strict):

@@ -24,7 +24,6 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from symmerge import __version__
-from symmerge.data import load_images
 from symmerge.errors import SymmergeError
 from symmerge.models import build_autoencoder
 from symmerge.specs import CNNSpec, SirenSpec, WeightSpaceSpec, spec_from_json
@@ -33,6 +32,7 @@ from symmerge.training.losses import RenderLoss, cnn_accuracy_report
 from symmerge.training.module import AutoencoderModule
 from symmerge.utils.io import atomic_path
 from symmerge.zoo import Zoo, load_zoo, split_indices
+from symmerge.zoo.images import held_out_images
 
 
 @dataclass
@@ -55,21 +55,11 @@ class TrainResult:
         return path
 
 
-def _image_source(cfg: TrainConfig, zoo: Zoo) -> str:
-    if cfg.loss.images:
-        return cfg.loss.images
-    prov = zoo.provenance
-    return str(prov.get("data") or prov.get("data_source") or "mnist-embedded")
-
-
 def _cnn_images(cfg: TrainConfig, zoo: Zoo) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-    """Training images (for distillation) and held-out test images with labels."""
-    images = load_images(_image_source(cfg, zoo))
-    prov = zoo.provenance
-    frac = float(prov.get("test_fraction", cfg.loss.test_fraction))
-    split_seed = int(prov.get("split_seed", 0))
-    train_idx, test_idx = images.split(frac, seed=split_seed)
-    return images.images[train_idx], (images.images[test_idx], images.labels[test_idx])
+    """Training images (for distillation) and held-out test images with labels, as the
+    zoo's builder split and transformed them (see :func:`symmerge.zoo.images.held_out_images`)."""
+    held = held_out_images(zoo, cfg.loss.images)
+    return held.train_images, (held.images, held.labels)
 
 
 def _loaders(params: Tensor, splits: dict[str, Tensor], cfg: TrainConfig) -> dict[str, DataLoader]:

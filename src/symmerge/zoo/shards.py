@@ -74,7 +74,9 @@ def check_output_path(out: str | os.PathLike[str]) -> Path:
     """Fail early (before any work) if ``out`` cannot be written."""
     path = Path(out)
     if path.is_dir():
-        raise SymmergeError(f"output {path} is a directory; give a file name such as zoo.safetensors")
+        raise SymmergeError(
+            f"output {path} is a directory; give a file name such as zoo.safetensors"
+        )
     parent = path.parent if str(path.parent) else Path(".")
     probe = parent
     while not probe.exists():
@@ -84,6 +86,20 @@ def check_output_path(out: str | os.PathLike[str]) -> Path:
     if not os.access(probe, os.W_OK | os.X_OK):
         raise SymmergeError(f"output directory {probe} is not writable")
     return path
+
+
+def zoo_matches_run(path: Path, run: Mapping[str, Any]) -> bool:
+    """True if ``path`` is a zoo whose provenance records exactly this ``run``."""
+    from symmerge.zoo.io import Zoo
+
+    if not path.is_file():
+        return False
+    try:
+        provenance = Zoo(path).provenance
+    except SymmergeError:
+        return False
+    wanted = json.loads(json.dumps(dict(run), sort_keys=True, default=str))
+    return all(provenance.get(k) == v for k, v in wanted.items())
 
 
 def shard_dir_for(out: str | os.PathLike[str]) -> Path:
@@ -209,23 +225,22 @@ class ShardStore:
 
 
 # ----------------------------------------------------------------- local workers
-_WORKER_QUEUE: Any = None
+_WORKER: dict[str, Any] = {}
 
 
-def _worker_init(progress_queue: Any, threads: int) -> None:
-    global _WORKER_QUEUE
-    _WORKER_QUEUE = progress_queue
+def _worker_init(progress_queue: Any, threads: int, fit_chunk: FitChunk, store: ShardStore) -> None:
+    _WORKER.update(queue=progress_queue, fit_chunk=fit_chunk, store=store)
     torch.set_num_threads(threads)
 
 
 def _worker_progress(n: int, values: Tensor | None = None) -> None:
-    _WORKER_QUEUE.put((n, None if values is None else values.detach().cpu().tolist()))
+    _WORKER["queue"].put((n, None if values is None else values.detach().cpu().tolist()))
 
 
-def _worker_fit(fit_chunk: FitChunk, store: ShardStore, chunk: int, items: range) -> int:
-    tensors = fit_chunk(chunk, items, _worker_progress)
+def _worker_fit(chunk: int, items: range) -> int:
+    tensors = _WORKER["fit_chunk"](chunk, items, _worker_progress)
     _check_rows(chunk, items, tensors)
-    store.save(chunk, tensors)
+    _WORKER["store"].save(chunk, tensors)
     return chunk
 
 
@@ -241,8 +256,9 @@ def _fit_in_workers(
 ) -> None:
     """Fit chunks in ``workers`` processes (no intra-op barriers between cores).
 
-    Forked on Linux (fast start, data shared copy-on-write; each worker resets
-    its thread count, as DataLoader workers do), spawned elsewhere.
+    Forked on Linux (fast start; ``fit_chunk`` and its data are inherited, not
+    pickled; each worker resets its thread count, as DataLoader workers do),
+    spawned elsewhere (``fit_chunk`` must then be picklable).
     """
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     progress_queue = ctx.Queue()
@@ -257,10 +273,8 @@ def _fit_in_workers(
             bar(n, None if values is None else torch.tensor(values))
 
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                             initargs=(progress_queue, threads)) as pool:
-        pending: set[Future[int]] = {
-            pool.submit(_worker_fit, fit_chunk, store, c, plan.items(c)) for c in todo
-        }
+                             initargs=(progress_queue, threads, fit_chunk, store)) as pool:
+        pending: set[Future[int]] = {pool.submit(_worker_fit, c, plan.items(c)) for c in todo}
         try:
             while pending:
                 finished, pending = wait(pending, timeout=0.25, return_when=FIRST_EXCEPTION)
@@ -345,14 +359,18 @@ def run_chunked(
     ``fresh``). ``assemble`` gets the concatenated chunk tensors and writes the
     zoo. ``max_chunks`` stops after fitting that many chunks in this call
     (returns ``None`` without assembling), for time-limited jobs. ``workers > 1``
-    fits chunks in that many local processes (``fit_chunk`` must then be
-    picklable), each with ``torch.get_num_threads() // workers`` threads;
-    ``None`` means one single-threaded worker per torch thread. Returns the zoo
-    path, or ``None`` if the zoo is not complete yet.
+    fits chunks in that many local processes, each with
+    ``torch.get_num_threads() // workers`` threads;
+    ``None`` means one single-threaded worker per torch thread. If ``out`` is
+    already a zoo whose provenance records ``run`` (and ``fresh`` is off),
+    nothing is refitted. Returns the zoo path, or ``None`` if the zoo is not
+    complete yet.
     """
     if workers is not None and workers <= 0:
         raise SymmergeError(f"workers must be positive, got {workers}")
     out = check_output_path(out)
+    if not fresh and not shard_dir_for(out).exists() and zoo_matches_run(out, run):
+        return out  # already built by this very run
     with distributed() as info:
         store = ShardStore(
             shard_dir_for(out),

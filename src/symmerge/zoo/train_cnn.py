@@ -68,10 +68,10 @@ class CNNTrainConfig:
     steps: int = 1000
     batch_size: int = 32
     schedule: str = "cosine"
-    lr: tuple[float, float] = (1e-3, 3e-2)
+    lr: tuple[float, float] = (3e-3, 5e-2)
     weight_decay: tuple[float, float] = (1e-6, 1e-3)
     init_scale: tuple[float, float] = (0.5, 2.0)
-    dropout: tuple[float, float] = (0.0, 0.3)
+    dropout: tuple[float, float] = (0.0, 0.25)
     train_fraction: tuple[float, float] = (0.2, 1.0)
     test_fraction: float = 0.2
     split_seed: int = 0
@@ -155,10 +155,16 @@ class CNNData:
     @classmethod
     def from_images(cls, images: ImageSet, config: CNNTrainConfig) -> CNNData:
         if images.images.ndim != 4:
-            raise SymmergeError(f"CNN training needs images [N, C, H, W], got {tuple(images.images.shape)}")
+            raise SymmergeError(
+                f"CNN training needs images [N, C, H, W], got {tuple(images.images.shape)}"
+            )
+        if images.num_classes < 2:
+            raise SymmergeError(f"{images.name}: CNN training needs at least 2 classes")
         train, test = images.split(config.test_fraction, seed=config.split_seed)
         if len(train) == 0 or len(test) == 0:
-            raise SymmergeError(f"{images.name}: too few images ({len(images)}) for a train/test split")
+            raise SymmergeError(
+                f"{images.name}: too few images ({len(images)}) for a train/test split"
+            )
         x = images.images.to(torch.float32) * 2.0 - 1.0
         return cls(x[train].contiguous(), images.labels[train], x[test].contiguous(),
                    images.labels[test], images.num_classes)
@@ -171,7 +177,8 @@ class NetStream:
     def __init__(self, generator: torch.Generator, n_train: int, fraction: float,
                  batch_size: int, features: int) -> None:
         self.g = generator
-        self.subset = torch.randperm(n_train, generator=generator)[: max(1, round(fraction * n_train))]
+        size = max(1, round(fraction * n_train))
+        self.subset = torch.randperm(n_train, generator=generator)[:size]
         self.batch_size, self.features = batch_size, features
         self._idx: Tensor | None = None
         self._u: Tensor | None = None
@@ -180,7 +187,8 @@ class NetStream:
     def next(self) -> tuple[Tensor, Tensor]:
         """Training-split indices ``[batch]`` and dropout uniforms ``[batch, features]``."""
         if self._pos == STREAM_BLOCK:
-            pick = torch.randint(len(self.subset), (STREAM_BLOCK, self.batch_size), generator=self.g)
+            shape = (STREAM_BLOCK, self.batch_size)
+            pick = torch.randint(len(self.subset), shape, generator=self.g)
             self._idx = self.subset[pick]
             self._u = torch.rand(STREAM_BLOCK, self.batch_size, self.features, generator=self.g)
             self._pos = 0
@@ -193,7 +201,7 @@ class NetStream:
 def draw_networks(
     spec: CNNSpec, config: CNNTrainConfig, seed: int, indices: Sequence[int], n_train: int
 ) -> tuple[dict[str, Tensor], Tensor, list[NetStream]]:
-    """Hyperparameters ``{name: [B]}``, initial ``params [B, P]`` and streams of networks ``indices``."""
+    """Hyperparameters ``{name: [B]}``, initial ``params [B, P]`` and streams of ``indices``."""
     hps: dict[str, list[float]] = {k: [] for k in HPARAMS}
     inits, streams = [], []
     for g_index in indices:
@@ -217,7 +225,8 @@ def draw_networks(
 def weight_mask(spec: CNNSpec) -> Tensor:
     """``[P]`` with 1 on weight entries and 0 on biases (where L2 decay applies)."""
     mask = torch.zeros(spec.num_params)
-    for (key, _), a, b in zip(spec.param_shapes, spec.offsets[:-1], spec.offsets[1:]):
+    for (key, _), a, b in zip(spec.param_shapes, spec.offsets[:-1], spec.offsets[1:],
+                              strict=True):
         if key.endswith("weight"):
             mask[a:b] = 1.0
     return mask
@@ -232,8 +241,9 @@ def train_logits(spec: CNNSpec, params: Tensor, x: Tensor, keep: Tensor | None =
     ws, bs = spec.unflatten(params)
     nets, n = x.shape[:2]
     act = activation_fn(spec.activation)
-    h = x.transpose(0, 1).reshape(n, -1, *x.shape[-2:]).contiguous(memory_format=torch.channels_last)
-    for w, b in zip(ws[:-1], bs[:-1]):
+    h = x.transpose(0, 1).reshape(n, -1, *x.shape[-2:])
+    h = h.contiguous(memory_format=torch.channels_last)
+    for w, b in zip(ws[:-1], bs[:-1], strict=True):
         h = act(F.conv2d(h, w.reshape(-1, *w.shape[2:]), b.reshape(-1), stride=spec.stride,
                          groups=nets))
     pooled = h.mean(dim=(-2, -1)).reshape(n, nets, -1).transpose(0, 1)  # [B, N, F]
@@ -264,9 +274,9 @@ def _evaluate(spec: CNNSpec, params: Tensor, data: CNNData, subsets: Sequence[Te
     member = torch.zeros(params.shape[0], data.train_x.shape[0], dtype=torch.bool)
     for b, s in enumerate(subsets):
         member[b, s] = True
-    correct = accuracy(spec, params, data.train_x, data.train_y, batch)
+    correct = accuracy(spec, params, data.train_x, data.train_y, batch).cpu()
     train_acc = (correct & member).sum(1) / member.sum(1)
-    test_acc = accuracy(spec, params, data.test_x, data.test_y, batch).float().mean(1)
+    test_acc = accuracy(spec, params, data.test_x, data.test_y, batch).float().mean(1).cpu()
     return train_acc.float(), test_acc
 
 
@@ -279,23 +289,29 @@ def train_cnns(
     streams: Sequence[NetStream],
     *,
     progress: Progress | None = None,
+    device: torch.device | str | None = None,
 ) -> CNNTrainResult:
     """Train B CNNs ``init [B, P]`` at once, network b with ``hparams[name][b]`` and ``streams[b]``.
 
     Per network: mean cross-entropy on its minibatch, L2 on the weights, Adam
     (the ``torch.optim.Adam`` update with the network's own learning rate).
+    Runs on ``device`` (default: where ``init`` is); results come back on the CPU.
     """
-    params = init.detach().clone().to(torch.float32)
+    dev = torch.device(device) if device is not None else init.device
+    if dev != data.train_x.device:
+        data = CNNData(*(t.to(dev) for t in (data.train_x, data.train_y, data.test_x,
+                                              data.test_y)), data.n_classes)
+    params = init.detach().clone().to(dev, torch.float32)
     nb = params.shape[0]
-    lr = hparams["lr"].to(torch.float32).unsqueeze(1)
-    wd = hparams["weight_decay"].to(torch.float32).unsqueeze(1) * weight_mask(spec)
+    lr = hparams["lr"].to(dev, torch.float32).unsqueeze(1)
+    wd = hparams["weight_decay"].to(dev, torch.float32).unsqueeze(1) * weight_mask(spec).to(dev)
     p_drop = hparams["dropout"].to(torch.float32).view(nb, 1, 1)
     m, v = torch.zeros_like(params), torch.zeros_like(params)
     b1, b2 = config.betas
     for step in range(config.steps):
         draws = [s.next() for s in streams]
-        idx = torch.stack([d[0] for d in draws])  # [B, batch]
-        keep = (torch.stack([d[1] for d in draws]) >= p_drop) / (1.0 - p_drop)
+        idx = torch.stack([d[0] for d in draws]).to(dev)  # [B, batch]
+        keep = ((torch.stack([d[1] for d in draws]) >= p_drop) / (1.0 - p_drop)).to(dev)
         x, y = data.train_x[idx], data.train_y[idx]
         params.requires_grad_(True)
         logits = train_logits(spec, params, x, keep)
@@ -313,7 +329,7 @@ def train_cnns(
                                     config.eval_batch)
     if progress is not None:
         progress(nb, test_acc)
-    return CNNTrainResult(params, train_acc, test_acc)
+    return CNNTrainResult(params.cpu(), train_acc, test_acc)
 
 
 def train_cnn_module(
@@ -363,11 +379,13 @@ class _CNNChunk:
     config: CNNTrainConfig
     data: CNNData
     seed: int
+    device: str = "cpu"
 
     def __call__(self, chunk: int, items: range, report: Progress) -> dict[str, Tensor]:
         hps, init, streams = draw_networks(self.spec, self.config, self.seed, items,
                                            self.data.train_x.shape[0])
-        res = train_cnns(self.spec, self.data, hps, init, self.config, streams, progress=report)
+        res = train_cnns(self.spec, self.data, hps, init, self.config, streams, progress=report,
+                         device=self.device)
         return {"params": res.params, "train_accuracy": res.train_accuracy,
                 "test_accuracy": res.test_accuracy, **{k: v.float() for k, v in hps.items()}}
 
@@ -386,13 +404,14 @@ def train_cnn_zoo(
     progress: bool = True,
     max_chunks: int | None = None,
     workers: int | None = None,
+    device: str = "cpu",
 ) -> Path | None:
     """Train a zoo of ``n`` CNNs with random hyperparameters on ``data``'s training split.
 
     The zoo stores ``params``, the metrics ``train_accuracy`` (on the network's
     own training subset), ``test_accuracy`` (held-out split) and the drawn
     hyperparameters (:data:`HPARAMS`); ``labels`` are -1. Chunking, resuming,
-    ranks and ``workers`` behave as in :func:`symmerge.zoo.fit_inr.fit_inr_zoo`.
+    ranks, ``workers`` and ``device`` behave as in :func:`symmerge.zoo.fit_inr.fit_inr_zoo`.
     """
     cfg = cnn_config(config)
     if n <= 0:
@@ -419,7 +438,9 @@ def train_cnn_zoo(
         metrics = {k: t[k] for k in ("train_accuracy", "test_accuracy", *HPARAMS)}
         return save_zoo(out, spec, t["params"], metrics=metrics, provenance=provenance)
 
-    return run_chunked(out, plan, run, _CNNChunk(spec, cfg, prepared, seed), assemble,
+    if torch.device(device).type != "cpu":
+        workers = 1  # one process drives the accelerator
+    return run_chunked(out, plan, run, _CNNChunk(spec, cfg, prepared, seed, str(device)), assemble,
                        desc=f"CNN zoo ({activation})", progress_metric="test_accuracy",
                        progress=progress, fresh=fresh, keep_shards=keep_shards,
                        max_chunks=max_chunks, workers=workers)

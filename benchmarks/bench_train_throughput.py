@@ -1,0 +1,411 @@
+"""Autoencoder training throughput at the paper-inr configuration: symmerge vs the reference design.
+
+One training step = data -> graph, forward, render loss, backward, gradient clipping,
+AdamW step (plus the LR scheduler), on ``--batch-size`` SIRENs [2, 32, 32, 1]. Both
+implementations start from the same weights and are timed in the same process, their
+steps interleaved (alternating which goes first), so that a shared, loaded machine
+slows both alike; the ratio is the number to read.
+
+* ``ours``: symmerge's ``AutoencoderModule`` (template-gather graph batch, class-gathered
+  branches, batched render against target renders cached once per zoo);
+* ``reference design``: ``benchmarks/reference_design.py`` on a copy of the same weights
+  (per-network dense graphs and ``Batch.from_data_list``, every masked branch on every
+  row, per-network rendering of decoded and original networks every step).
+
+Also reported: FLOPs of one step (``torch.utils.flop_counter.FlopCounterMode``, forward +
+backward; ours counted at the full batch, the baseline at ``--warmup-batch`` and scaled
+linearly, as every matmul's row count is proportional to the batch), the machine's
+float32 matmul rate (a square ``--matmul-size`` matmul at the same thread count, measured
+between steps; the best is taken as peak), encoder-only inference throughput (eval, no
+grad, graph building included) and, with ``--profile``, where ours spends its time.
+
+    python benchmarks/bench_train_throughput.py [--steps 3] [--baseline-steps 2]
+        [--batch-size 128] [--threads 2] [--zoo ZOO] [--profile] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from reference_design import ReferenceDesignAutoencoder, ReferenceRenderLoss
+from torch import Tensor
+from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
+
+from symmerge.specs import SirenSpec
+from symmerge.training.config import TrainConfig, resolve_config
+from symmerge.training.losses import RenderLoss
+from symmerge.training.module import AutoencoderModule
+
+PHASES = ("graph", "encoder", "decoder+loss", "backward", "clip+step")
+
+#: profiler op name -> category, for the breakdown of ours
+OP_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul"),
+    "gather/scatter/index": (
+        "aten::index", "aten::index_select", "aten::gather", "aten::scatter_add_",
+        "aten::scatter_reduce_", "aten::index_put_", "aten::_index_put_impl_",
+        "aten::index_copy_", "aten::index_add_", "aten::embedding_dense_backward",
+    ),
+    "layer norm": ("aten::native_layer_norm", "aten::native_layer_norm_backward"),
+    "elementwise": (
+        "aten::mul", "aten::add", "aten::add_", "aten::sub", "aten::neg", "aten::silu",
+        "aten::silu_backward", "aten::sin", "aten::cos", "aten::div", "aten::div_",
+        "aten::mul_", "aten::where", "aten::bernoulli_", "aten::sqrt", "aten::pow",
+        "aten::addcmul_", "aten::addcdiv_", "aten::lerp_", "aten::clamp", "aten::clamp_min",
+        "aten::_foreach_mul_", "aten::_foreach_add_", "aten::_foreach_addcmul_",
+        "aten::_foreach_addcdiv_", "aten::_foreach_lerp_", "aten::_foreach_sqrt",
+        "aten::_foreach_div_", "aten::_foreach_norm",
+    ),
+    "copy/fill/alloc": (
+        "aten::copy_", "aten::fill_", "aten::zero_", "aten::empty", "aten::empty_strided",
+        "aten::cat", "aten::clone", "aten::_to_copy", "aten::contiguous", "aten::new_zeros",
+    ),
+    "reductions": ("aten::sum", "aten::mean", "aten::linalg_vector_norm", "aten::mse_loss",
+                   "aten::mse_loss_backward"),
+}
+
+
+# ------------------------------------------------------------------------------ helpers
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (``platform.processor()`` as a fallback)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def matmul_gflops(n: int, repeats: int = 5) -> list[float]:
+    """Rates (GFLOP/s) of ``repeats`` float32 ``n x n`` matmuls, after one warm-up."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    rates = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        rates.append(2 * n**3 / (time.perf_counter() - t0) / 1e9)
+    return rates
+
+
+@dataclass
+class Impl:
+    """One implementation under test: a training step with per-phase timers."""
+
+    name: str
+    train_step: Callable[[Tensor, Tensor], tuple[float, dict[str, float]]]
+    encode: Callable[[Tensor], Tensor]
+    set_train: Callable[[bool], None]
+    step_times: list[float] = field(default_factory=list)
+    phase_times: list[dict[str, float]] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    infer_times: list[float] = field(default_factory=list)
+    flops_per_network: float = 0.0
+
+    def timed_step(self, params: Tensor, index: Tensor) -> None:
+        t0 = time.perf_counter()
+        loss, phases = self.train_step(params, index)
+        self.step_times.append(time.perf_counter() - t0)
+        self.phase_times.append(phases)
+        self.losses.append(loss)
+
+    def timed_encode(self, params: Tensor) -> None:
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            self.encode(params)
+            self.infer_times.append(time.perf_counter() - t0)
+
+
+class PhaseClock:
+    """Wall time between consecutive :meth:`tick` calls, by phase name."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def tick(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.times[phase] = now - self._t
+        self._t = now
+
+
+def _optimizer(params: Any, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW with the linear warm-up of ``AutoencoderModule.configure_optimizers``."""
+    o = cfg.optim
+    opt = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+    warm = max(o.warmup_steps, 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warm))
+    return opt, sched
+
+
+def make_ours(spec: SirenSpec, cfg: TrainConfig, zoo: Tensor) -> tuple[Impl, AutoencoderModule]:
+    """symmerge's training step: ``AutoencoderModule`` with its cached target renders.
+
+    The step is ``module._loss`` spelled out phase by phase (graph, encoder, decoder,
+    render loss), then backward, clipping (as Lightning's ``gradient_clip_val``) and the
+    module's own optimizer and scheduler.
+    """
+    module = AutoencoderModule(spec.to_json(), cfg.model_dump(mode="json"))
+    targets = RenderLoss(spec, cfg.loss.resolution).render_targets(zoo)
+    module.attach_loss_data(targets=targets)
+    optim = module.configure_optimizers()
+    opt, sched = optim["optimizer"], optim["lr_scheduler"]["scheduler"]
+    model, render_loss = module.model, module.render_loss
+    assert render_loss is not None
+
+    def step(params: Tensor, index: Tensor) -> tuple[float, dict[str, float]]:
+        clock = PhaseClock()
+        graph = model.graph(params)
+        clock.tick("graph")
+        z = model.encoder(graph)
+        clock.tick("encoder")
+        loss = render_loss(model.decoder(z), targets[index])
+        clock.tick("decoder+loss")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        clock.tick("backward")
+        torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.optim.grad_clip)
+        opt.step()
+        sched.step()
+        clock.tick("clip+step")
+        return float(loss.detach()), clock.times
+
+    impl = Impl("ours", step, model.encode, lambda on: module.train(on))
+    return impl, module
+
+
+def make_reference(module: AutoencoderModule, cfg: TrainConfig) -> Impl:
+    """The reference design on a copy of ``module``'s current weights."""
+    model = copy.deepcopy(module.model)
+    ref = ReferenceDesignAutoencoder(model)
+    loss_fn = ReferenceRenderLoss(model.spec, cfg.loss.resolution)
+    opt, sched = _optimizer(model.parameters(), cfg)
+
+    def step(params: Tensor, index: Tensor) -> tuple[float, dict[str, float]]:
+        clock = PhaseClock()
+        graph = ref.graph(params)
+        clock.tick("graph")
+        z = ref.encoder(graph)
+        clock.tick("encoder")
+        loss = loss_fn(ref.decoder(z), params)  # targets re-rendered, network by network
+        clock.tick("decoder+loss")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        clock.tick("backward")
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        opt.step()
+        sched.step()
+        clock.tick("clip+step")
+        return float(loss.detach()), clock.times
+
+    return Impl("reference design", step, ref.encode, lambda on: ref.train(on))
+
+
+def count_flops(impl: Impl, params: Tensor, index: Tensor) -> float:
+    """FLOPs of one training step (forward + backward matmuls), per network; the step
+    also serves as warm-up and is not timed."""
+    with FlopCounterMode(display=False) as counter:
+        impl.train_step(params, index)
+    return counter.get_total_flops() / params.shape[0]
+
+
+def profile_ours(impl: Impl, params: Tensor, index: Tensor) -> dict[str, Any]:
+    """One extra step of ours under ``torch.profiler``: self CPU time by op category."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        impl.train_step(params, index)
+    totals: dict[str, float] = {}
+    top: list[tuple[str, float]] = []
+    for ev in prof.key_averages():
+        sec = ev.self_cpu_time_total / 1e6
+        cat = next((c for c, names in OP_CATEGORIES.items() if ev.key in names), "other")
+        totals[cat] = totals.get(cat, 0.0) + sec
+        top.append((ev.key, sec))
+    top.sort(key=lambda kv: -kv[1])
+    return {"categories_s": totals, "top_ops_s": dict(top[:15])}
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+# --------------------------------------------------------------------------------- main
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=3, help="timed steps of ours")
+    ap.add_argument("--baseline-steps", type=int, default=2,
+                    help="timed steps of the reference design (at least 2 recommended)")
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--warmup-batch", type=int, default=8,
+                    help="batch of the baseline's (untimed, FLOP-counted) warm-up step")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--zoo", help="SIREN zoo file (default: random SIREN initializations)")
+    ap.add_argument("--infer-repeats", type=int, default=2,
+                    help="timed encoder-only passes per implementation")
+    ap.add_argument("--matmul-size", type=int, default=2048)
+    ap.add_argument("--no-baseline", action="store_true", help="time ours only")
+    ap.add_argument("--profile", action="store_true",
+                    help="profile one extra step of ours (op categories)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", help="also write all numbers to this JSON file")
+    args = ap.parse_args()
+    if args.steps < 1 or args.baseline_steps < 1:
+        ap.error("--steps and --baseline-steps must be positive")
+    torch.set_num_threads(args.threads)
+    load_start = os.getloadavg()
+    t_start = time.perf_counter()
+
+    B = args.batch_size
+    if args.zoo:
+        from symmerge.zoo import load_zoo
+
+        zoo_file = load_zoo(args.zoo)
+        spec = zoo_file.spec
+        if not isinstance(spec, SirenSpec):
+            ap.error(f"--zoo must hold SIRENs, it holds {spec.describe()}")
+        zoo = zoo_file.params[: 2 * B].float().contiguous()
+        source = f"zoo {args.zoo} (first {zoo.shape[0]} networks)"
+    else:
+        spec = SirenSpec()
+        zoo = spec.init_params(2 * B, generator=torch.Generator().manual_seed(args.seed))
+        source = "random SIREN initializations"
+    if zoo.shape[0] < B:
+        ap.error(f"the zoo has {zoo.shape[0]} networks, fewer than --batch-size {B}")
+    batches = [torch.arange(i, i + B) for i in range(0, zoo.shape[0] - B + 1, B)]
+    cfg = resolve_config("paper-inr", spec=spec)
+    torch.manual_seed(args.seed)
+
+    t0 = time.perf_counter()
+    RenderLoss(spec, cfg.loss.resolution).render_targets(zoo)
+    target_cache_nps = zoo.shape[0] / (time.perf_counter() - t0)
+
+    ours, module = make_ours(spec, cfg, zoo)
+    impls = [ours]
+    if not args.no_baseline:
+        impls.append(make_reference(module, cfg))  # same initial weights
+    peaks = matmul_gflops(args.matmul_size)
+
+    # warm-up steps, FLOP-counted: ours at the full batch, the baseline at --warmup-batch
+    idx = batches[0]
+    ours.flops_per_network = count_flops(ours, zoo[idx], idx)
+    if len(impls) > 1:
+        small = idx[: args.warmup_batch]
+        impls[1].flops_per_network = count_flops(impls[1], zoo[small], small)
+
+    for i in range(max(args.steps, 0 if args.no_baseline else args.baseline_steps)):
+        idx = batches[i % len(batches)]
+        order = impls if i % 2 == 0 else impls[::-1]
+        for impl in order:
+            limit = args.steps if impl is ours else args.baseline_steps
+            if i < limit:
+                impl.timed_step(zoo[idx], idx)
+        peaks += matmul_gflops(args.matmul_size, repeats=3)
+
+    for impl in impls:
+        impl.set_train(False)
+        impl.timed_encode(zoo[batches[0]][: args.warmup_batch])  # warm-up
+        impl.infer_times.clear()
+    for r in range(args.infer_repeats):
+        for impl in impls if r % 2 == 0 else impls[::-1]:
+            impl.timed_encode(zoo[batches[r % len(batches)]])
+    peaks += matmul_gflops(args.matmul_size)
+
+    prof = None
+    if args.profile:
+        ours.set_train(True)
+        idx = batches[0]
+        prof = profile_ours(ours, zoo[idx], idx)
+
+    # ---------------------------------------------------------------------- report
+    peak = max(peaks)
+    rows = []
+    for impl in impls:
+        step_s = median(impl.step_times)
+        flops = impl.flops_per_network * B
+        rows.append({
+            "impl": impl.name,
+            "steps": len(impl.step_times),
+            "step_s": impl.step_times,
+            "median_step_s": step_s,
+            "networks_per_s": B / step_s,
+            "gflop_per_step": flops / 1e9,
+            "achieved_gflops": flops / step_s / 1e9,
+            "fraction_of_matmul_peak": flops / step_s / 1e9 / peak,
+            "phases_median_s": {p: median([t[p] for t in impl.phase_times]) for p in PHASES},
+            "losses": impl.losses,
+            "infer_s": impl.infer_times,
+            "infer_networks_per_s": B / median(impl.infer_times),
+        })
+    env = {
+        "cpu": cpu_model(), "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+        "torch": torch.__version__, "python": platform.python_version(),
+        "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
+        "spec": spec.describe(), "source": source, "batch_size": B,
+        "preset": "paper-inr", "encoder": cfg.encoder.model_dump(),
+        "wall_s": time.perf_counter() - t_start,
+    }
+    result = {
+        "env": env, "args": vars(args), "rows": rows, "matmul_gflops": peaks,
+        "matmul_peak_gflops": peak, "matmul_median_gflops": median(peaks),
+        "target_cache_networks_per_s": target_cache_nps, "profile": prof,
+    }
+
+    print(f"paper-inr ({spec.describe()}, d={cfg.encoder.d_hidden}, "
+          f"{cfg.encoder.num_layers} layers, latent {cfg.encoder.d_latent}), batch {B}, "
+          f"{source}; CPU {env['cpu']}, {env['threads']} threads, torch {torch.__version__}; "
+          f"load average {load_start[0]:.1f} -> {env['loadavg_end'][0]:.1f}")
+    print()
+    print("| implementation | timed steps | median step (s) | networks/s | GFLOP/step | "
+          "GFLOP/s | of matmul peak |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['impl']} | {r['steps']} | {r['median_step_s']:.2f} | "
+              f"{r['networks_per_s']:.2f} | {r['gflop_per_step']:.0f} | "
+              f"{r['achieved_gflops']:.1f} | {100 * r['fraction_of_matmul_peak']:.0f}% |")
+    if len(rows) > 1:
+        ratio = rows[0]["networks_per_s"] / rows[1]["networks_per_s"]
+        result["speedup"] = ratio
+        result["flop_ratio"] = rows[1]["gflop_per_step"] / rows[0]["gflop_per_step"]
+        result["infer_speedup"] = rows[0]["infer_networks_per_s"] / rows[1]["infer_networks_per_s"]
+        print(f"| **ours / reference** | | | **{ratio:.2f}x** | "
+              f"{result['flop_ratio']:.2f}x fewer | | |")
+    print()
+    print(f"float32 matmul {args.matmul_size}^3, {env['threads']} threads: peak "
+          f"{peak:.1f} GFLOP/s, median {median(peaks):.1f} GFLOP/s over {len(peaks)} runs; "
+          f"target render cache: {target_cache_nps:.0f} networks/s (once per zoo)")
+    print()
+    print("| phase (median s) | " + " | ".join(r["impl"] for r in rows) + " |")
+    print("|---|" + "---|" * len(rows))
+    for p in PHASES:
+        print(f"| {p} | " + " | ".join(f"{r['phases_median_s'][p]:.2f}" for r in rows) + " |")
+    print()
+    print("| encoder-only inference (eval, no grad, incl. graph) | "
+          + " | ".join(r["impl"] for r in rows) + " |")
+    print("|---|" + "---|" * len(rows))
+    print("| networks/s | " + " | ".join(f"{r['infer_networks_per_s']:.1f}" for r in rows) + " |")
+    if prof is not None:
+        total = sum(prof["categories_s"].values())
+        print()
+        print("| ours, op category (self CPU, one profiled step) | s | share |")
+        print("|---|---|---|")
+        for cat, sec in sorted(prof["categories_s"].items(), key=lambda kv: -kv[1]):
+            print(f"| {cat} | {sec:.2f} | {100 * sec / total:.0f}% |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

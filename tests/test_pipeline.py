@@ -1,0 +1,39 @@
+"""The one-call quickstart pipeline."""
+
+import json
+
+import pytest
+
+from symmerge.cli.app import main
+from symmerge.errors import SymmergeError
+from symmerge.pipeline import SIZES, quickstart
+
+
+def test_unknown_size_is_a_clear_error(tmp_path):
+    with pytest.raises(SymmergeError, match="unknown quickstart size"):
+        quickstart(tmp_path / "qs", size="huge")
+
+
+def test_cli_unknown_size_exits_nonzero(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["quickstart", "--out", str(tmp_path / "qs"), "--size", "huge"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().startswith("error: unknown quickstart size")
+
+
+def test_default_size_fits_the_budget_shape():
+    s = SIZES["default"]
+    assert s.images * s.per_image >= 1000 and s.per_image >= 2
+
+
+@pytest.mark.slow
+def test_tiny_quickstart_end_to_end(tmp_path):
+    out = tmp_path / "qs"
+    result = quickstart(out, size="tiny", progress=False, log=lambda m: None)
+    assert (out / "report.md").is_file() and (out / "result.json").is_file()
+    saved = json.loads((out / "result.json").read_text())
+    assert saved["seed"] == 0 and saved["timings"]["total"] > 0
+    barriers = result.metrics["orbit_interpolation_barriers"]
+    assert {"naive", "wm", "sort", "ae", "ae-lift"} <= set(barriers)
+    report = (out / "report.md").read_text()
+    assert "orbit" in report.lower() and ".png" in report
