@@ -19,7 +19,7 @@ float32 matmul rate (a square ``--matmul-size`` matmul at the same thread count,
 between steps; the best is taken as peak), encoder-only inference throughput (eval, no
 grad, graph building included) and, with ``--profile``, where ours spends its time.
 
-    python benchmarks/bench_train_throughput.py [--steps 3] [--baseline-steps 2]
+    python benchmarks/bench_train_throughput.py [--steps 2] [--baseline-steps 2]
         [--batch-size 128] [--threads 2] [--zoo ZOO] [--profile] [--json OUT]
 """
 
@@ -244,10 +244,12 @@ def median(xs: list[float]) -> float:
 # --------------------------------------------------------------------------------- main
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=3, help="timed steps of ours")
+    ap.add_argument("--steps", type=int, default=2, help="timed steps of ours")
     ap.add_argument("--baseline-steps", type=int, default=2,
                     help="timed steps of the reference design (at least 2 recommended)")
     ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--preset", default="paper-inr", choices=("paper-inr", "quick"),
+                    help="training preset (quick: a small model, for smoke tests)")
     ap.add_argument("--warmup-batch", type=int, default=8,
                     help="batch of the baseline's (untimed, FLOP-counted) warm-up step")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -284,7 +286,7 @@ def main() -> None:
     if zoo.shape[0] < B:
         ap.error(f"the zoo has {zoo.shape[0]} networks, fewer than --batch-size {B}")
     batches = [torch.arange(i, i + B) for i in range(0, zoo.shape[0] - B + 1, B)]
-    cfg = resolve_config("paper-inr", spec=spec)
+    cfg = resolve_config(args.preset, spec=spec)
     torch.manual_seed(args.seed)
 
     t0 = time.perf_counter()
@@ -353,7 +355,7 @@ def main() -> None:
         "torch": torch.__version__, "python": platform.python_version(),
         "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
         "spec": spec.describe(), "source": source, "batch_size": B,
-        "preset": "paper-inr", "encoder": cfg.encoder.model_dump(),
+        "preset": args.preset, "encoder": cfg.encoder.model_dump(),
         "wall_s": time.perf_counter() - t_start,
     }
     result = {
@@ -362,7 +364,7 @@ def main() -> None:
         "target_cache_networks_per_s": target_cache_nps, "profile": prof,
     }
 
-    print(f"paper-inr ({spec.describe()}, d={cfg.encoder.d_hidden}, "
+    print(f"{args.preset} ({spec.describe()}, d={cfg.encoder.d_hidden}, "
           f"{cfg.encoder.num_layers} layers, latent {cfg.encoder.d_latent}), batch {B}, "
           f"{source}; CPU {env['cpu']}, {env['threads']} threads, torch {torch.__version__}; "
           f"load average {load_start[0]:.1f} -> {env['loadavg_end'][0]:.1f}")

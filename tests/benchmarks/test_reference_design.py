@@ -7,6 +7,7 @@ baseline must change with it, or this test fails.
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,3 +108,24 @@ def test_rejects_other_modes(reference: ModuleType) -> None:
     model = build_autoencoder(SPEC, cfg)
     with pytest.raises(ValueError, match="paper-inr"):
         reference.ReferenceDesignAutoencoder(model)
+
+
+def test_benchmark_script_smoke(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``bench_train_throughput.py`` runs end to end (quick preset, batch 2, one step each)."""
+    monkeypatch.syspath_prepend(str(BENCH_DIR))
+    bench = _load("bench_train_throughput")
+    out = tmp_path / "result.json"
+    monkeypatch.setattr(sys, "argv", [
+        "bench", "--preset", "quick", "--batch-size", "2", "--steps", "1",
+        "--baseline-steps", "1", "--warmup-batch", "1", "--infer-repeats", "1",
+        "--matmul-size", "32", "--threads", "1", "--json", str(out),
+    ])
+    bench.main()
+    result = json.loads(out.read_text())
+    ours, ref = result["rows"]
+    assert ours["impl"] == "ours" and ref["impl"] == "reference design"
+    assert ours["networks_per_s"] > 0 and ref["networks_per_s"] > 0
+    assert ref["gflop_per_step"] > ours["gflop_per_step"] > 0
+    assert result["speedup"] > 0

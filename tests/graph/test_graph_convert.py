@@ -88,9 +88,9 @@ def test_paper_sizes():
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
-def test_matches_loop_reference(spec, dtype, generator):
-    params = spec.init_params(3, generator=generator, dtype=dtype)
-    params = params + 0.1 * torch.randn(params.shape, generator=generator, dtype=dtype)
+def test_matches_loop_reference(spec, dtype, gen):
+    params = spec.init_params(3, generator=gen, dtype=dtype)
+    params = params + 0.1 * torch.randn(params.shape, generator=gen, dtype=dtype)
     batch = params_to_graph(spec, params, input_node_value=0.25)
     assert batch.num_graphs == 3 and batch.x.dtype == dtype
     for b in range(3):
@@ -129,17 +129,17 @@ def test_input_node_defaults():
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
-def test_round_trip_and_each_parameter_once(spec, generator):
-    params = spec.init_params(4, generator=generator).requires_grad_(True)
+def test_round_trip_and_each_parameter_once(spec, gen):
+    params = spec.init_params(4, generator=gen).requires_grad_(True)
     batch = params_to_graph(spec, params)
     assert torch.equal(graph_to_params(spec, batch), params.detach())
     (batch.x.sum() + batch.edge_attr.sum()).backward()
     assert torch.equal(params.grad, torch.ones_like(params))  # every parameter exactly once
 
 
-def test_batch_is_pyg_compatible(generator):
+def test_batch_is_pyg_compatible(gen):
     spec = CNNSpec((1, 4, 4, 3), "relu")
-    params = spec.init_params(3, generator=generator)
+    params = spec.init_params(3, generator=gen)
     batch = params_to_graph(spec, params)
     again = Batch.from_data_list(batch.to_data_list())
     assert set(again.keys()) == set(batch.keys())
@@ -149,9 +149,9 @@ def test_batch_is_pyg_compatible(generator):
     assert torch.equal(batch.batch, torch.arange(3).repeat_interleave(n))
 
 
-def test_mixed_groups(generator):
+def test_mixed_groups(gen):
     a, b, c = SirenSpec((2, 8, 8, 1)), MLPSpec((2, 3, 4, 5, 1), "tanh"), CNNSpec((1, 4, 3), "relu")
-    pa, pb, pc = (s.init_params(n, generator=generator) for s, n in ((a, 2), (b, 3), (c, 1)))
+    pa, pb, pc = (s.init_params(n, generator=gen) for s, n in ((a, 2), (b, 3), (c, 1)))
     mixed = graphs_from_groups([(a, pa), (b, pb), (c, pc)])
     assert mixed.num_graphs == 6 and mixed.edge_attr.shape[1] == 9
     groups = ((a, pa), (b, pb), (c, pc))
@@ -170,9 +170,9 @@ def test_mixed_groups(generator):
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
-def test_graph_action_matches_parameter_action(spec, generator):
-    params = spec.init_params(3, generator=generator, dtype=torch.float64)
-    g = sample_group_elements(spec, 3, generator=generator, dtype=torch.float64)
+def test_graph_action_matches_parameter_action(spec, gen):
+    params = spec.init_params(3, generator=gen, dtype=torch.float64)
+    g = sample_group_elements(spec, 3, generator=gen, dtype=torch.float64)
     tpl = graph_template(spec)
     before = params_to_graph(spec, params)
     after = params_to_graph(spec, g.apply(spec, params))

@@ -119,3 +119,25 @@ def test_config_validation():
         EncoderConfig(mode="sign", d_latent=None)
     cfg = EncoderConfig.model_validate({"mode": "scale", "num_io_mlps": 3})
     assert EncoderConfig.model_validate(cfg.model_dump(mode="json")) == cfg
+
+
+@pytest.mark.parametrize("spec", [SirenSpec((2, 8, 8, 1)), CNNSpec((1, 4, 4, 3), "relu")])
+def test_param_scale_keeps_invariance_and_scales_io(spec):
+    from symmerge.symmetry import invariance_error, sample_group_elements
+
+    model = tiny_model(spec)
+    zoo = random_params(spec, 16, seed=1)
+    z_before = model.encode(zoo)
+    scale = model.set_param_scale(zoo)
+    # one constant per tensor: the RMS of that tensor over the zoo
+    for a, b in zip(spec.offsets[:-1], spec.offsets[1:], strict=True):
+        assert torch.allclose(scale[a:b], zoo[:, a:b].square().mean().sqrt().expand(b - a))
+    assert not torch.allclose(model.encode(zoo), z_before)
+    g = sample_group_elements(spec, 16, scale_range=(1e-2, 1e2), dtype=torch.float64,
+                              generator=torch.Generator().manual_seed(2))
+    assert invariance_error(model.encode, spec, zoo, g) < 1e-8
+    z = model.encode(zoo)
+    assert torch.allclose(model.decode(z), model.decoder(z) * scale)
+    reloaded = tiny_model(spec)
+    reloaded.load_state_dict(model.state_dict())
+    assert torch.equal(reloaded.param_scale, scale)

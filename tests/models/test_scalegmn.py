@@ -130,18 +130,18 @@ def test_branches_see_only_their_rows():
                     "upd_hidden": 2 * 9, "upd_in": 2 * 2, "upd_out": 2 * 3}
 
 
-def test_forward_gathered_matches_concatenation(generator):
+def test_forward_gathered_matches_concatenation(gen):
     mlp = MLP(7, 3, 5).double()
-    a = torch.randn(4, 3, generator=generator, dtype=torch.float64)
-    b = torch.randn(6, 4, generator=generator, dtype=torch.float64)
+    a = torch.randn(4, 3, generator=gen, dtype=torch.float64)
+    b = torch.randn(6, 4, generator=gen, dtype=torch.float64)
     idx = torch.tensor([0, 5, 5, 2, 1, 0, 3, 3])
     i2 = torch.tensor([3, 1, 0, 0, 2, 2, 1, 3])
     want = mlp(torch.cat([a[i2], b[idx]], dim=1))
     torch.testing.assert_close(mlp.forward_gathered([(a, i2), (b, idx)]), want)
 
 
-def test_symmetrized_mlp_matches_definition(generator):
+def test_symmetrized_mlp_matches_definition(gen):
     mlp = MLP(5, 4, 6).double()
-    u = torch.randn(7, 5, generator=generator, dtype=torch.float64)
+    u = torch.randn(7, 5, generator=gen, dtype=torch.float64)
     torch.testing.assert_close(mlp.forward_symmetrized(u), mlp(u) + mlp(-u))
     assert torch.equal(mlp.forward_symmetrized(-u), mlp.forward_symmetrized(u))

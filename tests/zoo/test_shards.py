@@ -52,6 +52,7 @@ def run(directory: Path, fn=None, **kw):
     out = directory / "zoo.safetensors"
     collect = Collect(out)
     kw.setdefault("progress", False)
+    kw.setdefault("workers", 1)
     path = run_chunked(out, ChunkPlan(kw.pop("n", 10), kw.pop("chunk", 3)), {"x": kw.pop("x", 1)},
                        fn or Squares(), collect, **kw)
     return path, collect
@@ -155,6 +156,16 @@ def test_bad_output_paths(tmp_path):
 def test_workers_give_the_same_result(tmp_path):
     _, ref = run(tmp_path / "one")
     path, got = run(tmp_path / "two", workers=2)
+    assert torch.equal(got.tensors["index"], ref.tensors["index"])
+    calls = []
+
+    def local_fn(chunk, items, progress):  # not picklable: workers inherit it (fork)
+        calls.append(chunk)
+        return Squares()(chunk, items, progress)
+
+    _, forked = run(tmp_path / "three", local_fn, workers=2)
+    assert calls == []  # ran in the workers
+    assert torch.equal(forked.tensors["square"], ref.tensors["square"])
     assert path == tmp_path / "two" / "zoo.safetensors"
     for k in ref.tensors:
         assert torch.equal(got.tensors[k], ref.tensors[k])

@@ -17,6 +17,7 @@ from symmerge.zoo.train_cnn import (
     CNNData,
     CNNTrainConfig,
     cnn_config,
+    cnn_inputs,
     draw_networks,
     train_cnn_module,
     train_cnn_zoo,
@@ -49,8 +50,11 @@ def data(digits) -> CNNData:
 
 def test_data_split_and_scaling(digits, data):
     assert data.train_x.shape[0] == 160 and data.test_x.shape[0] == 40
-    assert float(data.train_x.min()) == -1.0 and float(data.train_x.max()) == 1.0
+    assert abs(float(data.train_x.mean())) < 1e-5 and abs(float(data.train_x.std()) - 1) < 1e-3
     train, test = digits.split(0.2, seed=0)
+    torch.testing.assert_close(cnn_inputs(digits.images[test], data.transform()), data.test_x)
+    sym = CNNData.from_images(digits, CNNTrainConfig(inputs="symmetric"))
+    assert float(sym.train_x.min()) == -1.0 and float(sym.train_x.max()) == 1.0
     assert torch.equal(data.test_y, digits.labels[test])
     assert torch.equal(data.train_y, digits.labels[train])
 
@@ -104,7 +108,7 @@ def test_config_validation_and_presets():
     assert CNNTrainConfig(steps=10).lr_factor(5) == pytest.approx(0.5)
     for bad in (dict(steps=0), dict(lr=(0.0, 1e-2)), dict(dropout=(0.0, 1.0)),
                 dict(train_fraction=(0.0, 1.0)), dict(test_fraction=1.0),
-                dict(weight_decay=(1e-2, 1e-3)), dict(schedule="linear")):
+                dict(weight_decay=(1e-2, 1e-3)), dict(schedule="linear"), dict(inputs="raw")):
         with pytest.raises(SymmergeError):
             CNNTrainConfig(**bad)
     with pytest.raises(SymmergeError, match="unknown CNN preset"):
@@ -124,7 +128,8 @@ def test_zoo_determinism_and_resume(digits, tmp_path):
     assert len(a) == 5 and a.spec.activation == "tanh"
     assert set(a.metric_names) == {"train_accuracy", "test_accuracy", *HPARAMS}
     assert bool((a.metric("test_accuracy") >= 0).all() & (a.metric("test_accuracy") <= 1).all())
-    assert a.provenance["input_transform"] == "x * 2 - 1"
+    transform = a.provenance["input_transform"]
+    assert set(transform) >= {"shift", "scale"} and len(transform["shift"]) == 1
     out = tmp_path / "b.safetensors"
     assert _zoo(digits, out, activation="tanh", seed=2, chunk_size=2, max_chunks=1) is None
     assert not out.exists() and len(list(shard_dir_for(out).glob("chunk-*"))) == 1

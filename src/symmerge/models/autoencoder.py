@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
@@ -30,7 +31,14 @@ class MLPDecoder(nn.Sequential):
 
 
 class Autoencoder(nn.Module):
-    """``decode(encode(params))``: flat ``[B, P]`` parameters in the spec's PyTorch order."""
+    """``decode(encode(params))``: flat ``[B, P]`` parameters in the spec's PyTorch order.
+
+    ``param_scale [P]`` holds one positive constant per weight/bias tensor (1 until
+    :meth:`set_param_scale` fits it to a zoo): the encoder sees ``params / param_scale``
+    and the decoder's output is multiplied by it, so every layer is seen and
+    predicted at unit scale. A positive constant per tensor commutes with the
+    permutation, sign and positive-scale actions, so invariance is unaffected.
+    """
 
     def __init__(
         self,
@@ -45,6 +53,19 @@ class Autoencoder(nn.Module):
         self.encoder = encoder
         self.decoder = decoder
         self.input_node_value = input_node_value
+        self.register_buffer("param_scale", torch.ones(spec.num_params))
+
+    @torch.no_grad()
+    def set_param_scale(self, params: Tensor) -> Tensor:
+        """Set ``param_scale`` to each tensor's root-mean-square over ``params [N, P]``."""
+        params = self.spec.check_params(params).to(self.param_scale.dtype)
+        offsets = self.spec.offsets
+        scale = torch.empty_like(self.param_scale)
+        for a, b in itertools.pairwise(offsets):
+            rms = params[:, a:b].square().mean().sqrt()
+            scale[a:b] = rms.clamp_min(1e-8)
+        self.param_scale.copy_(scale)
+        return scale
 
     @property
     def latent_dim(self) -> int:
@@ -59,11 +80,11 @@ class Autoencoder(nn.Module):
 
     def encode(self, params: Tensor) -> Tensor:
         """``z [B, latent_dim]``."""
-        return self.encoder(self.graph(params))
+        return self.encoder(self.graph(params / self.param_scale.to(params.dtype)))
 
     def decode(self, z: Tensor) -> Tensor:
         """``[B, P]`` in the spec's flat order."""
-        return self.decoder(z)
+        return self.decoder(z) * self.param_scale.to(z.dtype)
 
     def forward(self, params: Tensor) -> Tensor:
         return self.decode(self.encode(params))

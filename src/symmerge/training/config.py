@@ -57,6 +57,8 @@ class TrainConfig(_Strict):
     loss: LossConfig = Field(default_factory=LossConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     eval_every_n_epochs: int = Field(1, gt=0)
+    #: fit the autoencoder's per-tensor parameter scale to the training split
+    scale_params: bool = True
 
     def check_spec(self, spec: WeightSpaceSpec) -> None:
         """Raise if this configuration cannot train on networks of ``spec``."""

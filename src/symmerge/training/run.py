@@ -124,6 +124,8 @@ def train(
         raise SymmergeError(f"zoo {zoo.path} has too few networks ({len(zoo)}) for a split")
 
     module = AutoencoderModule(spec.to_json(), cfg.model_dump(mode="json"))
+    if cfg.scale_params:  # restored from the checkpoint when resuming
+        module.model.set_param_scale(params[splits["train"]])
     t_data = time.perf_counter()
     test_images = None
     if isinstance(spec, SirenSpec):
