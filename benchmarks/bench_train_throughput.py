@@ -2,9 +2,11 @@
 
 One training step = data -> graph, forward, render loss, backward, gradient clipping,
 AdamW step (plus the LR scheduler), on ``--batch-size`` SIRENs [2, 32, 32, 1]. Both
-implementations start from the same weights and are timed in the same process, their
-steps interleaved (alternating which goes first), so that a shared, loaded machine
-slows both alike; the ratio is the number to read.
+implementations start from the same weights and see the same batches and dropout masks,
+so their losses agree to float error (printed, as a check that both do the same work).
+They are timed in the same process, their steps interleaved (alternating which goes
+first), so that a shared, loaded machine slows both alike; the ratio is the number to
+read.
 
 * ``ours``: symmerge's ``AutoencoderModule`` (template-gather graph batch, class-gathered
   branches, batched render against target renders cached once per zoo);
@@ -109,13 +111,17 @@ class Impl:
     train_step: Callable[[Tensor, Tensor], tuple[float, dict[str, float]]]
     encode: Callable[[Tensor], Tensor]
     set_train: Callable[[bool], None]
+    save: Callable[[], Any]
+    load: Callable[[Any], None]
     step_times: list[float] = field(default_factory=list)
     phase_times: list[dict[str, float]] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     infer_times: list[float] = field(default_factory=list)
     flops_per_network: float = 0.0
 
-    def timed_step(self, params: Tensor, index: Tensor) -> None:
+    def timed_step(self, params: Tensor, index: Tensor, seed: int) -> None:
+        """One timed step; ``seed`` fixes the dropout masks (same seed, same masks)."""
+        torch.manual_seed(seed)
         t0 = time.perf_counter()
         loss, phases = self.train_step(params, index)
         self.step_times.append(time.perf_counter() - t0)
@@ -140,6 +146,22 @@ class PhaseClock:
         now = time.perf_counter()
         self.times[phase] = now - self._t
         self._t = now
+
+
+def _state_fns(
+    model: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any
+) -> tuple[Callable[[], Any], Callable[[Any], None]]:
+    """Save / restore weights, optimizer and scheduler state (around the warm-up step)."""
+
+    def save() -> Any:
+        return copy.deepcopy((model.state_dict(), opt.state_dict(), sched.state_dict()))
+
+    def load(state: Any) -> None:
+        model.load_state_dict(state[0])
+        opt.load_state_dict(state[1])
+        sched.load_state_dict(state[2])
+
+    return save, load
 
 
 def _optimizer(params: Any, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
@@ -183,7 +205,8 @@ def make_ours(spec: SirenSpec, cfg: TrainConfig, zoo: Tensor) -> tuple[Impl, Aut
         clock.tick("clip+step")
         return float(loss.detach()), clock.times
 
-    impl = Impl("ours", step, model.encode, lambda on: module.train(on))
+    impl = Impl("ours", step, model.encode, lambda on: module.train(on),
+                *_state_fns(model, opt, sched))
     return impl, module
 
 
@@ -211,14 +234,17 @@ def make_reference(module: AutoencoderModule, cfg: TrainConfig) -> Impl:
         clock.tick("clip+step")
         return float(loss.detach()), clock.times
 
-    return Impl("reference design", step, ref.encode, lambda on: ref.train(on))
+    return Impl("reference design", step, ref.encode, lambda on: ref.train(on),
+                *_state_fns(model, opt, sched))
 
 
 def count_flops(impl: Impl, params: Tensor, index: Tensor) -> float:
-    """FLOPs of one training step (forward + backward matmuls), per network; the step
-    also serves as warm-up and is not timed."""
+    """FLOPs of one training step (forward + backward matmuls), per network. The step
+    also serves as warm-up; it is not timed and its update is undone."""
+    state = impl.save()
     with FlopCounterMode(display=False) as counter:
         impl.train_step(params, index)
+    impl.load(state)
     return counter.get_total_flops() / params.shape[0]
 
 
@@ -312,7 +338,7 @@ def main() -> None:
         for impl in order:
             limit = args.steps if impl is ours else args.baseline_steps
             if i < limit:
-                impl.timed_step(zoo[idx], idx)
+                impl.timed_step(zoo[idx], idx, seed=args.seed + 1000 + i)
         peaks += matmul_gflops(args.matmul_size, repeats=3)
 
     for impl in impls:
@@ -381,12 +407,21 @@ def main() -> None:
         result["speedup"] = ratio
         result["flop_ratio"] = rows[1]["gflop_per_step"] / rows[0]["gflop_per_step"]
         result["infer_speedup"] = rows[0]["infer_networks_per_s"] / rows[1]["infer_networks_per_s"]
+        common = min(len(ours.losses), len(impls[1].losses))
+        result["max_loss_diff"] = max(
+            abs(a - b) for a, b in zip(ours.losses[:common], impls[1].losses[:common], strict=True)
+        )
         print(f"| **ours / reference** | | | **{ratio:.2f}x** | "
               f"{result['flop_ratio']:.2f}x fewer | | |")
     print()
     print(f"float32 matmul {args.matmul_size}^3, {env['threads']} threads: peak "
           f"{peak:.1f} GFLOP/s, median {median(peaks):.1f} GFLOP/s over {len(peaks)} runs; "
           f"target render cache: {target_cache_nps:.0f} networks/s (once per zoo)")
+    if "max_loss_diff" in result:
+        print(f"same weights, batches and dropout masks: losses "
+              f"{', '.join(f'{x:.6f}' for x in ours.losses)} (ours) vs "
+              f"{', '.join(f'{x:.6f}' for x in impls[1].losses)} (reference design), "
+              f"max difference {result['max_loss_diff']:.1e}")
     print()
     print("| phase (median s) | " + " | ".join(r["impl"] for r in rows) + " |")
     print("|---|" + "---|" * len(rows))

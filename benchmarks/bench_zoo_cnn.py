@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import time
 from pathlib import Path
 
@@ -91,11 +92,12 @@ def full(args: argparse.Namespace) -> dict[str, object]:
                               "workers": args.workers}
     for activation in args.activations:
         path = Path(args.out_dir) / f"cnn_zoo_{activation}_{args.n}.safetensors"
-        t = time.perf_counter()
+        cpu0, t = _cpu_seconds(), time.perf_counter()
         train_cnn_zoo("mnist-embedded", out=path, n=args.n, activation=activation,
                       seed=args.seed, config=args.preset, workers=args.workers, fresh=args.fresh,
                       progress=not args.quiet)
         seconds = time.perf_counter() - t
+        cpu = _cpu_seconds() - cpu0
         zoo = Zoo(path)
         test, train = zoo.metric("test_accuracy"), zoo.metric("train_accuracy")
         corr = {}
@@ -105,10 +107,20 @@ def full(args: argparse.Namespace) -> dict[str, object]:
             corr[name] = round(float(torch.corrcoef(torch.stack([v, test.double()]))[0, 1]), 2)
         out[activation] = {
             "seconds": round(seconds, 1), "networks_per_min": round(60 * args.n / seconds, 2),
+            "cpu_seconds": round(cpu, 1),
+            "idle_machine_minutes_estimate": round(
+                cpu / min(args.workers, os.cpu_count() or 1) / 60, 2),
+            "loadavg_15m_end": round(os.getloadavg()[2], 2),
             "test_accuracy": quantiles(test), "train_accuracy": quantiles(train),
             "corr_test_accuracy_with": corr,
         }
     return out
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the worker processes)."""
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
 
 
 def main() -> None:

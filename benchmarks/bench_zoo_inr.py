@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import time
 
 import torch
@@ -189,10 +190,14 @@ def profile(args: argparse.Namespace) -> dict[str, object]:
 # ---------------------------------------------------------------------- full
 def full(args: argparse.Namespace) -> dict[str, object]:
     cfg = inr_config(args.preset)
+    cpu0 = _cpu_seconds()
+    load0 = os.getloadavg()
     t = time.perf_counter()
     path = fit_inr_zoo("mnist-embedded", out=args.out, seed=args.seed, config=cfg,
                        workers=args.workers, fresh=args.fresh, progress=not args.quiet)
     seconds = time.perf_counter() - t
+    cpu = _cpu_seconds() - cpu0
+    load1 = os.getloadavg()
     zoo = Zoo(path)
     psnr, steps = zoo.metric("psnr"), zoo.metric("steps")
     digits = load_images("mnist-embedded").images
@@ -202,6 +207,10 @@ def full(args: argparse.Namespace) -> dict[str, object]:
     return {
         "machine": machine(), "preset": args.preset, "workers": args.workers,
         "networks": len(zoo), "seconds": round(seconds, 1), "minutes": round(seconds / 60, 2),
+        "cpu_seconds": round(cpu, 1),
+        "idle_machine_minutes_estimate": round(cpu / min(args.workers, os.cpu_count() or 1) / 60,
+                                               2),
+        "loadavg_start_end_15m": [round(load0[2], 2), round(load1[2], 2)],
         "networks_per_s": round(len(zoo) / seconds, 2),
         "psnr": {**quantiles(psnr), "min": round(float(psnr.min()), 2),
                  "max": round(float(psnr.max()), 2),
@@ -213,6 +222,12 @@ def full(args: argparse.Namespace) -> dict[str, object]:
         "total_net_steps": int(steps.sum()),
         "us_per_net_step_wall": round(seconds / float(steps.sum() + len(zoo)) * 1e6, 1),
     }
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the worker processes)."""
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
 
 
 def main() -> None:

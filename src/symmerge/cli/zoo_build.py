@@ -61,6 +61,7 @@ def inr(
     data: str = _DATA,
     limit: int | None = typer.Option(None, "--limit", help="Use the first N images [all]."),
     per_image: int = typer.Option(1, "--per-image", help="Networks per image (different seeds)."),
+    stride: int = typer.Option(1, "--stride", help="Take every K-th image (0, K, 2K, ...)."),
     seed: int = _SEED,
     out: Path = _OUT,
     preset: str = typer.Option("default", "--preset", help="Fit recipe: default or quick."),
@@ -83,7 +84,8 @@ def inr(
 
     cfg = inr_config(preset, steps=steps, lr=lr, target_psnr=target_psnr, hidden=_hidden(hidden))
     started = time.perf_counter()
-    path = fit_inr_zoo(data, out=out, limit=limit, per_image=per_image, seed=seed, config=cfg,
+    path = fit_inr_zoo(data, out=out, limit=limit, stride=stride, per_image=per_image, seed=seed,
+                       config=cfg,
                        chunk_size=chunk_size or 128, fresh=fresh, keep_shards=keep_shards,
                        progress=not quiet, max_chunks=max_chunks, workers=workers,
                        device=_device(device))

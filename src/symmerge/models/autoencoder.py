@@ -71,6 +71,18 @@ class Autoencoder(nn.Module):
     def latent_dim(self) -> int:
         return self.encoder.latent_dim
 
+    @torch.no_grad()
+    def set_output_template(self, template: Tensor, gain: float = 0.1) -> None:
+        """Start the decoder at ``template [P]``: its last bias becomes the (scaled)
+        template and its last weight is shrunk by ``gain``, so that every latent
+        initially decodes to about ``template`` and training learns corrections."""
+        last = self.decoder[-1]
+        if not isinstance(last, nn.Linear):
+            raise SymmergeError("the decoder's last layer must be linear to take a template")
+        template = self.spec.check_params(template.reshape(-1).to(last.bias.dtype))
+        last.bias.copy_(template / self.param_scale)
+        last.weight.mul_(gain)
+
     def graph(self, params: Tensor) -> Batch:
         """The graph batch of ``params [B, P]`` (cached template, index gathers)."""
         return params_to_graph(self.spec, params, input_node_value=self.input_node_value)

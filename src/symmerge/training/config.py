@@ -59,6 +59,8 @@ class TrainConfig(_Strict):
     eval_every_n_epochs: int = Field(1, gt=0)
     #: fit the autoencoder's per-tensor parameter scale to the training split
     scale_params: bool = True
+    #: SIREN zoos: start the decoder at a SIREN fitted to the mean training render
+    decoder_template: bool = True
 
     def check_spec(self, spec: WeightSpaceSpec) -> None:
         """Raise if this configuration cannot train on networks of ``spec``."""

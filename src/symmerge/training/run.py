@@ -62,6 +62,15 @@ def _cnn_images(cfg: TrainConfig, zoo: Zoo) -> tuple[Tensor, tuple[Tensor, Tenso
     return held.train_images, (held.images, held.labels)
 
 
+def mean_render_template(spec: SirenSpec, renders: Tensor) -> Tensor:
+    """A SIREN ``[P]`` fitted to the mean of ``renders [N, R, R]`` (the decoder's start)."""
+    from symmerge.zoo.fit_inr import INR_PRESETS, fit_sirens
+
+    mean = renders.mean(0, keepdim=True).unsqueeze(1).clamp(0.0, 1.0)
+    init = spec.init_params(1, generator=torch.Generator().manual_seed(0))
+    return fit_sirens(spec, mean, init, INR_PRESETS["default"]).params[0]
+
+
 def _loaders(params: Tensor, splits: dict[str, Tensor], cfg: TrainConfig) -> dict[str, DataLoader]:
     g = torch.Generator().manual_seed(cfg.seed)
     out = {}
@@ -131,6 +140,8 @@ def train(
     if isinstance(spec, SirenSpec):
         targets = RenderLoss(spec, cfg.loss.resolution).render_targets(params)
         module.attach_loss_data(targets=targets)
+        if cfg.decoder_template and not resuming:
+            module.model.set_output_template(mean_render_template(spec, targets[splits["train"]]))
     elif isinstance(spec, CNNSpec):
         train_images, test_images = _cnn_images(cfg, zoo)
         module.attach_loss_data(train_images=train_images, test_images=test_images)

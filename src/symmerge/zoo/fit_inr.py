@@ -359,14 +359,16 @@ class _INRChunk:
     seed: int
     per_image: int
     device: str = "cpu"
+    source_index: Tensor | None = None  # index in the data source of each row of pixels
 
     def __call__(self, chunk: int, items: range, report: Progress) -> dict[str, Tensor]:
-        image_index = torch.tensor([g // self.per_image for g in items], dtype=torch.long)
-        res = fit_sirens(self.spec, self.pixels[image_index],
+        local = torch.tensor([g // self.per_image for g in items], dtype=torch.long)
+        res = fit_sirens(self.spec, self.pixels[local],
                          init_sirens(self.spec, self.seed, items), self.config, progress=report,
                          device=self.device)
+        image_index = local if self.source_index is None else self.source_index[local]
         return {"params": res.params, "psnr": res.psnr, "steps": res.steps.float(),
-                "image_index": image_index, "labels": self.labels[image_index]}
+                "image_index": image_index, "labels": self.labels[local]}
 
 
 def init_sirens(spec: SirenSpec, seed: int, indices: Sequence[int]) -> Tensor:
@@ -380,6 +382,7 @@ def fit_inr_zoo(
     *,
     out: str | os.PathLike[str],
     limit: int | None = None,
+    stride: int = 1,
     per_image: int = 1,
     seed: int = 0,
     config: INRFitConfig | str = "default",
@@ -392,6 +395,10 @@ def fit_inr_zoo(
     device: str = "cpu",
 ) -> Path | None:
     """Fit a SIREN zoo to the first ``limit`` images of ``data``, ``per_image`` networks each.
+
+    ``stride > 1`` takes every ``stride``-th image instead (images ``0, stride, 2 stride,
+    ...``; the embedded MNIST digits are sorted by class, so a stride of 10 gives all
+    classes); ``image_index`` always holds the index in the data source.
 
     Network ``g = i * per_image + k`` fits image ``i`` from its own seed
     ``(seed, g)``; the zoo stores ``params``, ``labels``, ``image_index`` and the
@@ -409,26 +416,35 @@ def fit_inr_zoo(
         raise SymmergeError(f"--per-image must be positive, got {per_image}")
     if limit is not None and limit <= 0:
         raise SymmergeError(f"--limit must be positive, got {limit}")
+    if stride <= 0:
+        raise SymmergeError(f"--stride must be positive, got {stride}")
     images = data if isinstance(data, ImageSet) else load_images(data)
-    if limit is not None and limit > len(images):
-        raise SymmergeError(f"--limit {limit} exceeds the {len(images)} images of {images.name}")
-    n_images = len(images) if limit is None else limit
-    pixels = _check_images(images.images[:n_images])
+    selected = torch.arange(0, len(images), stride)
+    if limit is not None and limit > len(selected):
+        raise SymmergeError(
+            f"--limit {limit} exceeds the {len(selected)} images of {images.name}"
+            + (f" at stride {stride}" if stride > 1 else "")
+        )
+    n_images = len(selected) if limit is None else limit
+    selected = selected[:n_images]
+    pixels = _check_images(images.images[selected])
     spec = cfg.spec(pixels.shape[1])
     plan = ChunkPlan(n_images * per_image, chunk_size)
-    labels = images.labels[:n_images]
+    labels = images.labels[selected]
     run = {
         "kind": "inr",
         "data": images.name,
         "data_digest": tensor_digest(pixels),
         "limit": n_images,
+        "stride": stride,
         "per_image": per_image,
         "seed": seed,
         "spec": spec.to_dict(),
         "config": cfg.to_dict(),
     }
 
-    fit_chunk = _INRChunk(spec, cfg, pixels, labels, seed, per_image, str(device))
+    fit_chunk = _INRChunk(spec, cfg, pixels, labels, seed, per_image, str(device),
+                          selected if stride > 1 else None)
     if torch.device(device).type != "cpu":
         workers = 1  # one process drives the accelerator
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -58,10 +58,12 @@ class CNNTrainConfig:
     decay to 0 over ``steps`` (or stays constant). ``weight_decay`` is an L2 penalty on the
     weights (not biases) added to the gradient; ``init_scale`` multiplies
     PyTorch's default initialization of the weights; dropout acts on the pooled
-    features before the dense layer. ``inputs="standardize"`` feeds the networks
-    pixels standardized per channel with the training split's mean and standard
-    deviation (trains tanh networks markedly better than ``"symmetric"``, the
-    Small CNN Zoo's map of [0, 1] to [-1, 1]); the zoo's provenance records it.
+    features before the dense layer. Stored networks take ``x * 2 - 1`` of pixels
+    ``x`` in [0, 1] (the Small CNN Zoo's convention). ``inputs="standardize"``
+    trains them on inputs standardized per channel with the training split's
+    mean and standard deviation, folded into the first convolution afterwards
+    (exact with valid padding; tanh networks train markedly better than on
+    ``"symmetric"`` [-1, 1] inputs, which train the stored parametrization directly).
     The held-out test images are ``ImageSet.split(test_fraction, seed=split_seed)``.
     """
 
@@ -155,9 +157,10 @@ def cnn_config(config: CNNTrainConfig | str | None, **overrides: Any) -> CNNTrai
 # ----------------------------------------------------------------- data
 @dataclass(frozen=True)
 class CNNData:
-    """Network inputs and labels of the train and held-out test splits.
+    """Training inputs and labels of the train and held-out test splits.
 
-    ``inputs = (images - shift) / scale`` per channel (see :func:`cnn_inputs`).
+    Training inputs are ``(u - shift[c]) / scale[c]`` with ``u = 2 x - 1`` the
+    stored networks' input (:func:`fold_inputs` maps trained parameters back).
     """
 
     train_x: Tensor
@@ -169,9 +172,9 @@ class CNNData:
     scale: Tensor
 
     def transform(self) -> dict[str, Any]:
-        """The input transform as stored in a zoo's provenance."""
+        """How training inputs were made from the stored networks' inputs ``u``."""
         return {"shift": self.shift.tolist(), "scale": self.scale.tolist(),
-                "formula": "(x - shift[c]) / scale[c], x = pixels in [0, 1]"}
+                "formula": "(u - shift[c]) / scale[c], u = x * 2 - 1, folded into layer 0"}
 
     @classmethod
     def from_images(cls, images: ImageSet, config: CNNTrainConfig) -> CNNData:
@@ -186,25 +189,28 @@ class CNNData:
             raise SymmergeError(
                 f"{images.name}: too few images ({len(images)}) for a train/test split"
             )
-        x = images.images.to(torch.float32)
+        u = images.images.to(torch.float32) * 2.0 - 1.0
+        channels = u.shape[1]
         if config.inputs == "standardize":
-            shift, scale = x[train].mean(dim=(0, 2, 3)), x[train].std(dim=(0, 2, 3))
+            shift, scale = u[train].mean(dim=(0, 2, 3)), u[train].std(dim=(0, 2, 3))
             scale = torch.where(scale > 0, scale, torch.ones_like(scale))
         else:
-            shift = scale = torch.full((x.shape[1],), 0.5)
-        x = cnn_inputs(x, {"shift": shift.tolist(), "scale": scale.tolist()})
+            shift, scale = torch.zeros(channels), torch.ones(channels)
+        x = (u - shift.view(1, -1, 1, 1)) / scale.view(1, -1, 1, 1)
         return cls(x[train].contiguous(), images.labels[train], x[test].contiguous(),
                    images.labels[test], images.num_classes, shift, scale)
 
 
-def cnn_inputs(images: Tensor, transform: Mapping[str, Any]) -> Tensor:
-    """Network inputs of a CNN zoo from pixels in [0, 1] ``[N, C, H, W]``.
+def fold_inputs(spec: CNNSpec, params: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    """Parameters ``[B, P]`` trained on ``(u - shift) / scale`` -> the same networks on ``u``.
 
-    ``transform`` is ``zoo.provenance["input_transform"]`` of a zoo built here.
+    ``W0 / scale`` per input channel and ``b0 - sum(W0 * shift / scale)``: exact for
+    convolutions without padding (every kernel tap sees an input pixel).
     """
-    shift = torch.as_tensor(transform["shift"], dtype=images.dtype).view(1, -1, 1, 1)
-    scale = torch.as_tensor(transform["scale"], dtype=images.dtype).view(1, -1, 1, 1)
-    return (images - shift) / scale
+    ws, bs = spec.unflatten(params)
+    w0 = ws[0] / scale.to(params).view(1, 1, -1, 1, 1)
+    b0 = bs[0] - (w0 * shift.to(params).view(1, 1, -1, 1, 1)).sum(dim=(2, 3, 4))
+    return spec.flatten([w0, *ws[1:]], [b0, *bs[1:]])
 
 
 # ------------------------------------------------------------- randomness
@@ -424,7 +430,8 @@ class _CNNChunk:
                                            self.data.train_x.shape[0])
         res = train_cnns(self.spec, self.data, hps, init, self.config, streams, progress=report,
                          device=self.device)
-        return {"params": res.params, "train_accuracy": res.train_accuracy,
+        params = fold_inputs(self.spec, res.params, self.data.shift, self.data.scale)
+        return {"params": params, "train_accuracy": res.train_accuracy,
                 "test_accuracy": res.test_accuracy, **{k: v.float() for k, v in hps.items()}}
 
 
@@ -472,8 +479,8 @@ def train_cnn_zoo(
     }
 
     def assemble(t: dict[str, Tensor]) -> Path:
-        provenance = {"builder": "symmerge.zoo.train_cnn",
-                      "input_transform": prepared.transform(), **run}
+        provenance = {"builder": "symmerge.zoo.train_cnn", "input_transform": "x * 2 - 1",
+                      "training_inputs": prepared.transform(), **run}
         metrics = {k: t[k] for k in ("train_accuracy", "test_accuracy", *HPARAMS)}
         return save_zoo(out, spec, t["params"], metrics=metrics, provenance=provenance)
 
