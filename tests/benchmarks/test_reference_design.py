@@ -129,3 +129,4 @@ def test_benchmark_script_smoke(
     assert ours["networks_per_s"] > 0 and ref["networks_per_s"] > 0
     assert ref["gflop_per_step"] > ours["gflop_per_step"] > 0
     assert result["speedup"] > 0
+    assert result["max_loss_diff"] < 1e-4  # same weights, batches and masks
