@@ -49,7 +49,7 @@ from symmerge.training.config import TrainConfig, resolve_config
 from symmerge.training.losses import RenderLoss
 from symmerge.training.module import AutoencoderModule
 
-PHASES = ("graph", "encoder", "decoder+loss", "backward", "clip+step")
+PHASES = ("encode (incl. graph)", "decode+loss", "backward", "clip+step")
 
 #: profiler op name -> category, for the breakdown of ours
 OP_CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -91,14 +91,22 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def matmul_gflops(n: int, repeats: int = 5) -> list[float]:
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work (a no-op on the CPU) so that wall times are complete."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(n: int, device: torch.device, repeats: int = 5) -> list[float]:
     """Rates (GFLOP/s) of ``repeats`` float32 ``n x n`` matmuls, after one warm-up."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     torch.mm(a, b)
+    synchronize(device)
     rates = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         torch.mm(a, b)
+        synchronize(device)
         rates.append(2 * n**3 / (time.perf_counter() - t0) / 1e9)
     return rates
 
@@ -108,8 +116,10 @@ class Impl:
     """One implementation under test: a training step with per-phase timers."""
 
     name: str
+    device: torch.device
     train_step: Callable[[Tensor, Tensor], tuple[float, dict[str, float]]]
     encode: Callable[[Tensor], Tensor]
+    graph: Callable[[Tensor], Any]
     set_train: Callable[[bool], None]
     save: Callable[[], Any]
     load: Callable[[Any], None]
@@ -117,6 +127,7 @@ class Impl:
     phase_times: list[dict[str, float]] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     infer_times: list[float] = field(default_factory=list)
+    graph_times: list[float] = field(default_factory=list)
     flops_per_network: float = 0.0
 
     def timed_step(self, params: Tensor, index: Tensor, seed: int) -> None:
@@ -128,21 +139,34 @@ class Impl:
         self.phase_times.append(phases)
         self.losses.append(loss)
 
+    def timed_graph(self, params: Tensor) -> None:
+        """Data -> graph only (also part of the ``encode`` phase of a step)."""
+        t0 = time.perf_counter()
+        self.graph(params)
+        synchronize(self.device)
+        self.graph_times.append(time.perf_counter() - t0)
+
     def timed_encode(self, params: Tensor) -> None:
+        """Encoder-only inference (graph included), without gradients."""
         with torch.no_grad():
             t0 = time.perf_counter()
             self.encode(params)
+            synchronize(self.device)
             self.infer_times.append(time.perf_counter() - t0)
 
 
 class PhaseClock:
     """Wall time between consecutive :meth:`tick` calls, by phase name."""
 
-    def __init__(self) -> None:
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
         self.times: dict[str, float] = {}
+        synchronize(device)
         self._t = time.perf_counter()
 
     def tick(self, phase: str) -> None:
+        """Close ``phase`` now and start the next one."""
+        synchronize(self.device)
         now = time.perf_counter()
         self.times[phase] = now - self._t
         self._t = now
@@ -173,14 +197,20 @@ def _optimizer(params: Any, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, An
     return opt, sched
 
 
-def make_ours(spec: SirenSpec, cfg: TrainConfig, zoo: Tensor) -> tuple[Impl, AutoencoderModule]:
-    """symmerge's training step: ``AutoencoderModule`` with its cached target renders.
+def make_ours(
+    spec: SirenSpec, cfg: TrainConfig, zoo: Tensor
+) -> tuple[Impl, AutoencoderModule]:
+    """symmerge's training step: ``AutoencoderModule`` with its cached target renders and
+    per-tensor parameter scales fitted to the zoo (as ``symmerge.training.train`` does).
 
-    The step is ``module._loss`` spelled out phase by phase (graph, encoder, decoder,
-    render loss), then backward, clipping (as Lightning's ``gradient_clip_val``) and the
-    module's own optimizer and scheduler.
+    The step is ``module._loss`` spelled out in two phases (``model.encode``, then
+    ``model.decode`` and the render loss), then backward, clipping (as Lightning's
+    ``gradient_clip_val``) and the module's own optimizer and scheduler.
     """
-    module = AutoencoderModule(spec.to_json(), cfg.model_dump(mode="json"))
+    device = zoo.device
+    module = AutoencoderModule(spec.to_json(), cfg.model_dump(mode="json")).to(device)
+    if hasattr(module.model, "set_param_scale"):
+        module.model.set_param_scale(zoo)
     targets = RenderLoss(spec, cfg.loss.resolution).render_targets(zoo)
     module.attach_loss_data(targets=targets)
     optim = module.configure_optimizers()
@@ -189,13 +219,11 @@ def make_ours(spec: SirenSpec, cfg: TrainConfig, zoo: Tensor) -> tuple[Impl, Aut
     assert render_loss is not None
 
     def step(params: Tensor, index: Tensor) -> tuple[float, dict[str, float]]:
-        clock = PhaseClock()
-        graph = model.graph(params)
-        clock.tick("graph")
-        z = model.encoder(graph)
-        clock.tick("encoder")
-        loss = render_loss(model.decoder(z), targets[index])
-        clock.tick("decoder+loss")
+        clock = PhaseClock(device)
+        z = model.encode(params)
+        clock.tick("encode (incl. graph)")
+        loss = render_loss(model.decode(z), targets[index])
+        clock.tick("decode+loss")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         clock.tick("backward")
@@ -205,7 +233,7 @@ def make_ours(spec: SirenSpec, cfg: TrainConfig, zoo: Tensor) -> tuple[Impl, Aut
         clock.tick("clip+step")
         return float(loss.detach()), clock.times
 
-    impl = Impl("ours", step, model.encode, lambda on: module.train(on),
+    impl = Impl("ours", device, step, model.encode, model.graph, lambda on: module.train(on),
                 *_state_fns(model, opt, sched))
     return impl, module
 
@@ -213,18 +241,17 @@ def make_ours(spec: SirenSpec, cfg: TrainConfig, zoo: Tensor) -> tuple[Impl, Aut
 def make_reference(module: AutoencoderModule, cfg: TrainConfig) -> Impl:
     """The reference design on a copy of ``module``'s current weights."""
     model = copy.deepcopy(module.model)
+    device = next(model.parameters()).device
     ref = ReferenceDesignAutoencoder(model)
     loss_fn = ReferenceRenderLoss(model.spec, cfg.loss.resolution)
     opt, sched = _optimizer(model.parameters(), cfg)
 
     def step(params: Tensor, index: Tensor) -> tuple[float, dict[str, float]]:
-        clock = PhaseClock()
-        graph = ref.graph(params)
-        clock.tick("graph")
-        z = ref.encoder(graph)
-        clock.tick("encoder")
-        loss = loss_fn(ref.decoder(z), params)  # targets re-rendered, network by network
-        clock.tick("decoder+loss")
+        clock = PhaseClock(device)
+        z = ref.encode(params)
+        clock.tick("encode (incl. graph)")
+        loss = loss_fn(ref.decode(z), params)  # targets re-rendered, network by network
+        clock.tick("decode+loss")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         clock.tick("backward")
@@ -234,7 +261,7 @@ def make_reference(module: AutoencoderModule, cfg: TrainConfig) -> Impl:
         clock.tick("clip+step")
         return float(loss.detach()), clock.times
 
-    return Impl("reference design", step, ref.encode, lambda on: ref.train(on),
+    return Impl("reference design", device, step, ref.encode, ref.graph, lambda on: ref.train(on),
                 *_state_fns(model, opt, sched))
 
 
@@ -249,13 +276,16 @@ def count_flops(impl: Impl, params: Tensor, index: Tensor) -> float:
 
 
 def profile_ours(impl: Impl, params: Tensor, index: Tensor) -> dict[str, Any]:
-    """One extra step of ours under ``torch.profiler``: self CPU time by op category."""
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    """One extra step of ours under ``torch.profiler``: self time by op category (CPU
+    time on the CPU, device time on a GPU)."""
+    gpu = impl.device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
+    with profile(activities=activities) as prof:
         impl.train_step(params, index)
     totals: dict[str, float] = {}
     top: list[tuple[str, float]] = []
     for ev in prof.key_averages():
-        sec = ev.self_cpu_time_total / 1e6
+        sec = (ev.self_device_time_total if gpu else ev.self_cpu_time_total) / 1e6
         cat = next((c for c, names in OP_CATEGORIES.items() if ev.key in names), "other")
         totals[cat] = totals.get(cat, 0.0) + sec
         top.append((ev.key, sec))
@@ -264,11 +294,13 @@ def profile_ours(impl: Impl, params: Tensor, index: Tensor) -> dict[str, Any]:
 
 
 def median(xs: list[float]) -> float:
+    """The median of ``xs`` (NaN when empty)."""
     return statistics.median(xs) if xs else float("nan")
 
 
 # --------------------------------------------------------------------------------- main
 def main() -> None:
+    """Parse arguments, run both implementations, print and save the numbers."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=2, help="timed steps of ours")
     ap.add_argument("--baseline-steps", type=int, default=2,
@@ -280,6 +312,9 @@ def main() -> None:
                     help="batch of the baseline's (untimed, FLOP-counted) warm-up step")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--zoo", help="SIREN zoo file (default: random SIREN initializations)")
+    ap.add_argument("--device", default="cpu",
+                    help="cpu or cuda[:i] (the reference design builds graphs on the CPU, "
+                         "as its data loader does, then moves the batch)")
     ap.add_argument("--infer-repeats", type=int, default=2,
                     help="timed encoder-only passes per implementation")
     ap.add_argument("--matmul-size", type=int, default=2048)
@@ -292,6 +327,7 @@ def main() -> None:
     if args.steps < 1 or args.baseline_steps < 1:
         ap.error("--steps and --baseline-steps must be positive")
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     load_start = os.getloadavg()
     t_start = time.perf_counter()
 
@@ -309,21 +345,26 @@ def main() -> None:
         spec = SirenSpec()
         zoo = spec.init_params(2 * B, generator=torch.Generator().manual_seed(args.seed))
         source = "random SIREN initializations"
+    zoo = zoo.to(device)
     if zoo.shape[0] < B:
         ap.error(f"the zoo has {zoo.shape[0]} networks, fewer than --batch-size {B}")
-    batches = [torch.arange(i, i + B) for i in range(0, zoo.shape[0] - B + 1, B)]
+    batches = [torch.arange(i, i + B, device=device)
+               for i in range(0, zoo.shape[0] - B + 1, B)]
     cfg = resolve_config(args.preset, spec=spec)
     torch.manual_seed(args.seed)
 
+    RenderLoss(spec, cfg.loss.resolution).render_targets(zoo[:B])  # warm-up
+    synchronize(device)
     t0 = time.perf_counter()
     RenderLoss(spec, cfg.loss.resolution).render_targets(zoo)
+    synchronize(device)
     target_cache_nps = zoo.shape[0] / (time.perf_counter() - t0)
 
     ours, module = make_ours(spec, cfg, zoo)
     impls = [ours]
     if not args.no_baseline:
         impls.append(make_reference(module, cfg))  # same initial weights
-    peaks = matmul_gflops(args.matmul_size)
+    peaks = matmul_gflops(args.matmul_size, device)
 
     # warm-up steps, FLOP-counted: ours at the full batch, the baseline at --warmup-batch
     idx = batches[0]
@@ -339,8 +380,11 @@ def main() -> None:
             limit = args.steps if impl is ours else args.baseline_steps
             if i < limit:
                 impl.timed_step(zoo[idx], idx, seed=args.seed + 1000 + i)
-        peaks += matmul_gflops(args.matmul_size, repeats=3)
+        peaks += matmul_gflops(args.matmul_size, device, repeats=3)
 
+    for r in range(3):
+        for impl in impls if r % 2 == 0 else impls[::-1]:
+            impl.timed_graph(zoo[batches[r % len(batches)]])
     for impl in impls:
         impl.set_train(False)
         impl.timed_encode(zoo[batches[0]][: args.warmup_batch])  # warm-up
@@ -348,7 +392,7 @@ def main() -> None:
     for r in range(args.infer_repeats):
         for impl in impls if r % 2 == 0 else impls[::-1]:
             impl.timed_encode(zoo[batches[r % len(batches)]])
-    peaks += matmul_gflops(args.matmul_size)
+    peaks += matmul_gflops(args.matmul_size, device)
 
     prof = None
     if args.profile:
@@ -373,11 +417,15 @@ def main() -> None:
             "fraction_of_matmul_peak": flops / step_s / 1e9 / peak,
             "phases_median_s": {p: median([t[p] for t in impl.phase_times]) for p in PHASES},
             "losses": impl.losses,
+            "graph_s": impl.graph_times,
+            "graph_networks_per_s": B / median(impl.graph_times),
             "infer_s": impl.infer_times,
             "infer_networks_per_s": B / median(impl.infer_times),
         })
     env = {
         "cpu": cpu_model(), "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "torch": torch.__version__, "python": platform.python_version(),
         "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
         "spec": spec.describe(), "source": source, "batch_size": B,
@@ -392,7 +440,8 @@ def main() -> None:
 
     print(f"{args.preset} ({spec.describe()}, d={cfg.encoder.d_hidden}, "
           f"{cfg.encoder.num_layers} layers, latent {cfg.encoder.d_latent}), batch {B}, "
-          f"{source}; CPU {env['cpu']}, {env['threads']} threads, torch {torch.__version__}; "
+          f"{source}; {env['gpu'] or 'CPU ' + env['cpu']}, {env['threads']} threads, "
+          f"torch {torch.__version__}; "
           f"load average {load_start[0]:.1f} -> {env['loadavg_end'][0]:.1f}")
     print()
     print("| implementation | timed steps | median step (s) | networks/s | GFLOP/step | "
@@ -414,7 +463,7 @@ def main() -> None:
         print(f"| **ours / reference** | | | **{ratio:.2f}x** | "
               f"{result['flop_ratio']:.2f}x fewer | | |")
     print()
-    print(f"float32 matmul {args.matmul_size}^3, {env['threads']} threads: peak "
+    print(f"float32 matmul {args.matmul_size}^3 on {device}, {env['threads']} threads: peak "
           f"{peak:.1f} GFLOP/s, median {median(peaks):.1f} GFLOP/s over {len(peaks)} runs; "
           f"target render cache: {target_cache_nps:.0f} networks/s (once per zoo)")
     if "max_loss_diff" in result:
@@ -432,10 +481,12 @@ def main() -> None:
           + " | ".join(r["impl"] for r in rows) + " |")
     print("|---|" + "---|" * len(rows))
     print("| networks/s | " + " | ".join(f"{r['infer_networks_per_s']:.1f}" for r in rows) + " |")
+    print("| data -> graph alone, networks/s | "
+          + " | ".join(f"{r['graph_networks_per_s']:.0f}" for r in rows) + " |")
     if prof is not None:
         total = sum(prof["categories_s"].values())
         print()
-        print("| ours, op category (self CPU, one profiled step) | s | share |")
+        print("| ours, op category (self time, one profiled step) | s | share |")
         print("|---|---|---|")
         for cat, sec in sorted(prof["categories_s"].items(), key=lambda kv: -kv[1]):
             print(f"| {cat} | {sec:.2f} | {100 * sec / total:.0f}% |")

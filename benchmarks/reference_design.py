@@ -117,6 +117,7 @@ def _masked_equivariant(f: ScaleEquivariant, u: Tensor, hidden: Tensor) -> Tenso
 
 
 def _check_supported(encoder: ScaleGMNEncoder) -> None:
+    """Raise ValueError unless ``encoder`` has the paper-inr configuration."""
     cfg = encoder.config
     problems = []
     if not isinstance(encoder, ScaleGMNEncoder):
@@ -185,7 +186,8 @@ class ReferenceDesignEncoder(nn.Module):
 
 
 class ReferenceDesignAutoencoder(nn.Module):
-    """``decoder(encoder(graph))`` of the reference design, on ``model``'s parameters."""
+    """``decoder(encoder(graph))`` of the reference design, on ``model``'s parameters
+    (including its per-tensor ``param_scale``, when the model has one)."""
 
     def __init__(self, model: Autoencoder) -> None:
         super().__init__()
@@ -195,15 +197,29 @@ class ReferenceDesignAutoencoder(nn.Module):
         self.input_node_value = model.input_node_value
         self.encoder = ReferenceDesignEncoder(model.encoder)
         self.decoder = model.decoder
+        # per-tensor scales of symmerge's Autoencoder (shared with ``model``), if it has them
+        self.model_scale: Tensor | None = getattr(model, "param_scale", None)
+
+    def _scale(self, like: Tensor) -> Tensor | float:
+        """The per-tensor parameter scales ``[P]`` in ``like``'s dtype (1 without them)."""
+        return 1.0 if self.model_scale is None else self.model_scale.to(like.dtype)
 
     def graph(self, params: Tensor) -> Batch:
-        return reference_graph(self.spec, params, input_node_value=self.input_node_value)
+        """Built on the CPU, as the reference's data loader does, then moved."""
+        graph = reference_graph(self.spec, params.cpu(), input_node_value=self.input_node_value)
+        return graph.to(params.device)
 
     def encode(self, params: Tensor) -> Tensor:
-        return self.encoder(self.graph(params))
+        """``z [B, d_latent]`` of ``params [B, P]`` (graphs built network by network)."""
+        return self.encoder(self.graph(params / self._scale(params)))
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Flat parameters ``[B, P]`` of latents ``z``."""
+        return self.decoder(z) * self._scale(z)
 
     def forward(self, params: Tensor) -> Tensor:
-        return self.decoder(self.encode(params))
+        """Reconstructed parameters ``[B, P]``."""
+        return self.decode(self.encode(params))
 
 
 # -------------------------------------------------------------------------------- loss
@@ -226,8 +242,8 @@ class ReferenceRenderLoss:
         return out.reshape(self.resolution, self.resolution)
 
     def __call__(self, decoded: Tensor, original: Tensor) -> Tensor:
-        module = self.spec.build_module().to(decoded.dtype)  # fresh INR per call
-        grid = coordinate_grid(self.resolution, dtype=decoded.dtype)
+        module = self.spec.build_module().to(decoded.device, decoded.dtype)  # fresh per call
+        grid = coordinate_grid(self.resolution, dtype=decoded.dtype).to(decoded.device)
         preds = torch.stack([self.render_one(module, d, grid) for d in decoded])
         with torch.no_grad():
             targets = torch.stack([self.render_one(module, o, grid) for o in original])

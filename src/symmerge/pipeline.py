@@ -37,18 +37,18 @@ class QuickstartSize:
     stride: int = 20  # the embedded digits are sorted by class: a stride spans all ten
     per_image: int = 2
     inr_config: str = "quick"
-    ae_epochs: int = 12
-    pna_epochs: int = 6
+    ae_epochs: int = 8
+    pna_epochs: int = 4
     cnn_networks: int = 24
     cnn_config: str = "quick"
-    orbit_runs: int = 3
-    orbit_size: int = 64
-    pairs: int = 64
+    orbit_runs: int = 2
+    orbit_size: int = 48
+    pairs: int = 48
     cnn_pairs: int = 8
     collapse_networks: int = 5
     collapse_orbit: int = 32
     map_points: int = 400
-    restarts: int = 8  # weight-matching restarts (0, the paper's setting, stalls often)
+    restarts: int = 4  # weight-matching restarts (0, the paper's setting, stalls often)
     ae_overrides: dict[str, Any] = field(default_factory=dict)
 
 

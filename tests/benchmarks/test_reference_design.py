@@ -56,6 +56,8 @@ def _setup(dropout: float = 0.2):
     g = torch.Generator().manual_seed(1)
     params = SPEC.init_params(5, generator=g, dtype=torch.float64)
     params = params + 0.1 * torch.randn(params.shape, generator=g, dtype=torch.float64)
+    if hasattr(model, "set_param_scale"):  # non-trivial per-tensor scales, as in training
+        model.set_param_scale(params)
     return model, params
 
 

@@ -105,10 +105,10 @@ _PAPER_CNN: dict[str, Any] = {
 #: Presets from METHOD.md 4.6; ``quick`` is sized for a 2-core machine.
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
-        "encoder": {"mode": "auto", "d_hidden": 32, "num_layers": 3, "d_latent": 64,
+        "encoder": {"mode": "auto", "d_hidden": 16, "num_layers": 2, "d_latent": 32,
                     "dropout": 0.0},
         "optim": {"lr": 3e-3, "weight_decay": 0.01, "warmup_steps": 50, "grad_clip": 10.0,
-                  "batch_size": 64, "max_epochs": 30},
+                  "batch_size": 32, "max_epochs": 30},
         "loss": {"images_per_step": 64},
     },
     "paper-inr": _PAPER_INR,

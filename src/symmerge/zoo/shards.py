@@ -8,7 +8,9 @@ loses at most the chunk in progress; rerunning the same command skips the
 chunks on disk. With several ranks (``torchrun``: ``RANK``/``WORLD_SIZE`` in the
 environment, gloo process group), rank ``r`` fits chunks ``r, r + W, ...``; at
 the end the chunks are gathered on rank 0 (no shared filesystem needed), the
-zoo is written atomically and the shard directory is removed.
+zoo is written atomically and the shard directory is removed. Within one
+machine (or rank), chunks are fitted by single-threaded worker processes
+(``workers``), which keep both cores busy without intra-op synchronization.
 
 Randomness is keyed by the global network index (:func:`derive_seed`), never by
 the chunk or the rank, so chunking, resuming and ranks leave every network's
@@ -42,8 +44,9 @@ from symmerge.utils.io import atomic_path
 
 SHARD_FORMAT = "symmerge-shards/1"
 
-#: ``progress(n_finished, metric_values_of_the_finished_networks)``
-Progress = Callable[[int, Tensor | None], None]
+#: ``progress(n_finished, metric_values_of_the_finished_networks)``; ``n`` may be
+#: fractional (partial progress of networks still training, values ``None``)
+Progress = Callable[[float, Tensor | None], None]
 #: ``fit_chunk(chunk_index, global_item_indices, progress) -> {name: [len(items), ...]}``
 FitChunk = Callable[[int, range, Progress], dict[str, Tensor]]
 
@@ -233,7 +236,7 @@ def _worker_init(progress_queue: Any, threads: int, fit_chunk: FitChunk, store: 
     torch.set_num_threads(threads)
 
 
-def _worker_progress(n: int, values: Tensor | None = None) -> None:
+def _worker_progress(n: float, values: Tensor | None = None) -> None:
     _WORKER["queue"].put((n, None if values is None else values.detach().cpu().tolist()))
 
 
@@ -319,11 +322,12 @@ class _Bar:
     """tqdm over networks with a running mean of one metric in the postfix."""
 
     def __init__(self, total: int, desc: str, metric: str | None, enabled: bool) -> None:
+        fmt = "{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
         self.bar = tqdm(total=total, desc=desc, unit="net", disable=not enabled, smoothing=0.1,
-                        dynamic_ncols=True)
+                        dynamic_ncols=True, bar_format=fmt)
         self.metric, self.sum, self.count = metric, 0.0, 0
 
-    def __call__(self, n: int, values: Tensor | None = None) -> None:
+    def __call__(self, n: float, values: Tensor | None = None) -> None:
         if values is not None and self.metric and values.numel():
             finite = values[torch.isfinite(values)]
             self.sum += float(finite.sum())

@@ -37,7 +37,6 @@ from torch import Tensor
 
 from symmerge.data.images import ImageSet, load_images
 from symmerge.errors import SymmergeError
-from symmerge.specs.base import activation_fn
 from symmerge.specs.cnn import CNNSpec
 from symmerge.zoo.io import save_zoo
 from symmerge.zoo.shards import ChunkPlan, Progress, generator_for, run_chunked, tensor_digest
@@ -83,7 +82,7 @@ class CNNTrainConfig:
     inputs: str = "standardize"
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
-    eval_batch: int = 250
+    eval_batch: int = 50
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -275,6 +274,11 @@ def weight_mask(spec: CNNSpec) -> Tensor:
     return mask
 
 
+def _inplace_activation(name: str):
+    """In-place ReLU / tanh (autograd differentiates both through their outputs)."""
+    return F.relu_ if name == "relu" else torch.tanh_
+
+
 def train_logits(spec: CNNSpec, params: Tensor, x: Tensor, keep: Tensor | None = None) -> Tensor:
     """Logits ``[B, N, K]`` of ``params [B, P]`` on per-network images ``x [B, N, C, H, W]``.
 
@@ -283,7 +287,7 @@ def train_logits(spec: CNNSpec, params: Tensor, x: Tensor, keep: Tensor | None =
     """
     ws, bs = spec.unflatten(params)
     nets, n = x.shape[:2]
-    act = activation_fn(spec.activation)
+    act = _inplace_activation(spec.activation)
     h = x.transpose(0, 1).reshape(n, -1, *x.shape[-2:])
     h = h.contiguous(memory_format=torch.channels_last)
     for w, b in zip(ws[:-1], bs[:-1], strict=True):
@@ -296,7 +300,7 @@ def train_logits(spec: CNNSpec, params: Tensor, x: Tensor, keep: Tensor | None =
 
 
 @torch.no_grad()
-def accuracy(spec: CNNSpec, params: Tensor, x: Tensor, y: Tensor, batch: int = 250) -> Tensor:
+def accuracy(spec: CNNSpec, params: Tensor, x: Tensor, y: Tensor, batch: int = 50) -> Tensor:
     """``[B, N]`` bool: network b classifies image n correctly (shared images, batched)."""
     out = [spec.forward(params, x[s : s + batch]).argmax(-1) == y[s : s + batch]
            for s in range(0, x.shape[0], batch)]
@@ -352,7 +356,11 @@ def train_cnns(
     p_drop = hparams["dropout"].to(torch.float32).view(nb, 1, 1)
     m, v = torch.zeros_like(params), torch.zeros_like(params)
     b1, b2 = config.betas
+    reported = 0.0
     for step in range(config.steps):
+        if progress is not None and step and step % STREAM_BLOCK == 0:
+            progress(nb * STREAM_BLOCK / config.steps, None)  # fractional networks
+            reported += nb * STREAM_BLOCK / config.steps
         draws = [s.next() for s in streams]
         idx = torch.stack([d[0] for d in draws]).to(dev)  # [B, batch]
         keep = ((torch.stack([d[1] for d in draws]) >= p_drop) / (1.0 - p_drop)).to(dev)
@@ -372,7 +380,7 @@ def train_cnns(
     train_acc, test_acc = _evaluate(spec, params, data, [s.subset for s in streams],
                                     config.eval_batch)
     if progress is not None:
-        progress(nb, test_acc)
+        progress(nb - reported, test_acc)
     return CNNTrainResult(params.cpu(), train_acc, test_acc)
 
 
@@ -394,7 +402,7 @@ def train_cnn_module(
                            foreach=False)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, config.lr_factor)
     wd, p = float(hparams["weight_decay"]), float(hparams["dropout"])
-    conv_act = activation_fn(spec.activation)
+    conv_act = _inplace_activation(spec.activation)
     for _ in range(config.steps):
         idx, u = stream.next()
         h = data.train_x[idx]
