@@ -44,7 +44,8 @@ class QuickstartSize:
     orbit_runs: int = 2
     orbit_size: int = 48
     pairs: int = 48
-    cnn_pairs: int = 8
+    cnn_pairs: int = 6
+    eval_images: int = 500  # held-out images per CNN interpolant
     collapse_networks: int = 5
     collapse_orbit: int = 32
     map_points: int = 400
@@ -168,7 +169,7 @@ def quickstart(
     for act, path in cnn_zoos.items():
         cnn = step(f"cnn-interpolation ({act})", lambda path=path, act=act: cnn_interpolation(
             path, exp_dir / f"cnn-interpolation-{act}", pairs=s.cnn_pairs, split="all",
-            top=None, seed=seed))
+            top=None, eval_images=s.eval_images, seed=seed))
         results.append(cnn)
         result.metrics[f"cnn_interpolation_{act}_barriers"] = _barrier_table(cnn.metrics)
     collapse = step("orbit-collapse", lambda: orbit_collapse(
