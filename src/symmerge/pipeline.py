@@ -48,7 +48,7 @@ class QuickstartSize:
     eval_images: int = 500  # held-out images per CNN interpolant
     collapse_networks: int = 5
     collapse_orbit: int = 32
-    map_points: int = 400
+    map_points: int = 300
     restarts: int = 4  # weight-matching restarts (0, the paper's setting, stalls often)
     ae_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -174,7 +174,8 @@ def quickstart(
         result.metrics[f"cnn_interpolation_{act}_barriers"] = _barrier_table(cnn.metrics)
     collapse = step("orbit-collapse", lambda: orbit_collapse(
         inrs, exp_dir / "orbit-collapse", run=sgmn, pna_run=pna,
-        networks=s.collapse_networks, orbit_size=s.collapse_orbit, seed=seed))
+        networks=s.collapse_networks, orbit_size=s.collapse_orbit, background=s.map_points,
+        seed=seed))
     results.append(collapse)
     result.metrics["orbit_collapse"] = collapse.metrics.get("encoders", collapse.metrics)
     lmap = step("latent-map", lambda: latent_map(
