@@ -15,8 +15,9 @@ read.
   row, per-network rendering of decoded and original networks every step).
 
 Also reported: FLOPs of one step (``torch.utils.flop_counter.FlopCounterMode``, forward +
-backward; ours counted at the full batch, the baseline at ``--warmup-batch`` and scaled
-linearly, as every matmul's row count is proportional to the batch), the machine's
+backward, counted during an untimed warm-up step at ``--warmup-batch`` and scaled
+linearly, which is exact here: every matmul's row count is proportional to the batch;
+``--warmup-batch`` equal to ``--batch-size`` counts at the full batch), the machine's
 float32 matmul rate (a square ``--matmul-size`` matmul at the same thread count, measured
 between steps; the best is taken as peak), encoder-only inference throughput (eval, no
 grad, graph building included) and, with ``--profile``, where ours spends its time.
@@ -309,7 +310,7 @@ def main() -> None:
     ap.add_argument("--preset", default="paper-inr", choices=("paper-inr", "quick"),
                     help="training preset (quick: a small model, for smoke tests)")
     ap.add_argument("--warmup-batch", type=int, default=8,
-                    help="batch of the baseline's (untimed, FLOP-counted) warm-up step")
+                    help="batch of the (untimed, FLOP-counted) warm-up steps")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--zoo", help="SIREN zoo file (default: random SIREN initializations)")
     ap.add_argument("--device", default="cpu",
@@ -366,12 +367,10 @@ def main() -> None:
         impls.append(make_reference(module, cfg))  # same initial weights
     peaks = matmul_gflops(args.matmul_size, device)
 
-    # warm-up steps, FLOP-counted: ours at the full batch, the baseline at --warmup-batch
-    idx = batches[0]
-    ours.flops_per_network = count_flops(ours, zoo[idx], idx)
-    if len(impls) > 1:
-        small = idx[: args.warmup_batch]
-        impls[1].flops_per_network = count_flops(impls[1], zoo[small], small)
+    # warm-up steps at --warmup-batch, FLOP-counted, their updates undone
+    small = batches[0][: args.warmup_batch]
+    for impl in impls:
+        impl.flops_per_network = count_flops(impl, zoo[small], small)
 
     for i in range(max(args.steps, 0 if args.no_baseline else args.baseline_steps)):
         idx = batches[i % len(batches)]
