@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from symmerge.zoo.shards import (
     ChunkPlan,
     Progress,
     generator_for,
+    preset_config,
     run_chunked,
     tensor_digest,
 )
@@ -134,16 +135,7 @@ INR_PRESETS: dict[str, INRFitConfig] = {
 
 def inr_config(config: INRFitConfig | str | None, **overrides: Any) -> INRFitConfig:
     """A preset by name (or a config), with non-None ``overrides`` applied."""
-    if config is None:
-        config = "default"
-    if isinstance(config, str):
-        if config not in INR_PRESETS:
-            raise SymmergeError(
-                f"unknown INR preset {config!r}; choose one of {', '.join(INR_PRESETS)}"
-            )
-        config = INR_PRESETS[config]
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    return replace(config, **overrides) if overrides else config
+    return preset_config(INR_PRESETS, config, "INR", **overrides)
 
 
 def psnr_from_mse(mse: Tensor) -> Tensor:

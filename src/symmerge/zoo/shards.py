@@ -20,6 +20,7 @@ initialization and data order unchanged.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import multiprocessing as mp
@@ -31,7 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
@@ -41,6 +42,8 @@ from tqdm.auto import tqdm
 
 from symmerge.errors import SymmergeError
 from symmerge.utils.io import atomic_path
+
+C = TypeVar("C")
 
 SHARD_FORMAT = "symmerge-shards/1"
 
@@ -457,3 +460,19 @@ def run_chunked(
         if not keep_shards:
             store.remove()
     return out
+
+
+def preset_config(presets: Mapping[str, C], config: C | str | None, what: str,
+                  **overrides: Any) -> C:
+    """``presets[config]`` (``"default"`` if None) or ``config`` itself, with the
+    non-None ``overrides`` applied (a frozen-dataclass ``replace``)."""
+    if config is None:
+        config = "default"
+    if isinstance(config, str):
+        if config not in presets:
+            raise SymmergeError(
+                f"unknown {what} preset {config!r}; choose one of {', '.join(presets)}"
+            )
+        config = presets[config]
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return dataclasses.replace(config, **overrides) if overrides else config

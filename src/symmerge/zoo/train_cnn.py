@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,14 @@ from symmerge.data.images import ImageSet, load_images
 from symmerge.errors import SymmergeError
 from symmerge.specs.cnn import CNNSpec
 from symmerge.zoo.io import save_zoo
-from symmerge.zoo.shards import ChunkPlan, Progress, generator_for, run_chunked, tensor_digest
+from symmerge.zoo.shards import (
+    ChunkPlan,
+    Progress,
+    generator_for,
+    preset_config,
+    run_chunked,
+    tensor_digest,
+)
 
 #: hyperparameters drawn per network, in draw order; stored as zoo metrics
 HPARAMS = ("lr", "weight_decay", "init_scale", "dropout", "train_fraction")
@@ -141,16 +148,7 @@ CNN_PRESETS: dict[str, CNNTrainConfig] = {
 
 def cnn_config(config: CNNTrainConfig | str | None, **overrides: Any) -> CNNTrainConfig:
     """A preset by name (or a config), with non-None ``overrides`` applied."""
-    if config is None:
-        config = "default"
-    if isinstance(config, str):
-        if config not in CNN_PRESETS:
-            raise SymmergeError(
-                f"unknown CNN preset {config!r}; choose one of {', '.join(CNN_PRESETS)}"
-            )
-        config = CNN_PRESETS[config]
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    return replace(config, **overrides) if overrides else config
+    return preset_config(CNN_PRESETS, config, "CNN", **overrides)
 
 
 # ----------------------------------------------------------------- data
