@@ -141,3 +141,25 @@ def test_param_scale_keeps_invariance_and_scales_io(spec):
     reloaded = tiny_model(spec)
     reloaded.load_state_dict(model.state_dict())
     assert torch.equal(reloaded.param_scale, scale)
+
+
+@pytest.mark.parametrize("spec", [SirenSpec((2, 8, 8, 1)), CNNSpec((1, 4, 4, 3), "relu")])
+def test_latent_norm_standardizes_and_keeps_invariance(spec):
+    from symmerge.symmetry import invariance_error, sample_group_elements
+
+    model = tiny_model(spec, latent_norm=True)
+    zoo = random_params(spec, 24, seed=3)
+    model.recompute_latent_stats(zoo.split(8))
+    assert model.training is False  # the mode is restored
+    z = model.encode(zoo)
+    # exact mean over the three batches; the variance is their mean unbiased variance
+    torch.testing.assert_close(z.mean(0), torch.zeros_like(z[0]), atol=1e-10, rtol=0)
+    assert 0.5 < float(z.std(0).mean()) < 1.5
+    g = sample_group_elements(spec, 24, scale_range=(1e-2, 1e2), dtype=torch.float64,
+                              generator=torch.Generator().manual_seed(4))
+    assert invariance_error(model.encode, spec, zoo, g) < 1e-8
+    # one network alone encodes as inside the batch (eval mode: a fixed affine map)
+    torch.testing.assert_close(model.encode(zoo[:1]), z[:1])
+    plain = tiny_model(spec)
+    model.recompute_latent_stats([zoo[:1]])  # a batch of one is skipped, stats reset
+    torch.testing.assert_close(model.encode(zoo), plain.encode(zoo))

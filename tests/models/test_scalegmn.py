@@ -119,9 +119,9 @@ def test_branches_see_only_their_rows():
     def hook(name):
         return lambda mod, inp, out: rows.__setitem__(name, inp[0].shape[0])
 
-    layer.msg.phi.register_forward_hook(hook("msg_hidden"))
+    layer.msg.phi.lin2.register_forward_hook(hook("msg_hidden"))
     layer.msg.phi_io[0].register_forward_hook(hook("msg_out"))
-    layer.upd.phi.register_forward_hook(hook("upd_hidden"))
+    layer.upd.phi.lin2.register_forward_hook(hook("upd_hidden"))
     layer.upd.phi_io[0].register_forward_hook(hook("upd_in"))
     layer.upd.phi_io[1].register_forward_hook(hook("upd_out"))
     model.encode(random_params(spec, 2))
@@ -145,3 +145,13 @@ def test_symmetrized_mlp_matches_definition(gen):
     u = torch.randn(7, 5, generator=gen, dtype=torch.float64)
     torch.testing.assert_close(mlp.forward_symmetrized(u), mlp(u) + mlp(-u))
     assert torch.equal(mlp.forward_symmetrized(-u), mlp.forward_symmetrized(u))
+
+
+@pytest.mark.parametrize("ablate", [False, True], ids=["sign", "ablate"])
+def test_phi_of_canon_matches_composition(gen, ablate):
+    from symmerge.models.blocks import Canon, phi_of_canon
+
+    canon = Canon("sign", 5, 6, ablate=ablate).double()
+    phi = MLP(5, 4, 6).double()
+    u = torch.randn(9, 5, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(phi_of_canon(phi, canon, u), phi(canon(u)))

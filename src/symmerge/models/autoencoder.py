@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -47,6 +47,7 @@ class Autoencoder(nn.Module):
         decoder: nn.Module,
         *,
         input_node_value: float | None = None,
+        latent_norm: bool = False,
     ) -> None:
         super().__init__()
         self.spec = spec
@@ -54,6 +55,13 @@ class Autoencoder(nn.Module):
         self.decoder = decoder
         self.input_node_value = input_node_value
         self.register_buffer("param_scale", torch.ones(spec.num_params))
+        # momentum=None: running statistics are plain averages, so a reset followed by
+        # one pass over the training split gives that split's exact statistics; a small
+        # eps, since untrained invariant latents can vary by less than 1e-3 across networks
+        self.latent_norm: nn.Module = (
+            nn.BatchNorm1d(encoder.latent_dim, eps=1e-8, affine=False, momentum=None)
+            if latent_norm else nn.Identity()
+        )
 
     @torch.no_grad()
     def set_param_scale(self, params: Tensor) -> Tensor:
@@ -88,11 +96,27 @@ class Autoencoder(nn.Module):
         return params_to_graph(self.spec, params, input_node_value=self.input_node_value)
 
     def encode_graph(self, graph: Batch) -> Tensor:
-        return self.encoder(graph)
+        return self.latent_norm(self.encoder(graph))
 
     def encode(self, params: Tensor) -> Tensor:
         """``z [B, latent_dim]``."""
-        return self.encoder(self.graph(params / self.param_scale.to(params.dtype)))
+        return self.encode_graph(self.graph(params / self.param_scale.to(params.dtype)))
+
+    @torch.no_grad()
+    def recompute_latent_stats(self, batches: Iterable[Tensor]) -> None:
+        """Set the latent norm's statistics to those of the networks in ``batches``
+        (``[B, P]`` each); a no-op without ``latent_norm``."""
+        norm = self.latent_norm
+        if not isinstance(norm, nn.BatchNorm1d):
+            return
+        was_training = self.training
+        self.eval()
+        norm.reset_running_stats()
+        norm.train()
+        for params in batches:
+            if params.shape[0] > 1:
+                norm(self.encoder(self.graph(params / self.param_scale.to(params.dtype))))
+        self.train(was_training)
 
     def decode(self, z: Tensor) -> Tensor:
         """``[B, P]`` in the spec's flat order."""
@@ -129,4 +153,5 @@ def build_autoencoder(
     enc = build_encoder(spec, encoder)
     hidden = [int(w) * encoder.d_hidden for w in decoder_widths]
     dec = MLPDecoder(enc.latent_dim, spec.num_params, hidden)
-    return Autoencoder(spec, enc, dec, input_node_value=encoder.input_node_value)
+    return Autoencoder(spec, enc, dec, input_node_value=encoder.input_node_value,
+                       latent_norm=encoder.latent_norm)

@@ -24,17 +24,26 @@ class MLP(nn.Module):
         self.norm = nn.LayerNorm(d_hidden)
         self.lin2 = nn.Linear(d_hidden, d_out)
 
+    def _act(self, h: Tensor) -> Tensor:
+        return F.silu(self.norm(h))
+
     def _tail(self, h: Tensor) -> Tensor:
-        return self.lin2(F.silu(self.norm(h)))
+        return self.lin2(self._act(h))
 
     def forward(self, u: Tensor) -> Tensor:
         return self._tail(self.lin1(u))
 
-    def forward_symmetrized(self, u: Tensor) -> Tensor:
-        """``forward(u) + forward(-u)``, sharing the first matrix product."""
+    def symmetrized_hidden(self, u: Tensor) -> Tensor:
+        """``a(u) + a(-u)`` with ``a = SiLU∘LayerNorm∘lin1``: the part of
+        :meth:`forward_symmetrized` before the (linear) last layer."""
         y = u @ self.lin1.weight.T
         b = self.lin1.bias
-        return self._tail(b + y) + self._tail(b - y)
+        return self._act(b + y) + self._act(b - y)
+
+    def forward_symmetrized(self, u: Tensor) -> Tensor:
+        """``forward(u) + forward(-u)``: one first and one last matrix product, since
+        ``lin2`` is linear."""
+        return F.linear(self.symmetrized_hidden(u), self.lin2.weight, 2 * self.lin2.bias)
 
     def forward_gathered(self, parts: Sequence[tuple[Tensor, Tensor | None]]) -> Tensor:
         """``forward(cat([t[idx] for t, idx in parts], -1))`` with the first linear map
@@ -68,6 +77,17 @@ class Canon(nn.Module):
         if self.mode == "sign":
             return self.rho.forward_symmetrized(u)
         return u / torch.linalg.vector_norm(u, dim=-1, keepdim=True).clamp_min(SCALE_EPS)
+
+
+def phi_of_canon(phi: MLP, canon: Canon, u: Tensor) -> Tensor:
+    """``phi(canon(u))``. In ``sign`` mode the last linear map of ``rho`` and the first of
+    ``phi`` are applied as one precomputed product (exact up to rounding)."""
+    rho = canon.rho
+    if canon.mode != "sign" or canon.ablate or rho is None:
+        return phi(canon(u))
+    weight = phi.lin1.weight @ rho.lin2.weight
+    bias = phi.lin1.bias + phi.lin1.weight @ (2 * rho.lin2.bias)
+    return phi._tail(F.linear(rho.symmetrized_hidden(u), weight, bias))
 
 
 @dataclass(frozen=True)
@@ -139,7 +159,7 @@ class ScaleEquivariant(nn.Module):
         self.phi_io = nn.ModuleList(MLP(d_in, d_out, d_hidden) for _ in self.groups)
 
     def invariant(self, u: Tensor, part: Partition) -> Tensor:
-        branches = [((HIDDEN,), lambda v: self.phi(self.canon(v)))]
+        branches = [((HIDDEN,), lambda v: phi_of_canon(self.phi, self.canon, v))]
         branches += list(zip(self.groups, self.phi_io, strict=True))
         return by_class(u, part, self.d_out, branches)
 

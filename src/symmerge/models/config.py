@@ -26,6 +26,12 @@ class EncoderConfig(BaseModel):
     ``max_hidden_layers``: size of the hidden-layer positional tables (default:
     the spec's depth); raise it to encode deeper networks with the same model.
     ``input_node_value``: feature of input nodes (default 1.0 for SIRENs, else 0.0).
+    ``latent_norm``: standardize every latent dimension with a batch norm (no affine
+    map) between encoder and decoder. Invariant latents of different networks differ
+    by a few percent of a large shared offset at initialization; standardizing them
+    lets the decoder use that variation from the first steps. Training recomputes the
+    exact statistics over the training split before each validation, so encoding in
+    eval mode is a fixed affine map of each network alone.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -45,6 +51,7 @@ class EncoderConfig(BaseModel):
     rff_sigma: float = Field(3.0, gt=0)
     max_hidden_layers: int | None = Field(None, ge=0)
     input_node_value: float | None = None
+    latent_norm: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> EncoderConfig:

@@ -24,7 +24,7 @@ from symmerge.graph.template import (
     num_edge_types,
     num_node_types,
 )
-from symmerge.models.blocks import MLP, Canon, Partition, ScaleEquivariant
+from symmerge.models.blocks import MLP, Canon, Partition, ScaleEquivariant, phi_of_canon
 from symmerge.models.config import EncoderConfig
 
 
@@ -262,7 +262,7 @@ class ScaleGMNEncoder(nn.Module):
             h = scatter(self.readout_local(x), graph.batch, 0, dim_size=B, reduce="sum")
             return self.readout_mlp(h)
         hid = ctx.nodes.rows[HIDDEN]
-        h = self.readout_phi(self.readout_canon(x[hid]))
+        h = phi_of_canon(self.readout_phi, self.readout_canon, x[hid])
         h = scatter(h, graph.batch[hid], 0, dim_size=B, reduce="sum")
         io = ctx.nodes.select((INPUT, OUTPUT))
         slots = x.new_zeros(B, self.n_in + self.n_out, x.shape[1], dtype=h.dtype)

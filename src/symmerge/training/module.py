@@ -62,6 +62,12 @@ class AutoencoderModule(L.LightningModule):
         if self.kd_loss is not None:
             self.kd_loss.to(self.device)
 
+    def on_validation_epoch_start(self) -> None:
+        """Exact latent-norm statistics of the current weights over the training split."""
+        loader = self.trainer.train_dataloader if self.trainer is not None else None
+        if loader is not None:
+            self.model.recompute_latent_stats(p.to(self.device) for p, _ in loader)
+
     # ------------------------------------------------------------------ steps
     def forward(self, params: Tensor) -> Tensor:
         return self.model(params)

@@ -76,8 +76,11 @@ def _loaders(params: Tensor, splits: dict[str, Tensor], cfg: TrainConfig) -> dic
     out = {}
     for name, idx in splits.items():
         ds = TensorDataset(params[idx], idx)
-        out[name] = DataLoader(ds, batch_size=cfg.optim.batch_size, shuffle=name == "train",
-                               generator=g if name == "train" else None)
+        train = name == "train"
+        # a batch of one cannot be standardized by the latent norm in training mode
+        out[name] = DataLoader(ds, batch_size=cfg.optim.batch_size, shuffle=train,
+                               generator=g if train else None,
+                               drop_last=train and len(idx) % cfg.optim.batch_size == 1)
     return out
 
 
