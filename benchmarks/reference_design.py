@@ -187,7 +187,7 @@ class ReferenceDesignEncoder(nn.Module):
 
 class ReferenceDesignAutoencoder(nn.Module):
     """``decoder(encoder(graph))`` of the reference design, on ``model``'s parameters
-    (including its per-tensor ``param_scale``, when the model has one)."""
+    (including its per-tensor ``param_scale`` and latent norm, when the model has them)."""
 
     def __init__(self, model: Autoencoder) -> None:
         super().__init__()
@@ -199,6 +199,8 @@ class ReferenceDesignAutoencoder(nn.Module):
         self.decoder = model.decoder
         # per-tensor scales of symmerge's Autoencoder (shared with ``model``), if it has them
         self.model_scale: Tensor | None = getattr(model, "param_scale", None)
+        # the optional latent norm (an identity unless the preset turns it on), shared too
+        self.latent_norm: nn.Module = getattr(model, "latent_norm", nn.Identity())
 
     def _scale(self, like: Tensor) -> Tensor | float:
         """The per-tensor parameter scales ``[P]`` in ``like``'s dtype (1 without them)."""
@@ -211,7 +213,7 @@ class ReferenceDesignAutoencoder(nn.Module):
 
     def encode(self, params: Tensor) -> Tensor:
         """``z [B, d_latent]`` of ``params [B, P]`` (graphs built network by network)."""
-        return self.encoder(self.graph(params / self._scale(params)))
+        return self.latent_norm(self.encoder(self.graph(params / self._scale(params))))
 
     def decode(self, z: Tensor) -> Tensor:
         """Flat parameters ``[B, P]`` of latents ``z``."""

@@ -33,22 +33,22 @@ T = TypeVar("T")
 class QuickstartSize:
     """How big each stage of the quickstart is."""
 
-    images: int = 250
-    stride: int = 20  # the embedded digits are sorted by class: a stride spans all ten
+    images: int = 500
+    stride: int = 10  # the embedded digits are sorted by class: a stride spans all ten
     per_image: int = 2
     inr_config: str = "quick"
-    ae_epochs: int = 8
-    pna_epochs: int = 4
-    cnn_networks: int = 24
+    ae_epochs: int = 20
+    pna_epochs: int = 10
+    cnn_networks: int = 32
     cnn_config: str = "quick"
-    orbit_runs: int = 2
+    orbit_runs: int = 4
     orbit_size: int = 48
-    pairs: int = 48
-    cnn_pairs: int = 6
+    pairs: int = 64
+    cnn_pairs: int = 8
     eval_images: int = 500  # held-out images per CNN interpolant
     collapse_networks: int = 5
     collapse_orbit: int = 32
-    map_points: int = 300
+    map_points: int = 500
     restarts: int = 4  # weight-matching restarts (0, the paper's setting, stalls often)
     ae_overrides: dict[str, Any] = field(default_factory=dict)
 

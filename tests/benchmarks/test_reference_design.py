@@ -121,7 +121,7 @@ def test_benchmark_script_smoke(
     out = tmp_path / "result.json"
     monkeypatch.setattr(sys, "argv", [
         "bench", "--preset", "quick", "--batch-size", "2", "--steps", "1",
-        "--baseline-steps", "1", "--warmup-batch", "1", "--infer-repeats", "1",
+        "--baseline-steps", "1", "--warmup-batch", "2", "--infer-repeats", "1",
         "--matmul-size", "32", "--threads", "1", "--json", str(out),
     ])
     bench.main()

@@ -49,6 +49,10 @@ def test_orbit_interpolation_outputs(orbit_result):
     for m in methods:
         assert f"`{m}`" in report
     assert "reconstructions" in report and "ms / pair" in report
+    # ae-lift reports how far its lifted networks are from their templates
+    dist = saved["methods"]["ae-lift"]["template_distance"]
+    assert np.isfinite(dist) and dist > 0 and f"{dist:.3g}" in report
+    assert "template_distance" not in saved["methods"]["wm"]
 
 
 def test_exact_methods_keep_the_endpoints(orbit_result):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
-from torch import Tensor
+from torch import Tensor, nn
 
 from symmerge.canon import AECanonicalizer, AELiftCanonicalizer, SortCanonicalizer
 from symmerge.errors import SymmergeError
@@ -172,11 +172,21 @@ class PathOptions:
     seed: int = 0
 
 
+def template_distance(model: nn.Module, lifted: Tensor, templates: Tensor) -> Tensor:
+    """``[B]`` RMS distance between lifted networks and their decoded templates, each
+    entry in units of its tensor's zoo RMS (the autoencoder's ``param_scale``)."""
+    scale = model.param_scale.to(lifted.dtype)
+    return ((lifted - templates.to(lifted.dtype)) / scale).square().mean(-1).sqrt().double()
+
+
 def method_paths(
     method: str, spec: WeightSpaceSpec, a: Tensor, b: Tensor, alphas: Tensor,
-    aes: Autoencoders, opts: PathOptions,
+    aes: Autoencoders, opts: PathOptions, extras: dict[str, Tensor] | None = None,
 ) -> Tensor:
-    """Interpolation paths ``[n, T, P]`` between ``a`` and ``b`` (``[n, P]``) for ``method``."""
+    """Interpolation paths ``[n, T, P]`` between ``a`` and ``b`` (``[n, P]``) for ``method``.
+
+    For ``ae-lift``, ``extras["template_distance"]`` receives :func:`template_distance`
+    of the ``2n`` endpoints (``a`` then ``b``)."""
     n = a.shape[0]
     both = torch.cat([a, b])
     if method == "naive":
@@ -194,10 +204,14 @@ def method_paths(
     if ae is None:  # resolve_methods filters these out
         raise SymmergeError(f"method {method!r} needs an autoencoder run")
     base = method.removeprefix("pna-")
-    if base in ("ae", "ae-lift"):
-        canon = aes.ae_lift if method == "ae-lift" else ae
-        assert canon is not None
-        c = canon(both)
+    if method == "ae-lift":
+        assert aes.ae_lift is not None
+        c, templates = aes.ae_lift.lift(both)
+        if extras is not None:
+            extras["template_distance"] = template_distance(aes.ae_lift.model, c, templates)
+        return lerp(c[:n], c[n:], alphas)
+    if base == "ae":
+        c = ae(both)
         return lerp(c[:n], c[n:], alphas)
     if base == "ae-latent":
         z = ae.encode(both)
@@ -213,11 +227,13 @@ CurveFn = Callable[[Tensor], dict[str, Tensor]]
 class MethodRuns:
     """Per method: curves ``{metric: [n, T]}``, seconds spent building the paths
     (alignment, canonicalization, encoding/decoding; evaluation excluded) and the
-    parameter distance ``[n]`` between each path's two endpoints."""
+    parameter distance ``[n]`` between each path's two endpoints; ``template_distances``:
+    per method that lifts onto templates, :func:`template_distance` of its endpoints."""
 
     curves: dict[str, dict[str, Tensor]]
     seconds: dict[str, float]
     distances: dict[str, Tensor]
+    template_distances: dict[str, Tensor] = field(default_factory=dict)
 
     @staticmethod
     def concat(parts: Sequence[MethodRuns]) -> MethodRuns:
@@ -228,6 +244,8 @@ class MethodRuns:
         return MethodRuns(
             concat_curves([p.curves for p in parts]), seconds,
             {m: torch.cat([p.distances[m] for p in parts]) for m in parts[0].distances},
+            {m: torch.cat([p.template_distances[m] for p in parts])
+             for m in parts[0].template_distances},
         )
 
 
@@ -240,11 +258,14 @@ def run_methods(
     for m in methods:
         t0 = time.perf_counter()
         with torch.no_grad():
-            paths = method_paths(m, spec, a, b, alphas, aes, opts)
+            extras: dict[str, Tensor] = {}
+            paths = method_paths(m, spec, a, b, alphas, aes, opts, extras)
         out.seconds[m] = time.perf_counter() - t0
         with torch.no_grad():
             out.curves[m] = curve_fn(paths)
         out.distances[m] = (paths[:, -1] - paths[:, 0]).double().norm(dim=-1)
+        if "template_distance" in extras:
+            out.template_distances[m] = extras["template_distance"]
     return out
 
 

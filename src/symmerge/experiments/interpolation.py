@@ -68,6 +68,8 @@ def summarize(
                       for k, v in per.items()}
         methods[m]["exact_endpoints"] = m in EXACT_ENDPOINTS
         methods[m]["endpoint_distance"] = float(runs.distances[m].mean())
+        if m in runs.template_distances:
+            methods[m]["template_distance"] = float(runs.template_distances[m].mean())
     if "naive" in methods:
         for m, per in methods.items():
             for k in curves[m]:
@@ -103,8 +105,8 @@ def results_table(methods: Mapping[str, Any], timing: Mapping[str, Any], metric:
     return markdown_table(rows, cols)
 
 
-def _notes(methods: Sequence[str], skipped: Mapping[str, str], assumed_source: str | None
-           ) -> list[str]:
+def _notes(methods: Sequence[str], skipped: Mapping[str, str], assumed_source: str | None,
+           template_distance: float | None = None) -> list[str]:
     notes = []
     lossy = [m for m in methods if m not in EXACT_ENDPOINTS]
     if lossy:
@@ -115,11 +117,18 @@ def _notes(methods: Sequence[str], skipped: Mapping[str, str], assumed_source: s
             "endpoints; compare L(0) and L(1) with the exact methods."
         )
     if "ae-lift" in methods:
+        dist = ""
+        if template_distance is not None:
+            dist = (
+                f" Here the lifted networks sit at a mean RMS distance of {template_distance:.3g} "
+                "from their templates, in units of each tensor's RMS over the zoo (0: the "
+                "template lies on the orbit)."
+            )
         notes.append(
             "`ae-lift` keeps the exact endpoints; its two endpoints land in the same frame only "
             "if the decoded template lies near the networks' orbit in weight space, which the "
             "function-space training loss does not ask for: a large endpoint distance (compare "
-            "`wm`) means the template did not pin down the alignment."
+            "`wm`) means the template did not pin down the alignment." + dist
         )
     for m, why in skipped.items():
         notes.append(f"`{m}` skipped: {why}.")
@@ -174,7 +183,8 @@ def _finish(
         title=title, text=text,
         table="\n\n".join(results_table(summaries, timing, k, lab) for k, lab in tables),
         images=[(f"{title}: curves", str(files[1])), (f"{title}: barriers", str(files[2]))],
-        notes=_notes(methods, skipped, assumed),
+        notes=_notes(methods, skipped, assumed,
+                     summaries.get("ae-lift", {}).get("template_distance")),
     )
     result = InterpolationResult(
         name=name, out_dir=out, metrics=metrics, sections=[section], files=files, alphas=a,

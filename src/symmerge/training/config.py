@@ -108,7 +108,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "encoder": {"mode": "auto", "d_hidden": 16, "num_layers": 2, "d_latent": 32,
                     "dropout": 0.0, "latent_norm": True},
         "optim": {"lr": 3e-3, "weight_decay": 0.01, "warmup_steps": 50, "grad_clip": 10.0,
-                  "batch_size": 32, "max_epochs": 30},
+                  "batch_size": 32, "max_epochs": 60},
         "loss": {"images_per_step": 64},
     },
     "paper-inr": _PAPER_INR,
