@@ -38,3 +38,13 @@ def test_tiny_quickstart_end_to_end(tmp_path):
     assert {"naive", "wm", "sort", "ae", "ae-lift"} <= set(barriers)
     report = (out / "report.md").read_text()
     assert "orbit" in report.lower() and ".png" in report
+    assert "| ScaleGMN |" in report and "| PNA (permutation-only) |" in report
+
+
+def test_autoencoder_table_reports_the_ratio():
+    from symmerge.pipeline import _ae_table
+
+    table = _ae_table({"ae_scalegmn": {"test_render_mse": 0.03, "test_mean_image_mse": 0.06},
+                       "ae_pna": {"test_mean_image_mse": 0.06}})
+    assert "| ScaleGMN | 0.03 | 0.06 | 0.500 |" in table and "PNA" not in table
+    assert _ae_table({}) == ""
