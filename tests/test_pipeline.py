@@ -39,6 +39,9 @@ def test_tiny_quickstart_end_to_end(tmp_path):
     report = (out / "report.md").read_text()
     assert "orbit" in report.lower() and ".png" in report
     assert "| ScaleGMN |" in report and "| PNA (permutation-only) |" in report
+    assert "| ScaleGMN, relu CNNs |" in report and "| ScaleGMN, tanh CNNs |" in report
+    # the CNN experiments ran the autoencoder methods too
+    assert {"ae", "ae-lift"} <= set(result.metrics["cnn_interpolation_tanh_barriers"])
 
 
 def test_autoencoder_table_reports_the_ratio():
@@ -47,4 +50,8 @@ def test_autoencoder_table_reports_the_ratio():
     table = _ae_table({"ae_scalegmn": {"test_render_mse": 0.03, "test_mean_image_mse": 0.06},
                        "ae_pna": {"test_mean_image_mse": 0.06}})
     assert "| ScaleGMN | 0.03 | 0.06 | 0.500 |" in table and "PNA" not in table
+    assert "CNN" not in table
+    cnn = _ae_table({"ae_cnn_tanh": {"test_acc_original": 0.9, "test_acc_decoded": 0.5,
+                                     "test_acc_kendall_tau": 0.25}})
+    assert "| ScaleGMN, tanh CNNs | 0.900 | 0.500 | 0.250 |" in cnn and "render MSE" not in cnn
     assert _ae_table({}) == ""

@@ -40,6 +40,7 @@ class QuickstartSize:
     ae_epochs: int = 20
     pna_epochs: int = 10
     cnn_networks: int = 32
+    cnn_ae_epochs: int = 150  # one step per epoch on a 32-network zoo
     cnn_config: str = "quick"
     orbit_runs: int = 4
     orbit_size: int = 48
@@ -57,7 +58,8 @@ class QuickstartSize:
 SIZES: dict[str, QuickstartSize] = {
     "default": QuickstartSize(),
     "tiny": QuickstartSize(
-        images=40, stride=100, per_image=2, ae_epochs=2, pna_epochs=1, cnn_networks=8, orbit_runs=1,
+        images=40, stride=100, per_image=2, ae_epochs=2, pna_epochs=1, cnn_networks=8,
+        cnn_ae_epochs=2, orbit_runs=1,
         orbit_size=8, pairs=8, cnn_pairs=2, collapse_networks=2, collapse_orbit=4,
         map_points=60,
         ae_overrides={"encoder": {"d_hidden": 8, "num_layers": 1, "d_latent": 8},
@@ -154,6 +156,16 @@ def quickstart(
                 "mnist-embedded", out=path, n=s.cnn_networks, activation=act, seed=seed,
                 config=s.cnn_config, progress=progress))
         cnn_zoos[act] = path
+    cnn_runs = {}
+    for act, path in cnn_zoos.items():
+        run = run_dir / f"cnn-{act}"
+        if not (run / "result.json").is_file():
+            o = {**s.ae_overrides, "seed": seed}
+            step(f"train CNN autoencoder ({act})", lambda run=run, path=path, o=o: train(
+                path, run, preset="quick", overrides=o, max_epochs=s.cnn_ae_epochs,
+                progress=progress))
+        result.metrics[f"ae_cnn_{act}"] = json.loads((run / "result.json").read_text())["metrics"]
+        cnn_runs[act] = run
 
     results = []
     orbit = step("orbit-interpolation (PD)", lambda: orbit_interpolation(
@@ -168,8 +180,8 @@ def quickstart(
     result.metrics["pair_interpolation_barriers"] = _barrier_table(pair.metrics)
     for act, path in cnn_zoos.items():
         cnn = step(f"cnn-interpolation ({act})", lambda path=path, act=act: cnn_interpolation(
-            path, exp_dir / f"cnn-interpolation-{act}", pairs=s.cnn_pairs, split="all",
-            top=None, eval_images=s.eval_images, seed=seed))
+            path, exp_dir / f"cnn-interpolation-{act}", run=cnn_runs[act], pairs=s.cnn_pairs,
+            split="all", top=None, eval_images=s.eval_images, seed=seed, restarts=s.restarts))
         results.append(cnn)
         result.metrics[f"cnn_interpolation_{act}_barriers"] = _barrier_table(cnn.metrics)
     collapse = step("orbit-collapse", lambda: orbit_collapse(
@@ -190,7 +202,8 @@ def quickstart(
         f"{s.images * s.per_image} SIRENs fitted to {s.images} embedded MNIST digits (every "
         f"{s.stride}th) "
         f"({s.per_image} per digit), a ScaleGMN autoencoder and a permutation-only (PNA) "
-        f"baseline trained on it, and {s.cnn_networks} ReLU + {s.cnn_networks} tanh CNNs.\n\n"
+        f"baseline trained on it, and {s.cnn_networks} ReLU + {s.cnn_networks} tanh CNNs with "
+        "a ScaleGMN autoencoder each.\n\n"
         f"Rerun: `symmerge quickstart --out {root} --seed {seed}`\n\n"
         "| stage | seconds |\n|---|---|\n" + timing_lines + "\n\n" + _ae_table(result.metrics)
     )
@@ -202,19 +215,33 @@ def quickstart(
 
 
 def _ae_table(metrics: dict[str, Any]) -> str:
-    """Markdown: each autoencoder's test render MSE against the mean-image baseline."""
-    rows = []
+    """Markdown: each INR autoencoder's test render MSE against the mean-image baseline,
+    and each CNN autoencoder's decoded-vs-original test accuracy."""
+    rows: list[str] = []
+    cnn_rows: list[str] = []
     for name, label in (("ae_scalegmn", "ScaleGMN"), ("ae_pna", "PNA (permutation-only)")):
         m = metrics.get(name, {})
         if "test_render_mse" in m and m.get("test_mean_image_mse"):
             ratio = m["test_render_mse"] / m["test_mean_image_mse"]
             rows.append(f"| {label} | {m['test_render_mse']:.4g} | "
                         f"{m['test_mean_image_mse']:.4g} | {ratio:.3f} |")
-    if not rows:
-        return ""
-    return (
-        "Autoencoder reconstructions of the test-split INRs (render MSE to the INRs' own "
-        "renders; the baseline predicts the training split's mean image):\n\n"
-        "| autoencoder | test render MSE | mean-image MSE | ratio |\n|---|---|---|---|\n"
-        + "\n".join(rows) + "\n"
-    )
+    for act in ("relu", "tanh"):
+        m = metrics.get(f"ae_cnn_{act}", {})
+        if "test_acc_decoded" in m:
+            cnn_rows.append(f"| ScaleGMN, {act} CNNs | {m['test_acc_original']:.3f} | "
+                            f"{m['test_acc_decoded']:.3f} | {m['test_acc_kendall_tau']:.3f} |")
+    text = ""
+    if rows:
+        text += (
+            "Autoencoder reconstructions of the test-split INRs (render MSE to the INRs' own "
+            "renders; the baseline predicts the training split's mean image):\n\n"
+            "| autoencoder | test render MSE | mean-image MSE | ratio |\n|---|---|---|---|\n"
+            + "\n".join(rows) + "\n"
+        )
+    if cnn_rows:
+        text += (
+            ("\n" if text else "") + "CNN autoencoders (test-split networks, held-out images):\n\n"
+            "| autoencoder | accuracy, original | accuracy, decoded | Kendall tau |\n"
+            "|---|---|---|---|\n" + "\n".join(cnn_rows) + "\n"
+        )
+    return text
