@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from symmerge.experiments.report import markdown_table
 from symmerge.training import train
 from symmerge.zoo.fit_inr import fit_inr_zoo
 
@@ -73,11 +74,12 @@ def main() -> None:
             "ratio": m["test_render_mse"] / m["test_mean_image_mse"],
         })
         print(json.dumps(rows[-1]), flush=True)
-    print("\n| variant | train wall (s) | epochs | test render MSE | mean-image MSE | ratio |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['variant']} | {r['train_wall_s']:.1f} | {r['epochs']:.0f} | "
-              f"{r['test_render_mse']:.4f} | {r['test_mean_image_mse']:.4f} | {r['ratio']:.3f} |")
+    print()
+    print(markdown_table(rows, [
+        ("variant", "variant"), ("train_wall_s", "train wall (s)"), ("epochs", "epochs"),
+        ("test_render_mse", "test render MSE"), ("test_mean_image_mse", "mean-image MSE"),
+        ("ratio", "ratio"),
+    ]))
     if args.json:
         info = {"machine": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads,
                 "torch": torch.__version__, "zoo": str(args.zoo), "zoo_fit_s": zoo_s}

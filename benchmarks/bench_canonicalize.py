@@ -30,6 +30,7 @@ import torch
 from symmerge import SirenSpec
 from symmerge.align import weight_matching
 from symmerge.canon import AECanonicalizer, AELiftCanonicalizer, SortCanonicalizer
+from symmerge.experiments.report import markdown_table
 from symmerge.symmetry import make_orbit
 
 
@@ -127,11 +128,10 @@ def main() -> None:
     print(f"{spec.describe()}, {args.pairs} PD orbit pairs (noise 0.005) from {source}; "
           f"{model_note}; CPU, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"median of {args.repeats}")
-    print("| method | networks | seconds | networks/s | pairs/s |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['method']} | {r['networks']} | {r['seconds']:.3f} | "
-              f"{r['networks_per_s']:.0f} | {r['pairs_per_s']:.0f} |")
+    print(markdown_table(rows, [
+        ("method", "method"), ("networks", "networks"), ("seconds", "seconds"),
+        ("networks_per_s", "networks/s"), ("pairs_per_s", "pairs/s"),
+    ]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"env": env, "rows": rows}, f, indent=2)
