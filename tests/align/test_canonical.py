@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from symmerge.align import scale_normalization, sort_canonicalize
+from symmerge.align import closest_scales, scale_normalization, sort_canonicalize
+from symmerge.align._layers import layer_element
 from symmerge.align.canonical import lexsort_rows
 from symmerge.errors import SymmergeError
 from symmerge.specs import MLPSpec, SirenSpec
@@ -106,6 +107,33 @@ def test_scale_normalization(spec, dtype, gen):
         assert torch.equal(e.perms[h], torch.arange(spec.hidden_sizes[h]).expand(4, -1))
         assert bool((e.mults[h] > 0).all())
     assert_params_close(normed, normed[:1].expand_as(normed))  # exact on scale orbits
+
+
+@pytest.mark.parametrize("spec", SCALE_SPECS, ids=spec_id)
+def test_closest_scales(spec, dtype, gen):
+    ref = random_params(spec, 4, dtype=dtype, generator=gen)
+    # a member of ref's scale orbit is brought back to ref exactly
+    members, _ = make_orbit(spec, ref[0], 4, "D", scale_range=(1e-1, 1e1), generator=gen)
+    e = closest_scales(spec, ref[0], members)
+    assert_function_preserved(spec, members, e.apply(spec, members))
+    assert_params_close(e.apply(spec, members), ref[:1].expand_as(members), factor=4)
+    # other networks: a function-preserving element that never moves them farther from ref
+    other = random_params(spec, 4, dtype=dtype, generator=gen)
+    e = closest_scales(spec, ref, other)
+    moved = e.apply(spec, other)
+    assert_function_preserved(spec, other, moved)
+    assert bool((e.mults[0] > 0).all())
+    before = (ref - other).norm(dim=-1)
+    after = (ref - moved).norm(dim=-1)
+    assert bool((after <= before * (1 + 1e-6)).all()) and bool((after < 0.99 * before).any())
+    # near a block optimum: nudging one neuron's scale does not bring it closer
+    h, i = spec.num_hidden - 1, 0
+    for f in (0.97, 1.03):
+        mult = torch.ones(4, spec.hidden_sizes[h], dtype=dtype)
+        mult[:, i] = f
+        ident = torch.arange(spec.hidden_sizes[h]).expand(4, -1)
+        nudged = layer_element(spec, h, ident, mult).apply(spec, moved)
+        assert bool(((ref - nudged).norm(dim=-1) >= after * (1 - 1e-3)).all())
 
 
 def test_lexsort_rows():

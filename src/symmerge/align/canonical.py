@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from symmerge.align._layers import as_batch, incoming, layer_element
+from symmerge.align._layers import as_batch, incoming, layer_element, outgoing, select
 from symmerge.errors import SymmergeError
 from symmerge.specs.base import WeightSpaceSpec
 from symmerge.specs.siren import SirenSpec
@@ -66,6 +66,84 @@ def scale_normalization(spec: WeightSpaceSpec, params: Tensor) -> GroupElement:
         mults.append(mult)
     perms = tuple(torch.arange(n, device=x.device).expand(x.shape[0], n) for n in spec.hidden_sizes)
     return GroupElement(perms, tuple(mults))
+
+
+def _scale_objective(s: Tensor, terms: tuple[Tensor, Tensor, Tensor, Tensor]) -> Tensor:
+    """``|a_in - s b_in|^2 + |a_out - b_out / s|^2`` up to a constant, for candidates
+    ``s [B, n, k]`` and per-neuron ``(|b_in|^2, <a_in, b_in>, |b_out|^2, <a_out, b_out>)``."""
+    al, be, ga, de = (t.unsqueeze(-1) for t in terms)
+    return s * s * al - 2 * s * be + ga / (s * s) - 2 * de / s
+
+
+def _descend_scales(
+    spec: WeightSpaceSpec, a: Tensor, cur: Tensor, sweeps: int
+) -> tuple[Tensor, list[Tensor]]:
+    """Block coordinate descent on ``|a - D cur|^2`` over positive scales ``D``."""
+    mults = [torch.ones(cur.shape[0], n, dtype=cur.dtype, device=cur.device)
+             for n in spec.hidden_sizes]
+    coarse = torch.logspace(-2, 2, 65, dtype=cur.dtype, device=cur.device)
+    fine = torch.logspace(-1 / 16, 1 / 16, 33, dtype=cur.dtype, device=cur.device)
+    tiny = torch.finfo(cur.dtype).tiny
+    for _ in range(sweeps):
+        for h in range(spec.num_hidden):
+            ai, bi = incoming(spec, a, h), incoming(spec, cur, h)
+            ao, bo = outgoing(spec, a, h), outgoing(spec, cur, h)
+            terms = (bi.square().sum(-1), (ai * bi).sum(-1), bo.square().sum(-1),
+                     (ao * bo).sum(-1))
+            ratio = torch.linalg.vector_norm(ai, dim=-1) / torch.linalg.vector_norm(
+                bi, dim=-1).clamp_min(tiny)
+            ratio = torch.where(ratio > 0, ratio, torch.ones_like(ratio)).clamp(1e-6, 1e6)
+            one = torch.ones_like(ratio).unsqueeze(-1)
+            best = one
+            for grid, center in ((coarse, ratio.unsqueeze(-1)), (fine, None)):
+                base = center if center is not None else best
+                cand = torch.cat([one, best, base * grid], dim=-1)
+                g = _scale_objective(cand, terms)
+                best = cand.gather(-1, g.argmin(-1, keepdim=True))
+            mult = best.squeeze(-1)
+            ident = torch.arange(mult.shape[1], device=cur.device).expand_as(mult)
+            cur = layer_element(spec, h, ident, mult).apply(spec, cur)
+            mults[h] = mults[h] * mult
+    return cur, mults
+
+
+def closest_scales(
+    spec: WeightSpaceSpec, reference: Tensor, params: Tensor, *, sweeps: int = 2
+) -> GroupElement:
+    """The positive-scale element ``D`` that (approximately) minimizes
+    ``|reference - D.apply(params)|^2``: the representative of ``params``' scale orbit
+    nearest to ``reference``, a frame to interpolate in (ReLU networks).
+
+    Two starts: ``params`` as given, and ``params`` with ``reference``'s incoming norms
+    copied neuron by neuron, layer by layer (exact when ``params`` lies on
+    ``reference``'s scale orbit). From each, block coordinate descent over hidden layers
+    (``sweeps`` passes): within a layer the objective separates into one 1-d problem
+    per neuron, solved on a log-spaced grid around the norm ratio and refined on a finer
+    grid, always with the current scale as a candidate, so no step moves away. Per
+    network the closer result wins: never farther than ``params``, and exact on orbits.
+    """
+    a = as_batch(spec, reference, "reference")
+    x = as_batch(spec, params)
+    a = a.to(x.dtype).expand(x.shape[0], -1)
+    copy = scale_normalization(spec, a).inverse().compose(scale_normalization(spec, x))
+    best_elem, best_dist = None, None
+    for start in (None, copy):
+        cur = x if start is None else start.apply(spec, x)
+        cur, mults = _descend_scales(spec, a, cur, sweeps)
+        perms = tuple(torch.arange(n, device=x.device).expand(x.shape[0], n)
+                      for n in spec.hidden_sizes)
+        elem = GroupElement(perms, tuple(mults))
+        if start is not None:
+            elem = elem.compose(start)
+        dist = (a - cur).square().sum(-1)
+        if best_elem is None or best_dist is None:
+            best_elem, best_dist = elem, dist
+        else:
+            closer = dist < best_dist
+            best_elem = select(closer, elem, best_elem)
+            best_dist = torch.where(closer, dist, best_dist)
+    assert best_elem is not None
+    return best_elem
 
 
 def sort_canonicalize(

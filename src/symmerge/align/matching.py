@@ -16,8 +16,11 @@ LAP itself runs per pair on CPU (``scipy.optimize.linear_sum_assignment``). Mode
   ``s_i = sign(C[i, pi(i)])`` with ``sign(0) = +1`` (METHOD.md 6.2);
 * ``"scale"`` (ReLU): both networks are first brought to unit incoming norm per
   hidden neuron (:func:`scale_normalization`, an exact group element), then
-  permutations are matched; the result is mapped back to A's scales, so the
-  returned element is ``n_A^-1 o P o n_B``.
+  permutations are matched on those forms, so the match does not depend on B's
+  scales; finally B's neurons get the positive scales that bring it nearest to A
+  (:func:`closest_scales`), so the returned element is ``D o n_A^-1 o P o n_B``.
+  Copying A's incoming norms instead (``D = 1``) recovers exact orbits too, but on
+  independently trained CNNs it inflates the outgoing weights and the barrier.
 
 A step is only taken if it increases the objective, so every sweep is monotone
 and the loop stops once a full sweep changes nothing (or after ``max_iter``).
@@ -33,7 +36,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from symmerge.align._layers import as_batch, incoming, layer_element, outgoing, select
-from symmerge.align.canonical import scale_normalization
+from symmerge.align.canonical import closest_scales, scale_normalization
 from symmerge.errors import SymmergeError
 from symmerge.specs.base import WeightSpaceSpec
 from symmerge.symmetry.group import GroupElement, sample_group_elements
@@ -179,4 +182,7 @@ def weight_matching(
     assert best is not None and best_obj is not None
     if norm_a is not None and norm_b is not None:
         best = norm_a.inverse().compose(best.compose(norm_b))
+        # interpolation frame: B's scales nearest to A, not A's norms copied neuron by neuron
+        a_orig = as_batch(spec, params_a, "params_a").to(device=b.device, dtype=b.dtype)
+        best = closest_scales(spec, a_orig, best.apply(spec, b_orig)).compose(best)
     return MatchResult(best, best.apply(spec, b_orig), best_obj)
