@@ -8,11 +8,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from symmerge import SirenSpec
-from symmerge.cli.app import main
 from symmerge.merge import load_module
 from symmerge.specs import spec_from_json
 from symmerge.symmetry import assert_function_preserved, make_orbit
 from symmerge.zoo import load_zoo
+from tests.cli._util import run_cli
 from tests.experiments.assets import build_assets
 
 SPEC = SirenSpec((2, 16, 16, 1))
@@ -21,17 +21,6 @@ SPEC = SirenSpec((2, 16, 16, 1))
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     return build_assets(str(tmp_path_factory.getbasetemp()))
-
-
-def run_cli(argv, capsys):
-    """(exit code, stdout, stderr) of ``symmerge argv``."""
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture

@@ -12,31 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from symmerge.cli.app import main
 from symmerge.zoo import Zoo
 from symmerge.zoo.shards import shard_dir_for
+from tests.cli._util import run_cli
 
 SYMMERGE = str(Path(sys.executable).with_name("symmerge"))
 INR_ARGS = ["zoo", "inr", "--limit", "4", "--steps", "15", "--quiet"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def run_cli(argv, capsys):
-    """(exit code, stdout, stderr) of ``symmerge argv``."""
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def same_zoo(a: Path, b: Path) -> None:

@@ -13,8 +13,8 @@ import torch
 from safetensors.torch import save_file
 
 from symmerge import SirenSpec
-from symmerge.cli.app import main
 from symmerge.zoo.io import FORMAT, load_zoo, save_zoo
+from tests.cli._util import run_cli
 from tests.zoo.published import (
     ReferenceSiren,
     inr_folder,
@@ -22,13 +22,6 @@ from tests.zoo.published import (
     make_dwsnets_tree,
     write_inr,
 )
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return info.value.code, captured.out, captured.err
 
 
 def assert_one_error(code: int, err: str, *fragments: str) -> None:

@@ -28,15 +28,6 @@ SPEC = SirenSpec()
 FAST = INRFitConfig(steps=40, target_psnr=99.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Single-threaded: kinder to a shared CPU (results do not depend on threads)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def digits() -> ImageSet:
     full = load_images("mnist-embedded")
