@@ -19,12 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import time
 from pathlib import Path
 
 import torch
+from zoo_bench_common import cpu_seconds, machine
 
 from symmerge.data import load_images
 from symmerge.zoo import Zoo
@@ -43,12 +42,6 @@ def quantiles(t: torch.Tensor, scale: float = 100.0) -> dict[str, float]:
     q = torch.quantile(t, torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0], dtype=torch.float64)).tolist()
     return {"min": round(q[0], 1), "p10": round(q[1], 1), "median": round(q[2], 1),
             "p90": round(q[3], 1), "max": round(q[4], 1), "spread": round(q[4] - q[0], 1)}
-
-
-def machine() -> dict[str, object]:
-    return {"torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine(),
-            "loadavg_1m": round(os.getloadavg()[0], 2)}
 
 
 def compare(args: argparse.Namespace) -> dict[str, object]:
@@ -92,12 +85,12 @@ def full(args: argparse.Namespace) -> dict[str, object]:
                               "workers": args.workers}
     for activation in args.activations:
         path = Path(args.out_dir) / f"cnn_zoo_{activation}_{args.n}.safetensors"
-        cpu0, t = _cpu_seconds(), time.perf_counter()
+        cpu0, t = cpu_seconds(), time.perf_counter()
         train_cnn_zoo("mnist-embedded", out=path, n=args.n, activation=activation,
                       seed=args.seed, config=args.preset, workers=args.workers, fresh=args.fresh,
                       progress=not args.quiet)
         seconds = time.perf_counter() - t
-        cpu = _cpu_seconds() - cpu0
+        cpu = cpu_seconds() - cpu0
         zoo = Zoo(path)
         test, train = zoo.metric("test_accuracy"), zoo.metric("train_accuracy")
         corr = {}
@@ -115,12 +108,6 @@ def full(args: argparse.Namespace) -> dict[str, object]:
             "corr_test_accuracy_with": corr,
         }
     return out
-
-
-def _cpu_seconds() -> float:
-    """CPU time of this process and its finished children (the worker processes)."""
-    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    return sum(u.ru_utime + u.ru_stime for u in usage)
 
 
 def main() -> None:

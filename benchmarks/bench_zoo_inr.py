@@ -27,12 +27,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import time
 
 import torch
 import torch.nn.functional as F
+from zoo_bench_common import cpu_seconds, machine
 
 from symmerge.data import load_images
 from symmerge.specs import SirenSpec
@@ -52,12 +51,6 @@ def quantiles(t: torch.Tensor) -> dict[str, float]:
     q = torch.quantile(t.double(), torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)).tolist()
     return {"p10": round(q[0], 2), "median": round(q[1], 2), "p90": round(q[2], 2),
             "mean": round(float(t.double().mean()), 2)}
-
-
-def machine() -> dict[str, object]:
-    return {"torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine(),
-            "loadavg_1m": round(os.getloadavg()[0], 2)}
 
 
 def smoothness(spec: SirenSpec, params: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
@@ -191,13 +184,13 @@ def profile(args: argparse.Namespace) -> dict[str, object]:
 # ---------------------------------------------------------------------- full
 def full(args: argparse.Namespace) -> dict[str, object]:
     cfg = inr_config(args.preset)
-    cpu0 = _cpu_seconds()
+    cpu0 = cpu_seconds()
     load0 = os.getloadavg()
     t = time.perf_counter()
     path = fit_inr_zoo("mnist-embedded", out=args.out, seed=args.seed, config=cfg,
                        workers=args.workers, fresh=args.fresh, progress=not args.quiet)
     seconds = time.perf_counter() - t
-    cpu = _cpu_seconds() - cpu0
+    cpu = cpu_seconds() - cpu0
     load1 = os.getloadavg()
     zoo = Zoo(path)
     psnr, steps = zoo.metric("psnr"), zoo.metric("steps")
@@ -223,12 +216,6 @@ def full(args: argparse.Namespace) -> dict[str, object]:
         "total_net_steps": int(steps.sum()),
         "us_per_net_step_wall": round(seconds / float(steps.sum() + len(zoo)) * 1e6, 1),
     }
-
-
-def _cpu_seconds() -> float:
-    """CPU time of this process and its finished children (the worker processes)."""
-    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    return sum(u.ru_utime + u.ru_stime for u in usage)
 
 
 def main() -> None:
