@@ -35,7 +35,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,6 +198,36 @@ def _optimizer(params: Any, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, An
     return opt, sched
 
 
+def _timed_step(
+    device: torch.device,
+    encode: Callable[[Tensor], Tensor],
+    loss_of: Callable[[Tensor, Tensor, Tensor], Tensor],
+    parameters: Callable[[], Iterator[torch.nn.Parameter]],
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    clip: float,
+) -> Callable[[Tensor, Tensor], tuple[float, dict[str, float]]]:
+    """One training step, timed by phase: encode, decode + loss (``loss_of(z, params,
+    index)``), backward, gradient clipping + optimizer and scheduler step."""
+
+    def step(params: Tensor, index: Tensor) -> tuple[float, dict[str, float]]:
+        clock = PhaseClock(device)
+        z = encode(params)
+        clock.tick("encode (incl. graph)")
+        loss = loss_of(z, params, index)
+        clock.tick("decode+loss")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        clock.tick("backward")
+        torch.nn.utils.clip_grad_norm_(parameters(), clip)
+        opt.step()
+        sched.step()
+        clock.tick("clip+step")
+        return float(loss.detach()), clock.times
+
+    return step
+
+
 def make_ours(
     spec: SirenSpec, cfg: TrainConfig, zoo: Tensor
 ) -> tuple[Impl, AutoencoderModule]:
@@ -219,21 +249,11 @@ def make_ours(
     model, render_loss = module.model, module.render_loss
     assert render_loss is not None
 
-    def step(params: Tensor, index: Tensor) -> tuple[float, dict[str, float]]:
-        clock = PhaseClock(device)
-        z = model.encode(params)
-        clock.tick("encode (incl. graph)")
-        loss = render_loss(model.decode(z), targets[index])
-        clock.tick("decode+loss")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        clock.tick("backward")
-        torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.optim.grad_clip)
-        opt.step()
-        sched.step()
-        clock.tick("clip+step")
-        return float(loss.detach()), clock.times
-
+    step = _timed_step(
+        device, model.encode,
+        lambda z, params, index: render_loss(model.decode(z), targets[index]),
+        module.parameters, opt, sched, cfg.optim.grad_clip,
+    )
     impl = Impl("ours", device, step, model.encode, model.graph, lambda on: module.train(on),
                 *_state_fns(model, opt, sched))
     return impl, module
@@ -247,21 +267,10 @@ def make_reference(module: AutoencoderModule, cfg: TrainConfig) -> Impl:
     loss_fn = ReferenceRenderLoss(model.spec, cfg.loss.resolution)
     opt, sched = _optimizer(model.parameters(), cfg)
 
-    def step(params: Tensor, index: Tensor) -> tuple[float, dict[str, float]]:
-        clock = PhaseClock(device)
-        z = ref.encode(params)
-        clock.tick("encode (incl. graph)")
-        loss = loss_fn(ref.decode(z), params)  # targets re-rendered, network by network
-        clock.tick("decode+loss")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        clock.tick("backward")
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-        opt.step()
-        sched.step()
-        clock.tick("clip+step")
-        return float(loss.detach()), clock.times
-
+    step = _timed_step(  # targets re-rendered, network by network
+        device, ref.encode, lambda z, params, index: loss_fn(ref.decode(z), params),
+        model.parameters, opt, sched, cfg.optim.grad_clip,
+    )
     return Impl("reference design", device, step, ref.encode, ref.graph, lambda on: ref.train(on),
                 *_state_fns(model, opt, sched))
 
