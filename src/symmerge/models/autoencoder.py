@@ -112,10 +112,10 @@ class Autoencoder(nn.Module):
         was_training = self.training
         self.eval()
         norm.reset_running_stats()
-        norm.train()
+        norm.train()  # only the norm: it accumulates while the encoder runs in eval mode
         for params in batches:
             if params.shape[0] > 1:
-                norm(self.encoder(self.graph(params / self.param_scale.to(params.dtype))))
+                self.encode(params)
         self.train(was_training)
 
     def decode(self, z: Tensor) -> Tensor:
