@@ -138,16 +138,20 @@ def quickstart(
             "mnist-embedded", out=inrs, limit=s.images, stride=s.stride, per_image=s.per_image,
             seed=seed,
             config=s.inr_config, progress=progress))
-    sgmn, pna = run_dir / "scalegmn", run_dir / "pna"
-    for run, epochs, over in ((sgmn, s.ae_epochs, {}), (pna, s.pna_epochs,
-                                                         {"encoder": {"mode": "pna"}})):
+    def train_once(zoo: Path, run: Path, epochs: int, label: str, encoder: dict[str, Any]
+                   ) -> dict[str, Any]:
+        """Train the quick autoencoder into ``run`` unless it is finished; its metrics."""
         if not (run / "result.json").is_file():
-            overrides = {**s.ae_overrides, "seed": seed}
-            overrides["encoder"] = {**s.ae_overrides.get("encoder", {}), **over.get("encoder", {})}
-            step(f"train autoencoder ({run.name})", lambda run=run, epochs=epochs, o=overrides:
-                 train(inrs, run, preset="quick", overrides=o, max_epochs=epochs,
-                       progress=progress))
-        result.metrics[f"ae_{run.name}"] = json.loads((run / "result.json").read_text())["metrics"]
+            o = {**s.ae_overrides, "seed": seed,
+                 "encoder": {**s.ae_overrides.get("encoder", {}), **encoder}}
+            step(label, lambda: train(zoo, run, preset="quick", overrides=o, max_epochs=epochs,
+                                      progress=progress))
+        return json.loads((run / "result.json").read_text())["metrics"]
+
+    sgmn, pna = run_dir / "scalegmn", run_dir / "pna"
+    for run, epochs, enc in ((sgmn, s.ae_epochs, {}), (pna, s.pna_epochs, {"mode": "pna"})):
+        result.metrics[f"ae_{run.name}"] = train_once(
+            inrs, run, epochs, f"train autoencoder ({run.name})", enc)
     cnn_zoos = {}
     for act in ("relu", "tanh"):
         path = zoo_dir / f"cnn-{act}.safetensors"
@@ -156,16 +160,10 @@ def quickstart(
                 "mnist-embedded", out=path, n=s.cnn_networks, activation=act, seed=seed,
                 config=s.cnn_config, progress=progress))
         cnn_zoos[act] = path
-    cnn_runs = {}
+    cnn_runs = {act: run_dir / f"cnn-{act}" for act in cnn_zoos}
     for act, path in cnn_zoos.items():
-        run = run_dir / f"cnn-{act}"
-        if not (run / "result.json").is_file():
-            o = {**s.ae_overrides, "seed": seed}
-            step(f"train CNN autoencoder ({act})", lambda run=run, path=path, o=o: train(
-                path, run, preset="quick", overrides=o, max_epochs=s.cnn_ae_epochs,
-                progress=progress))
-        result.metrics[f"ae_cnn_{act}"] = json.loads((run / "result.json").read_text())["metrics"]
-        cnn_runs[act] = run
+        result.metrics[f"ae_cnn_{act}"] = train_once(
+            path, cnn_runs[act], s.cnn_ae_epochs, f"train CNN autoencoder ({act})", {})
 
     results = []
     orbit = step("orbit-interpolation (PD)", lambda: orbit_interpolation(
@@ -217,31 +215,34 @@ def quickstart(
 def _ae_table(metrics: dict[str, Any]) -> str:
     """Markdown: each INR autoencoder's test render MSE against the mean-image baseline,
     and each CNN autoencoder's decoded-vs-original test accuracy."""
-    rows: list[str] = []
-    cnn_rows: list[str] = []
+    from symmerge.experiments.report import markdown_table
+
+    inr = []
     for name, label in (("ae_scalegmn", "ScaleGMN"), ("ae_pna", "PNA (permutation-only)")):
         m = metrics.get(name, {})
         if "test_render_mse" in m and m.get("test_mean_image_mse"):
-            ratio = m["test_render_mse"] / m["test_mean_image_mse"]
-            rows.append(f"| {label} | {m['test_render_mse']:.4g} | "
-                        f"{m['test_mean_image_mse']:.4g} | {ratio:.3f} |")
+            inr.append({"ae": label, "mse": f"{m['test_render_mse']:.4g}",
+                        "mean": f"{m['test_mean_image_mse']:.4g}",
+                        "ratio": f"{m['test_render_mse'] / m['test_mean_image_mse']:.3f}"})
+    cnn = []
     for act in ("relu", "tanh"):
         m = metrics.get(f"ae_cnn_{act}", {})
         if "test_acc_decoded" in m:
-            cnn_rows.append(f"| ScaleGMN, {act} CNNs | {m['test_acc_original']:.3f} | "
-                            f"{m['test_acc_decoded']:.3f} | {m['test_acc_kendall_tau']:.3f} |")
-    text = ""
-    if rows:
-        text += (
+            cnn.append({"ae": f"ScaleGMN, {act} CNNs", "orig": f"{m['test_acc_original']:.3f}",
+                        "dec": f"{m['test_acc_decoded']:.3f}",
+                        "tau": f"{m['test_acc_kendall_tau']:.3f}"})
+    parts = []
+    if inr:
+        parts.append(
             "Autoencoder reconstructions of the test-split INRs (render MSE to the INRs' own "
             "renders; the baseline predicts the training split's mean image):\n\n"
-            "| autoencoder | test render MSE | mean-image MSE | ratio |\n|---|---|---|---|\n"
-            + "\n".join(rows) + "\n"
+            + markdown_table(inr, [("ae", "autoencoder"), ("mse", "test render MSE"),
+                                   ("mean", "mean-image MSE"), ("ratio", "ratio")]) + "\n"
         )
-    if cnn_rows:
-        text += (
-            ("\n" if text else "") + "CNN autoencoders (test-split networks, held-out images):\n\n"
-            "| autoencoder | accuracy, original | accuracy, decoded | Kendall tau |\n"
-            "|---|---|---|---|\n" + "\n".join(cnn_rows) + "\n"
+    if cnn:
+        parts.append(
+            "CNN autoencoders (test-split networks, held-out images):\n\n"
+            + markdown_table(cnn, [("ae", "autoencoder"), ("orig", "accuracy, original"),
+                                   ("dec", "accuracy, decoded"), ("tau", "Kendall tau")]) + "\n"
         )
-    return text
+    return "\n".join(parts)
