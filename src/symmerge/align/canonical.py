@@ -64,8 +64,8 @@ def scale_normalization(spec: WeightSpaceSpec, params: Tensor) -> GroupElement:
         ident = torch.arange(mult.shape[1], device=x.device).expand_as(mult)
         x = layer_element(spec, h, ident, mult).apply(spec, x)
         mults.append(mult)
-    perms = tuple(torch.arange(n, device=x.device).expand(x.shape[0], n) for n in spec.hidden_sizes)
-    return GroupElement(perms, tuple(mults))
+    ident = GroupElement.identity(spec, x.shape[0], dtype=x.dtype, device=x.device)
+    return GroupElement(ident.perms, tuple(mults))
 
 
 def _scale_objective(s: Tensor, terms: tuple[Tensor, Tensor, Tensor, Tensor]) -> Tensor:
@@ -126,12 +126,11 @@ def closest_scales(
     x = as_batch(spec, params)
     a = a.to(x.dtype).expand(x.shape[0], -1)
     copy = scale_normalization(spec, a).inverse().compose(scale_normalization(spec, x))
+    perms = GroupElement.identity(spec, x.shape[0], dtype=x.dtype, device=x.device).perms
     best_elem, best_dist = None, None
     for start in (None, copy):
         cur = x if start is None else start.apply(spec, x)
         cur, mults = _descend_scales(spec, a, cur, sweeps)
-        perms = tuple(torch.arange(n, device=x.device).expand(x.shape[0], n)
-                      for n in spec.hidden_sizes)
         elem = GroupElement(perms, tuple(mults))
         if start is not None:
             elem = elem.compose(start)
