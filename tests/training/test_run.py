@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from symmerge import CNNSpec, SirenSpec, SymmergeError
 from symmerge.training import encode, load_autoencoder, reconstruct, train
@@ -63,6 +64,23 @@ def test_same_seed_same_model(siren_zoo, tmp_path):
     a = train(siren_zoo, tmp_path / "a", overrides=TINY, max_epochs=1, progress=False)
     b = train(siren_zoo, tmp_path / "b", overrides=TINY, max_epochs=1, progress=False)
     assert a.metrics == b.metrics
+    wa, wb = (load_file(str(tmp_path / r / "model.safetensors")) for r in ("a", "b"))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_same_seed_same_weights_with_two_threads(tmp_path):
+    """Threaded float reductions (scatter sums over ~10^6 edge entries) must not make two
+    runs differ: the trainer runs with deterministic algorithms. (Without them this
+    quick-preset run on 80 full-size SIRENs differed in about half of the tries.)"""
+    spec = SirenSpec()
+    zoo = tmp_path / "zoo.safetensors"
+    save_zoo(zoo, spec, spec.init_params(80, generator=torch.Generator().manual_seed(0)),
+             torch.arange(80) % 10)
+    torch.set_num_threads(2)  # the autouse fixture restores the count
+    for r in ("a", "b"):
+        train(zoo, tmp_path / r, max_epochs=1, progress=False)
+    wa, wb = (load_file(str(tmp_path / r / "model.safetensors")) for r in ("a", "b"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
 def test_preset_rejects_wrong_zoo(siren_zoo, tmp_path):

@@ -173,6 +173,7 @@ def train(
         callbacks=[best_cb], logger=loggers, enable_progress_bar=progress,
         enable_model_summary=False, log_every_n_steps=min(50, steps_per_epoch),
         check_val_every_n_epoch=cfg.eval_every_n_epochs, num_sanity_val_steps=0,
+        deterministic=True,  # threaded CPU scatter sums otherwise vary from run to run
     )
     t_fit = time.perf_counter()
     trainer.fit(module, loaders["train"], loaders["val"],
