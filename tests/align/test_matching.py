@@ -219,3 +219,52 @@ def test_mode_and_shape_errors(gen):
         weight_matching(tanh, p[0], p, restarts=-1)
     with pytest.raises(SymmergeError, match="parameters"):
         weight_matching(tanh, p[0], p[:, :3])
+
+
+# ---------------------------------------------------------------- forward strategy
+FORWARD_SPECS = [
+    SirenSpec(),
+    MLPSpec(layout=(4, 16, 16, 16, 3), activation="relu"),
+    MLPSpec(layout=(3, 12, 12, 2), activation="tanh"),
+    CNNSpec(layout=(1, 8, 8, 8, 10), activation="relu"),
+    CNNSpec(layout=(3, 8, 8, 8, 10), activation="tanh"),
+]
+
+
+@pytest.mark.parametrize("transform", ["P", "D", "PD"])
+@pytest.mark.parametrize("spec", FORWARD_SPECS, ids=spec_id)
+def test_forward_recovers_planted_elements(spec, transform, dtype, gen):
+    a, b, g = _planted(spec, 8, transform, dtype, gen)
+    res = weight_matching(spec, a, b, strategy="forward")
+    truth = g.inverse()
+    for perm, perm_t in zip(res.element.perms, truth.perms, strict=True):
+        assert torch.equal(perm, perm_t)
+    assert relative_diff(res.aligned, a.expand_as(res.aligned)) < 1e-3
+    assert torch.equal(res.element.apply(spec, b), res.aligned)
+    assert_function_preserved(spec, b, res.aligned)
+
+
+@pytest.mark.parametrize("spec", FORWARD_SPECS, ids=spec_id)
+def test_forward_maps_an_orbit_to_one_network(spec, dtype, gen):
+    """Against an unrelated reference, every member of an exact orbit lands on the same
+    network with ``forward``; the descent from the identity does not (its start is B's
+    arbitrary neuron order), so the property is not automatic."""
+    ref = random_params(spec, 1, dtype=dtype, generator=gen)[0]
+    base = random_params(spec, 1, dtype=dtype, generator=gen)[0]
+    orbit, _ = make_orbit(spec, base, 8, "PD", generator=gen)
+    fwd = weight_matching(spec, ref, orbit, strategy="forward")
+    assert_function_preserved(spec, orbit, fwd.aligned)
+    assert_params_close(fwd.aligned, fwd.aligned[:1].expand_as(fwd.aligned))
+    desc = weight_matching(spec, ref, orbit)
+    assert relative_diff(desc.aligned, desc.aligned[:1].expand_as(desc.aligned)) > 1e-2
+
+
+def test_forward_objective_and_strategy_errors(dtype, gen):
+    spec = SirenSpec(layout=(2, 8, 8, 1))
+    a = random_params(spec, 1, dtype=dtype, generator=gen)[0]
+    b = random_params(spec, 3, dtype=dtype, generator=gen)
+    res = weight_matching(spec, a, b, strategy="forward")
+    expected = (a.double() * res.aligned.double()).sum(-1)
+    assert_params_close(res.objective.to(dtype), expected.to(dtype))
+    with pytest.raises(SymmergeError, match="unknown matching strategy"):
+        weight_matching(spec, a, b, strategy="greedy")

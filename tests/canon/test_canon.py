@@ -49,17 +49,20 @@ def test_ae_is_the_reconstruction(assets):
     torch.testing.assert_close(canon(params), reconstruct(model, params))
 
 
-def test_ae_lift_computes_the_input_function(assets):
+@pytest.mark.parametrize("strategy", ["forward", "descent"])
+def test_ae_lift_computes_the_input_function(assets, strategy):
     spec = load_zoo(assets.inr_zoo).spec
     params = load_zoo(assets.inr_zoo).params[:6].double()
-    canon = make_canonicalizer("ae-lift", spec, run=assets.run)
-    assert isinstance(canon, AELiftCanonicalizer) and canon.exact
+    canon = make_canonicalizer("ae-lift", spec, run=assets.run, strategy=strategy)
+    assert isinstance(canon, AELiftCanonicalizer) and canon.exact and canon.strategy == strategy
     lifted, templates = canon.lift(params)
     gen = torch.Generator().manual_seed(0)
     grid = torch.rand(200, 2, generator=gen, dtype=torch.float64) * 2 - 1
     assert function_error(spec, params, lifted, grid) < 1e-5
     assert function_error(spec, params.float(), canon(params.float())) < 1e-5
-    # it moved towards the template: never farther than the input (weight matching ascends)
+    if strategy == "forward":  # one pass: no guarantee to ascend from the input
+        return
+    # the descent moved towards the template: never farther than the input
     dot_in = (templates.double() * params).sum(1)
     dot_out = (templates.double() * lifted).sum(1)
     assert bool((dot_out >= dot_in - 1e-9).all())
@@ -72,10 +75,12 @@ def test_ae_lift_on_cnns_preserves_logits(assets):
     assert function_error(spec, params, lifted) < 1e-5
 
 
-def test_ae_lift_maps_an_exact_orbit_to_one_point(assets):
+@pytest.mark.parametrize("strategy", ["forward", "descent"])
+def test_ae_lift_maps_an_exact_orbit_to_one_point(assets, strategy):
+    """forward: by construction; descent: through the sorted start (``presort``)."""
     z = load_zoo(assets.inr_zoo)
     orbit, _ = make_orbit(z.spec, z.params[3], 8, "PD", generator=torch.Generator().manual_seed(2))
-    lifted = make_canonicalizer("ae-lift", z.spec, run=assets.run)(orbit)
+    lifted = make_canonicalizer("ae-lift", z.spec, run=assets.run, strategy=strategy)(orbit)
     rel = (lifted - lifted[0]).abs().max() / lifted.abs().max()
     assert float(rel) < 1e-4
 
@@ -88,6 +93,8 @@ def test_errors(assets):
         make_canonicalizer("ae-lift", spec)
     with pytest.raises(SymmergeError, match="was trained on"):
         make_canonicalizer("ae", SirenSpec((2, 8, 8, 1)), run=assets.run)
+    with pytest.raises(SymmergeError, match="unknown matching strategy"):
+        make_canonicalizer("ae-lift", run=assets.run, strategy="greedy")
     with pytest.raises(SymmergeError, match="parameters have shape"):
         SortCanonicalizer(spec)(torch.zeros(3, 7))
     with pytest.raises(SymmergeError, match="NaN"):

@@ -116,6 +116,18 @@ def test_canonicalize_cli(assets, tmp_path, capsys):
     code, _, err = run_cli(["canonicalize", "--method", "ae-lift", "--zoo", assets.inr_zoo,
                             "--out", out], capsys)
     assert code == 2 and "pass --run" in err
+    for strategy in ("forward", "descent"):
+        code, stdout, err = run_cli(["canonicalize", "--method", "ae-lift", "--run", assets.run,
+                                     "--strategy", strategy, "--zoo", assets.inr_zoo,
+                                     "--out", out], capsys)
+        assert code == 0, err
+        assert load_zoo(out).provenance["lift_strategy"] == strategy
+        assert_function_preserved(load_zoo(out).spec, load_zoo(assets.inr_zoo).params,
+                                  load_zoo(out).params)
+    code, _, err = run_cli(["canonicalize", "--method", "ae-lift", "--run", assets.run,
+                            "--strategy", "greedy", "--zoo", assets.inr_zoo, "--out", out],
+                           capsys)
+    assert code == 2 and "unknown strategy" in err
     code, _, err = run_cli(["canonicalize", "--method", "nope", "--zoo", assets.inr_zoo,
                             "--out", out], capsys)
     assert code == 2 and "unknown method" in err

@@ -8,10 +8,11 @@
 """
 
 from symmerge.align.canonical import closest_scales, scale_normalization, sort_canonicalize
-from symmerge.align.matching import MODES, MatchResult, weight_matching
+from symmerge.align.matching import MODES, STRATEGIES, MatchResult, weight_matching
 
 __all__ = [
     "MODES",
+    "STRATEGIES",
     "MatchResult",
     "closest_scales",
     "scale_normalization",

@@ -24,6 +24,17 @@ LAP itself runs per pair on CPU (``scipy.optimize.linear_sum_assignment``). Mode
 
 A step is only taken if it increases the objective, so every sweep is monotone
 and the loop stops once a full sweep changes nothing (or after ``max_iter``).
+
+Strategies: ``"descent"`` is the coordinate ascent above, from the identity (and
+from random restarts). Its result depends on B's arbitrary neuron order through
+that start. ``"forward"`` is one pass over the hidden layers in order (as in
+layer-wise OT fusion, Singh & Jaggi 2020): layer ``h`` is matched once, on the
+incoming weights in the frame already fixed for layer ``h - 1``, plus the outgoing
+weights for the last hidden layer (the output layer has no symmetry). Each cost
+matrix is then a function of B's orbit alone, so every member of an orbit is
+mapped to the same network (up to LAP ties); it does not climb as high on
+``<A, g.B>``. Aligning a network to a *far* reference (the ``ae-lift`` template),
+it is much less sensitive to small perturbations of B than the descent.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ from symmerge.specs.base import WeightSpaceSpec
 from symmerge.symmetry.group import GroupElement, sample_group_elements
 
 MODES = ("auto", "perm", "sign", "scale")
+STRATEGIES = ("descent", "forward")
 
 #: A LAP step must beat the current assignment by this fraction of sum |C|.
 _REL_IMPROVEMENT = 1e-10
@@ -124,6 +136,26 @@ def _descend(
     return element
 
 
+def _forward(spec: WeightSpaceSpec, a: Tensor, b: Tensor, signed: bool) -> GroupElement:
+    """One pass over the hidden layers in order; returns the element in the frame of ``b``."""
+    batch, hidden = b.shape[0], spec.num_hidden
+    element = GroupElement.identity(spec, batch, dtype=b.dtype, device=b.device)
+    cur, wide = b, torch.float64
+    for h in range(hidden):
+        cost = torch.bmm(incoming(spec, a, h).to(wide), incoming(spec, cur, h).to(wide).mT)
+        if h == hidden - 1:  # its outgoing weights meet the unpermuted output layer
+            cost += torch.bmm(outgoing(spec, a, h).to(wide), outgoing(spec, cur, h).to(wide).mT)
+        solved = [_solve(c, signed)[:2] for c in cost.cpu().numpy()]
+        step = layer_element(
+            spec, h,
+            torch.from_numpy(np.stack([p for p, _ in solved])).to(b.device),
+            torch.from_numpy(np.stack([s for _, s in solved])).to(device=b.device, dtype=b.dtype),
+        )
+        cur = step.apply(spec, cur)
+        element = step.compose(element)
+    return element
+
+
 def weight_matching(
     spec: WeightSpaceSpec,
     params_a: Tensor,
@@ -133,6 +165,7 @@ def weight_matching(
     restarts: int = 0,
     max_iter: int = 100,
     seed: int = 0,
+    strategy: str = "descent",
 ) -> MatchResult:
     """Align each network of ``params_b [B, P]`` (or ``[P]``) to ``params_a`` (``[P]`` or
     ``[B, P]``); ``result.element.apply(spec, params_b) == result.aligned``.
@@ -144,8 +177,14 @@ def weight_matching(
     and the first run (from the identity) is the same for any ``restarts``, so restarts
     never lower the objective. ``seed`` fixes the layer orders and restarts; pairs are
     independent, so a pair gets the same result alone or in a batch (``restarts=0``).
+    ``strategy="forward"`` runs the single in-order pass instead (see the module
+    docstring); ``restarts``, ``max_iter`` and ``seed`` do not apply to it.
     """
     mode = resolve_mode(spec, mode)
+    if strategy not in STRATEGIES:
+        raise SymmergeError(
+            f"unknown matching strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
+        )
     b = b_orig = as_batch(spec, params_b, "params_b")
     a = as_batch(spec, params_a, "params_a").to(device=b.device, dtype=b.dtype)
     if a.shape[0] not in (1, b.shape[0]):
@@ -161,7 +200,7 @@ def weight_matching(
     gen = torch.Generator().manual_seed(seed)
     a_wide = a.to(torch.float64)
     best, best_obj = None, None
-    for run in range(restarts + 1):
+    for run in range(restarts + 1 if strategy == "descent" else 0):
         if run == 0:
             start = GroupElement.identity(spec, batch, dtype=b.dtype, device=b.device)
         else:
@@ -179,6 +218,9 @@ def weight_matching(
         else:
             better = obj > best_obj
             best, best_obj = select(better, element, best), torch.where(better, obj, best_obj)
+    if strategy == "forward":
+        best = _forward(spec, a, b, signed)
+        best_obj = (a_wide * best.apply(spec, b).to(torch.float64)).sum(-1)
     assert best is not None and best_obj is not None
     if norm_a is not None and norm_b is not None:
         best = norm_a.inverse().compose(best.compose(norm_b))

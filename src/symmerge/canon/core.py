@@ -107,7 +107,13 @@ class AECanonicalizer(Canonicalizer):
 
 
 class AELiftCanonicalizer(AECanonicalizer):
-    """The original network aligned (by a group element) to its decoded template."""
+    """The original network aligned (by a group element) to its decoded template.
+
+    ``strategy`` is the weight-matching strategy: ``"forward"`` (default; one in-order
+    pass, a function of the network's orbit alone, and far less sensitive to small
+    perturbations than the descent when the template is not close to the orbit) or
+    ``"descent"`` (coordinate ascent from the sorted network, with ``restarts``).
+    """
 
     name = "ae-lift"
     exact = True
@@ -122,11 +128,18 @@ class AELiftCanonicalizer(AECanonicalizer):
         max_iter: int = 100,
         seed: int = 0,
         presort: bool = True,
+        strategy: str = "forward",
         batch_size: int = 1024,
     ) -> None:
+        from symmerge.align import STRATEGIES
+
+        if strategy not in STRATEGIES:
+            raise SymmergeError(
+                f"unknown matching strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
+            )
         super().__init__(spec, model, batch_size=batch_size)
         self.mode, self.restarts, self.max_iter, self.seed = mode, restarts, max_iter, seed
-        self.presort = presort
+        self.presort, self.strategy = presort, strategy
 
     def lift(self, params: Tensor, templates: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(lifted [B, P], templates [B, P])``; pass ``templates`` to skip decoding."""
@@ -134,10 +147,12 @@ class AELiftCanonicalizer(AECanonicalizer):
 
         if templates is None:
             templates = super()._canonicalize(params)
-        start = sort_canonicalize(self.spec, params)[0] if self.presort else params
+        descent = self.strategy == "descent"
+        start = sort_canonicalize(self.spec, params)[0] if self.presort and descent else params
         result = weight_matching(
             self.spec, templates.to(params.dtype), start, mode=self.mode,
             restarts=self.restarts, max_iter=self.max_iter, seed=self.seed,
+            strategy=self.strategy,
         )
         return result.aligned, templates
 
@@ -157,6 +172,7 @@ def make_canonicalizer(
     max_iter: int = 100,
     seed: int = 0,
     presort: bool = True,
+    strategy: str = "forward",
 ) -> Canonicalizer:
     """The canonicalizer ``method`` (sort | ae | ae-lift) for networks of ``spec``.
 
@@ -192,7 +208,7 @@ def make_canonicalizer(
         return AECanonicalizer(spec, model, batch_size=batch_size)
     return AELiftCanonicalizer(
         spec, model, mode=mode, restarts=restarts, max_iter=max_iter, seed=seed,
-        presort=presort, batch_size=batch_size,
+        presort=presort, strategy=strategy, batch_size=batch_size,
     )
 
 

@@ -38,6 +38,7 @@ def canonicalize_zoo(
     restarts: int = 0,
     max_iter: int = 100,
     seed: int = 0,
+    strategy: str = "forward",
 ) -> CanonicalizeReport:
     """Canonicalize every network of ``zoo`` into a new zoo file ``out``.
 
@@ -48,7 +49,7 @@ def canonicalize_zoo(
     z = load_zoo(zoo)
     canon = make_canonicalizer(
         method, z.spec, run=run, batch_size=batch_size, restarts=restarts, max_iter=max_iter,
-        seed=seed,
+        seed=seed, strategy=strategy,
     )
     params = z.params.float()
     t0 = time.perf_counter()
@@ -60,6 +61,7 @@ def canonicalize_zoo(
         **{k: v for k, v in z.provenance.items() if k != "symmerge_version"},
         "canonicalized_from": str(z.path),
         "canonicalization": method,
+        **({"lift_strategy": strategy} if method == "ae-lift" else {}),
         **({"run": str(run)} if run is not None else {}),
     }
     save_zoo(out, z.spec, canonical, z.labels, image_index=z.image_index, metrics=metrics,

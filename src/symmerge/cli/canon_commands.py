@@ -35,16 +35,23 @@ def canonicalize(
     method: str = typer.Option("sort", help="sort (exact, no learning) | ae | ae-lift"),
     run: Path | None = typer.Option(None, help="Training run directory (ae, ae-lift)."),
     batch_size: int = typer.Option(1024, min=1, help="Networks per batch."),
-    restarts: int = typer.Option(0, min=0, help="ae-lift: weight-matching random restarts."),
-    max_iter: int = typer.Option(100, min=1, help="ae-lift: weight-matching sweeps."),
-    seed: int = typer.Option(0, help="ae-lift: weight-matching seed."),
+    strategy: str = typer.Option(
+        "forward", help="ae-lift: weight matching to the template, forward (one in-order pass) "
+        "| descent (coordinate ascent; --restarts, --max-iter, --seed apply)."
+    ),
+    restarts: int = typer.Option(0, min=0, help="ae-lift, descent: random restarts."),
+    max_iter: int = typer.Option(100, min=1, help="ae-lift, descent: weight-matching sweeps."),
+    seed: int = typer.Option(0, help="ae-lift, descent: weight-matching seed."),
 ) -> None:
     """Map every network of a zoo to its canonical representative."""
+    from symmerge.align import STRATEGIES
     from symmerge.canon import CANON_METHODS, canonicalize_zoo
 
     _check_method(method, CANON_METHODS, run)
+    if strategy not in STRATEGIES:
+        raise SymmergeError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     rep = canonicalize_zoo(zoo, out, method, run=run, batch_size=batch_size, restarts=restarts,
-                           max_iter=max_iter, seed=seed)
+                           max_iter=max_iter, seed=seed, strategy=strategy)
     kind = "function-preserving" if rep.exact else "lossy (reconstructions)"
     typer.echo(
         f"canonicalized {rep.networks} networks with {method} ({kind}) in {rep.seconds:.2f}s "

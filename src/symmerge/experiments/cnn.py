@@ -100,6 +100,7 @@ def cnn_interpolation(
         "pna_run": str(aes.pna_run) if aes.pna_run else None, "pairs": n, "steps": steps,
         "top": top, "split": split, "split_settings": aes.split, "seed": seed,
         "wm_restarts": restarts, "wm_max_iter": max_iter, "images": held.source,
+        "ae_lift_strategy": aes.lift_strategy,
         "images_assumed": held.assumed, "held_out": held.how,
         "eval_images": int(held.labels.numel()),
     }

@@ -51,6 +51,11 @@ class Autoencoders:
     split: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SPLIT))
     encoder_modes: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def lift_strategy(self) -> str | None:
+        """The ``ae-lift`` matching strategy, if a ScaleGMN run is loaded."""
+        return self.ae_lift.strategy if self.ae_lift is not None else None
+
     def has(self, method: str) -> bool:
         need = _NEEDS.get(method)
         return need is None or (self.ae if need == "run" else self.pna) is not None
@@ -65,6 +70,7 @@ def load_autoencoders(
     max_iter: int = 100,
     seed: int = 0,
     batch_size: int = 1024,
+    lift_strategy: str = "forward",
 ) -> Autoencoders:
     """Load the ScaleGMN run and the permutation-only run; both must fit ``spec``.
 
@@ -89,7 +95,8 @@ def load_autoencoders(
         if which == "run":
             out.ae = AECanonicalizer(spec, model, batch_size=batch_size)
             out.ae_lift = AELiftCanonicalizer(spec, model, restarts=restarts, max_iter=max_iter,
-                                              seed=seed, batch_size=batch_size)
+                                              seed=seed, strategy=lift_strategy,
+                                              batch_size=batch_size)
             out.run = Path(path)
             out.split = {"seed": cfg.split.seed, "fractions": tuple(cfg.split.fractions)}
         else:

@@ -125,10 +125,12 @@ def _notes(methods: Sequence[str], skipped: Mapping[str, str], assumed_source: s
                 "template lies on the orbit)."
             )
         notes.append(
-            "`ae-lift` keeps the exact endpoints; its two endpoints land in the same frame only "
-            "if the decoded template lies near the networks' orbit in weight space, which the "
-            "function-space training loss does not ask for: a large endpoint distance (compare "
-            "`wm`) means the template did not pin down the alignment." + dist
+            "`ae-lift` keeps the exact endpoints (each network is matched to its decoded "
+            "template in one in-order pass, a function of its orbit alone). Its two endpoints "
+            "land in the same frame only if that matching is stable under the perturbation, "
+            "which needs a template near the networks' orbit in weight space; the "
+            "function-space training loss does not ask for that: a large endpoint distance "
+            "(compare `wm`) means the template did not pin down the alignment." + dist
         )
     for m, why in skipped.items():
         notes.append(f"`{m}` skipped: {why}.")
@@ -269,6 +271,7 @@ def orbit_interpolation(
         "orbit_size": orbit_size, "transform": transform, "perturbation": perturbation,
         "steps": steps, "split": split, "split_settings": aes.split, "seed": seed,
         "wm_restarts": restarts, "wm_max_iter": max_iter, "data_source": gt.source,
+        "ae_lift_strategy": aes.lift_strategy,
         "data_source_assumed": gt.assumed,
     }
     metrics: dict[str, Any] = {
@@ -372,6 +375,7 @@ def pair_interpolation(
         "zoo": str(z.path), "run": str(aes.run) if aes.run else None,
         "pna_run": str(aes.pna_run) if aes.pna_run else None, "pairs": n, "steps": steps,
         "split": split, "split_settings": aes.split, "seed": seed, "wm_restarts": restarts,
+        "ae_lift_strategy": aes.lift_strategy,
         "wm_max_iter": max_iter, "data_source": gt.source, "data_source_assumed": gt.assumed,
     }
     metrics: dict[str, Any] = {
