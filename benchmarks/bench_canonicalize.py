@@ -3,8 +3,9 @@
 Builds ``--pairs`` orbit pairs ``(O_i, Õ_(i+1))`` (PD transforms, noise 0.005) of
 SIRENs, then times, on CPU unless ``--device`` says otherwise:
 
-* ``ae`` (batched reconstruction), ``sort`` and ``ae-lift``: canonicalize all
-  ``2 * pairs`` networks (each network once, independently);
+* ``ae`` (batched reconstruction), ``sort`` and ``ae-lift`` (default ``forward``
+  matching to the template, and the ``descent`` strategy for comparison):
+  canonicalize all ``2 * pairs`` networks (each network once, independently);
 * ``wm``: weight-match the second network of every pair to the first
   (``pairs`` matchings, the paper's LAP extended to signs).
 
@@ -14,6 +15,7 @@ of the ``quick`` preset's size is used: the timing of ``ae`` does not depend on
 the weights, while ``ae-lift``'s matching may take a different number of sweeps.
 
     python benchmarks/bench_canonicalize.py [--zoo ZOO] [--run RUN] [--pairs 512]
+        [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -66,6 +68,13 @@ def load_model(spec, run: str | None):
         "untrained quick-preset autoencoder"
 
 
+def sync(t: torch.Tensor) -> torch.Tensor:
+    """Wait for queued GPU work, so the wall time covers it."""
+    if t.is_cuda:
+        torch.cuda.synchronize(t.device)
+    return t
+
+
 def timed(fn, repeats: int) -> float:
     """Median wall time of ``fn()`` over ``repeats`` runs (after one warm-up run)."""
     fn()
@@ -86,6 +95,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the LAPs run on the CPU)")
     ap.add_argument("--json", help="also write the numbers to this JSON file")
     args = ap.parse_args()
 
@@ -100,33 +110,38 @@ def main() -> None:
         spec = SirenSpec()
         bases = spec.init_params(args.bases, generator=torch.Generator().manual_seed(args.seed))
         source = "random SIREN initializations"
-    a, b = orbit_pairs(spec, bases, args.pairs, args.seed)
+    dev = torch.device(args.device)
+    a, b = (t.to(dev) for t in orbit_pairs(spec, bases, args.pairs, args.seed))
     both = torch.cat([a, b])
     model, model_note = load_model(spec, args.run)
+    model = model.to(dev)
 
     canon = {
         "ae": AECanonicalizer(spec, model, batch_size=args.batch_size),
         "sort": SortCanonicalizer(spec, batch_size=args.batch_size),
         "ae-lift": AELiftCanonicalizer(spec, model, batch_size=args.batch_size),
+        "ae-lift (descent)": AELiftCanonicalizer(spec, model, strategy="descent",
+                                                 batch_size=args.batch_size),
     }
     rows = []
     with torch.no_grad():
         for name, c in canon.items():
-            sec = timed(lambda c=c: c(both), args.repeats)
+            sec = timed(lambda c=c: sync(c(both)), args.repeats)
             rows.append({"method": name, "networks": both.shape[0], "seconds": sec,
                          "networks_per_s": both.shape[0] / sec, "pairs_per_s": args.pairs / sec})
-        sec = timed(lambda: weight_matching(spec, a, b, seed=args.seed), args.repeats)
+        sec = timed(lambda: sync(weight_matching(spec, a, b, seed=args.seed).aligned),
+                    args.repeats)
         rows.append({"method": "wm (pairwise)", "networks": a.shape[0], "seconds": sec,
                      "networks_per_s": a.shape[0] / sec, "pairs_per_s": args.pairs / sec})
 
     env = {
         "spec": spec.describe(), "pairs": args.pairs, "source": source, "model": model_note,
-        "device": "cpu", "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "device": str(dev), "torch": torch.__version__, "threads": torch.get_num_threads(),
         "cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
         "repeats": args.repeats, "batch_size": args.batch_size,
     }
     print(f"{spec.describe()}, {args.pairs} PD orbit pairs (noise 0.005) from {source}; "
-          f"{model_note}; CPU, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{model_note}; {dev}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"median of {args.repeats}")
     print(markdown_table(rows, [
         ("method", "method"), ("networks", "networks"), ("seconds", "seconds"),

@@ -23,7 +23,7 @@ def test_bench_canonicalize_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     _run(monkeypatch, "bench_canonicalize",
          ["--pairs", "4", "--repeats", "1", "--json", str(out)])
     rows = {r["method"]: r for r in json.loads(out.read_text())["rows"]}
-    assert {"ae", "sort", "ae-lift", "wm (pairwise)"} <= set(rows)
+    assert {"ae", "sort", "ae-lift", "ae-lift (descent)", "wm (pairwise)"} <= set(rows)
     assert all(r["networks_per_s"] > 0 for r in rows.values())
 
 
