@@ -41,3 +41,20 @@ def test_bench_ae_quality_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert result["info"]["zoo_fit_s"] == 0.0
     for r in result["rows"]:
         assert r["epochs"] == 1 and math.isfinite(r["ratio"]) and r["ratio"] > 0
+
+
+@pytest.mark.slow
+def test_device_checks_script_smoke(tmp_path: Path) -> None:
+    """The prepared GPU script runs end to end on the CPU at tiny sizes."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "DEVICE": "cpu", "SMALL": "1", "OUT": str(tmp_path),
+           "PYTHON": sys.executable}
+    proc = subprocess.run(["bash", str(BENCH_DIR / "device_checks.sh")], env=env,
+                          cwd=BENCH_DIR.parent, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    steps = (tmp_path / "steps.txt").read_text()
+    assert steps.count("exit 0") == 3, steps
+    for name in ("zoo_inr", "train_throughput", "canonicalize"):
+        assert json.loads((tmp_path / f"{name}.json").read_text())
