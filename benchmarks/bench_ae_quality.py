@@ -27,6 +27,7 @@ import torch
 
 from symmerge.experiments.report import markdown_table
 from symmerge.training import train
+from symmerge.utils.malloc import retain_freed_memory
 from symmerge.zoo.fit_inr import fit_inr_zoo
 
 #: Overrides of the quick preset compared with ``--variants``.
@@ -56,6 +57,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    malloc_tuned = retain_freed_memory()  # as the CLI does; SYMMERGE_MALLOC=0 to compare
     args.zoo.parent.mkdir(parents=True, exist_ok=True)
     zoo_s = build_zoo(args.zoo)
     rows = []
@@ -82,6 +84,7 @@ def main() -> None:
     ]))
     if args.json:
         info = {"machine": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads,
+                "malloc_retain_freed": malloc_tuned,
                 "torch": torch.__version__, "zoo": str(args.zoo), "zoo_fit_s": zoo_s}
         args.json.write_text(json.dumps({"info": info, "rows": rows}, indent=2))
 

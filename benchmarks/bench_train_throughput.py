@@ -49,6 +49,7 @@ from symmerge.specs import SirenSpec
 from symmerge.training.config import TrainConfig, resolve_config
 from symmerge.training.losses import RenderLoss
 from symmerge.training.module import AutoencoderModule
+from symmerge.utils.malloc import retain_freed_memory
 
 PHASES = ("encode (incl. graph)", "decode+loss", "backward", "clip+step")
 
@@ -337,6 +338,7 @@ def main() -> None:
     if args.steps < 1 or args.baseline_steps < 1:
         ap.error("--steps and --baseline-steps must be positive")
     torch.set_num_threads(args.threads)
+    malloc_tuned = retain_freed_memory()  # as the CLI does; SYMMERGE_MALLOC=0 to compare
     device = torch.device(args.device)
     load_start = os.getloadavg()
     t_start = time.perf_counter()
@@ -438,7 +440,7 @@ def main() -> None:
         "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
         "spec": spec.describe(), "source": source, "batch_size": B,
         "preset": args.preset, "encoder": cfg.encoder.model_dump(),
-        "wall_s": time.perf_counter() - t_start,
+        "wall_s": time.perf_counter() - t_start, "malloc_retain_freed": malloc_tuned,
     }
     result = {
         "env": env, "args": vars(args), "rows": rows, "matmul_gflops": peaks,
@@ -449,7 +451,7 @@ def main() -> None:
     print(f"{args.preset} ({spec.describe()}, d={cfg.encoder.d_hidden}, "
           f"{cfg.encoder.num_layers} layers, latent {cfg.encoder.d_latent}), batch {B}, "
           f"{source}; {env['gpu'] or 'CPU ' + env['cpu']}, {env['threads']} threads, "
-          f"torch {torch.__version__}; "
+          f"torch {torch.__version__}; freed memory retained: {malloc_tuned}; "
           f"load average {load_start[0]:.1f} -> {env['loadavg_end'][0]:.1f}")
     print()
     print("| implementation | timed steps | median step (s) | networks/s | GFLOP/step | "

@@ -53,6 +53,9 @@ def _register() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    from symmerge.utils.malloc import retain_freed_memory
+
+    retain_freed_memory()  # large CPU tensors: reuse freed blocks (SYMMERGE_MALLOC=0: off)
     _register()
     try:
         app(args=argv)

@@ -1,6 +1,13 @@
-"""Small shared utilities (atomic writes, seeding, devices)."""
+"""Small shared utilities (atomic writes, seeding, the C allocator)."""
 
 from symmerge.utils.io import atomic_path, require_file
+from symmerge.utils.malloc import retain_freed_memory
 from symmerge.utils.seed import seed_everything, torch_generator
 
-__all__ = ["atomic_path", "require_file", "seed_everything", "torch_generator"]
+__all__ = [
+    "atomic_path",
+    "require_file",
+    "retain_freed_memory",
+    "seed_everything",
+    "torch_generator",
+]
