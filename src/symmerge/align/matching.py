@@ -156,6 +156,39 @@ def _forward(spec: WeightSpaceSpec, a: Tensor, b: Tensor, signed: bool) -> Group
     return element
 
 
+def _objective(spec: WeightSpaceSpec, a: Tensor, b: Tensor, element: GroupElement) -> Tensor:
+    """``<A, element.B>`` per pair, in float64."""
+    return (a.to(torch.float64) * element.apply(spec, b).to(torch.float64)).sum(-1)
+
+
+def _descend_with_restarts(
+    spec: WeightSpaceSpec,
+    a: Tensor,
+    b: Tensor,
+    signed: bool,
+    restarts: int,
+    max_iter: int,
+    gen: torch.Generator,
+) -> tuple[GroupElement, Tensor]:
+    """Descent from the identity and from ``restarts`` random elements; per pair the best
+    (element, objective)."""
+    batch = b.shape[0]
+    best = GroupElement.identity(spec, batch, dtype=b.dtype, device=b.device)
+    best = _descend(spec, a, b, best, signed, max_iter, gen)
+    best_obj = _objective(spec, a, b, best)
+    for _ in range(restarts):
+        start = sample_group_elements(spec, batch, diagonal=signed, generator=gen, dtype=b.dtype)
+        start = GroupElement(
+            tuple(p.to(b.device) for p in start.perms),
+            tuple(q.to(b.device) for q in start.mults),
+        )
+        element = _descend(spec, a, b, start, signed, max_iter, gen)
+        obj = _objective(spec, a, b, element)
+        better = obj > best_obj
+        best, best_obj = select(better, element, best), torch.where(better, obj, best_obj)
+    return best, best_obj
+
+
 def weight_matching(
     spec: WeightSpaceSpec,
     params_a: Tensor,
@@ -192,36 +225,18 @@ def weight_matching(
     a = a.expand(b.shape[0], -1)
     if restarts < 0 or max_iter < 1:
         raise SymmergeError("restarts must be >= 0 and max_iter >= 1")
-    batch, signed = b.shape[0], mode == "sign"
+    signed = mode == "sign"
     norm_a = norm_b = None
     if mode == "scale":
         norm_a, norm_b = scale_normalization(spec, a), scale_normalization(spec, b)
         a, b = norm_a.apply(spec, a), norm_b.apply(spec, b)
-    gen = torch.Generator().manual_seed(seed)
-    a_wide = a.to(torch.float64)
-    best, best_obj = None, None
-    for run in range(restarts + 1 if strategy == "descent" else 0):
-        if run == 0:
-            start = GroupElement.identity(spec, batch, dtype=b.dtype, device=b.device)
-        else:
-            start = sample_group_elements(
-                spec, batch, diagonal=signed, generator=gen, dtype=b.dtype
-            )
-            start = GroupElement(
-                tuple(p.to(b.device) for p in start.perms),
-                tuple(q.to(b.device) for q in start.mults),
-            )
-        element = _descend(spec, a, b, start, signed, max_iter, gen)
-        obj = (a_wide * element.apply(spec, b).to(torch.float64)).sum(-1)
-        if best is None:
-            best, best_obj = element, obj
-        else:
-            better = obj > best_obj
-            best, best_obj = select(better, element, best), torch.where(better, obj, best_obj)
     if strategy == "forward":
         best = _forward(spec, a, b, signed)
-        best_obj = (a_wide * best.apply(spec, b).to(torch.float64)).sum(-1)
-    assert best is not None and best_obj is not None
+        best_obj = _objective(spec, a, b, best)
+    else:
+        best, best_obj = _descend_with_restarts(
+            spec, a, b, signed, restarts, max_iter, torch.Generator().manual_seed(seed)
+        )
     if norm_a is not None and norm_b is not None:
         best = norm_a.inverse().compose(best.compose(norm_b))
         # interpolation frame: B's scales nearest to A, not A's norms copied neuron by neuron
