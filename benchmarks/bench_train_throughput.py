@@ -22,6 +22,9 @@ float32 matmul rate (a square ``--matmul-size`` matmul at the same thread count,
 between steps; the best is taken as peak), encoder-only inference throughput (eval, no
 grad, graph building included) and, with ``--profile``, where ours spends its time.
 
+Before timing, each implementation runs ``--warmup-steps`` untimed steps at the full
+batch (updates undone): the first full-size step grows the heap and is slower.
+
     python benchmarks/bench_train_throughput.py [--steps 2] [--baseline-steps 2]
         [--batch-size 128] [--threads 2] [--zoo ZOO] [--profile] [--json OUT]
 """
@@ -286,6 +289,16 @@ def count_flops(impl: Impl, params: Tensor, index: Tensor) -> float:
     return counter.get_total_flops() / params.shape[0]
 
 
+def warm_up(impl: Impl, params: Tensor, index: Tensor, steps: int) -> None:
+    """Untimed full-batch steps, so the allocator's heap and other caches reach their
+    steady state before timing (the first full step pays for growing them); the
+    updates are undone."""
+    state = impl.save()
+    for _ in range(steps):
+        impl.train_step(params, index)
+    impl.load(state)
+
+
 def profile_ours(impl: Impl, params: Tensor, index: Tensor) -> dict[str, Any]:
     """One extra step of ours under ``torch.profiler``: self time by op category (CPU
     time on the CPU, device time on a GPU)."""
@@ -319,6 +332,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--preset", default="paper-inr", choices=("paper-inr", "quick"),
                     help="training preset (quick: a small model, for smoke tests)")
+    ap.add_argument("--warmup-steps", type=int, default=1,
+                    help="untimed full-batch steps per implementation before timing")
     ap.add_argument("--warmup-batch", type=int, default=8,
                     help="batch of the (untimed, FLOP-counted) warm-up steps")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -335,8 +350,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="also write all numbers to this JSON file")
     args = ap.parse_args()
-    if args.steps < 1 or args.baseline_steps < 1:
-        ap.error("--steps and --baseline-steps must be positive")
+    if args.steps < 1 or args.baseline_steps < 1 or args.warmup_steps < 0:
+        ap.error("--steps and --baseline-steps must be positive, --warmup-steps >= 0")
     torch.set_num_threads(args.threads)
     malloc_tuned = retain_freed_memory()  # as the CLI does; SYMMERGE_MALLOC=0 to compare
     device = torch.device(args.device)
@@ -382,6 +397,7 @@ def main() -> None:
     small = batches[0][: args.warmup_batch]
     for impl in impls:
         impl.flops_per_network = count_flops(impl, zoo[small], small)
+        warm_up(impl, zoo[batches[0]], batches[0], args.warmup_steps)
 
     for i in range(max(args.steps, 0 if args.no_baseline else args.baseline_steps)):
         idx = batches[i % len(batches)]
