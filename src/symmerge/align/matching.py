@@ -83,6 +83,15 @@ def resolve_mode(spec: WeightSpaceSpec, mode: str) -> str:
     return mode
 
 
+def check_strategy(strategy: str) -> str:
+    """``strategy`` if it is one of :data:`STRATEGIES`, else a :class:`SymmergeError`."""
+    if strategy not in STRATEGIES:
+        raise SymmergeError(
+            f"unknown matching strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
+        )
+    return strategy
+
+
 def _solve(cost: np.ndarray, signed: bool) -> tuple[np.ndarray, np.ndarray, bool]:
     """One LAP on ``cost [n, n]``: (perm, signs, improved over the identity)."""
     n = cost.shape[0]
@@ -214,10 +223,7 @@ def weight_matching(
     docstring); ``restarts``, ``max_iter`` and ``seed`` do not apply to it.
     """
     mode = resolve_mode(spec, mode)
-    if strategy not in STRATEGIES:
-        raise SymmergeError(
-            f"unknown matching strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
-        )
+    check_strategy(strategy)
     b = b_orig = as_batch(spec, params_b, "params_b")
     a = as_batch(spec, params_a, "params_a").to(device=b.device, dtype=b.dtype)
     if a.shape[0] not in (1, b.shape[0]):

@@ -131,12 +131,9 @@ class AELiftCanonicalizer(AECanonicalizer):
         strategy: str = "forward",
         batch_size: int = 1024,
     ) -> None:
-        from symmerge.align import STRATEGIES
+        from symmerge.align.matching import check_strategy
 
-        if strategy not in STRATEGIES:
-            raise SymmergeError(
-                f"unknown matching strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
-            )
+        check_strategy(strategy)  # before any decoding
         super().__init__(spec, model, batch_size=batch_size)
         self.mode, self.restarts, self.max_iter, self.seed = mode, restarts, max_iter, seed
         self.presort, self.strategy = presort, strategy
