@@ -106,7 +106,8 @@ def results_table(methods: Mapping[str, Any], timing: Mapping[str, Any], metric:
 
 
 def _notes(methods: Sequence[str], skipped: Mapping[str, str], assumed_source: str | None,
-           template_distance: float | None = None) -> list[str]:
+           template_distance: float | None = None, lift_strategy: str | None = None
+           ) -> list[str]:
     notes = []
     lossy = [m for m in methods if m not in EXACT_ENDPOINTS]
     if lossy:
@@ -124,9 +125,13 @@ def _notes(methods: Sequence[str], skipped: Mapping[str, str], assumed_source: s
                 "from their templates, in units of each tensor's RMS over the zoo (0: the "
                 "template lies on the orbit)."
             )
+        how = (
+            "by coordinate ascent from its sorted form" if lift_strategy == "descent"
+            else "in one in-order pass, a function of its orbit alone"
+        )
         notes.append(
-            "`ae-lift` keeps the exact endpoints (each network is matched to its decoded "
-            "template in one in-order pass, a function of its orbit alone). Its two endpoints "
+            f"`ae-lift` keeps the exact endpoints (each network is matched to its decoded "
+            f"template {how}). Its two endpoints "
             "land in the same frame only if that matching is stable under the perturbation, "
             "which needs a template near the networks' orbit in weight space; the "
             "function-space training loss does not ask for that: a large endpoint distance "
@@ -186,7 +191,8 @@ def _finish(
         table="\n\n".join(results_table(summaries, timing, k, lab) for k, lab in tables),
         images=[(f"{title}: curves", str(files[1])), (f"{title}: barriers", str(files[2]))],
         notes=_notes(methods, skipped, assumed,
-                     summaries.get("ae-lift", {}).get("template_distance")),
+                     summaries.get("ae-lift", {}).get("template_distance"),
+                     metrics["settings"].get("ae_lift_strategy")),
     )
     result = InterpolationResult(
         name=name, out_dir=out, metrics=metrics, sections=[section], files=files, alphas=a,
