@@ -129,3 +129,100 @@ def test_cli_train_ddp_two_cpu_processes(siren_zoo, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (run / "model.safetensors").is_file()
+
+
+def _csv_epochs(run):
+    import csv
+
+    with (run / "logs" / "metrics.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    return rows, sorted({int(r["epoch"]) for r in rows if r.get("val_loss")})
+
+
+def test_resume_keeps_metrics_history_and_saves_new_max_epochs(siren_zoo, tmp_path):
+    run = tmp_path / "run"
+    train(siren_zoo, run, overrides=TINY, max_epochs=2, progress=False)
+    _, before = _csv_epochs(run)
+    assert before == [0, 1]
+    train(siren_zoo, run, max_epochs=4, progress=False)
+    rows, after = _csv_epochs(run)
+    assert after == [0, 1, 2, 3]  # earlier epochs kept, none repeated
+    assert len([r for r in rows if r.get("val_loss")]) == 4
+    assert not (run / "logs" / "metrics.before-resume.csv").exists()
+    assert "max_epochs: 4" in (run / "config.yaml").read_text()
+    with pytest.raises(SymmergeError, match="invalid training config.*max_epochs"):
+        train(siren_zoo, run, max_epochs=-1, progress=False)
+
+
+def test_resume_from_corrupt_or_incomplete_run_is_a_clear_error(siren_zoo, tmp_path):
+    run = tmp_path / "run"
+    train(siren_zoo, run, overrides=TINY, max_epochs=1, progress=False)
+    (run / "spec.json").rename(run / "spec.moved")
+    with pytest.raises(SymmergeError, match="no spec.json"):
+        train(siren_zoo, run, max_epochs=2, progress=False)
+    (run / "spec.moved").rename(run / "spec.json")
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"garbage")
+    with pytest.raises(SymmergeError, match="cannot resume from .*last.ckpt"):
+        train(siren_zoo, run, max_epochs=2, progress=False)
+
+
+def test_nan_validation_loss_saves_no_checkpoint(siren_zoo, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    train(siren_zoo, run, overrides=TINY, max_epochs=1, progress=False)
+    ckpts = {n: (run / "checkpoints" / n).read_bytes() for n in ("last.ckpt", "best.ckpt")}
+    finite = AutoencoderModule._loss
+
+    def nan_in_eval(self, params, index):
+        loss = finite(self, params, index)
+        return loss if self.training else loss * float("nan")
+
+    monkeypatch.setattr(AutoencoderModule, "_loss", nan_in_eval)
+    with pytest.raises(SymmergeError, match="validation loss became nan.*last good checkpoint"):
+        train(siren_zoo, run, max_epochs=2, progress=False)
+    for name, data in ckpts.items():
+        assert (run / "checkpoints" / name).read_bytes() == data, name
+
+
+def test_nan_in_first_epoch_says_no_checkpoint(siren_zoo, tmp_path, monkeypatch):
+    monkeypatch.setattr(AutoencoderModule, "_loss", lambda self, p, i: torch.tensor(float("nan")))
+    with pytest.raises(SymmergeError, match="training loss became nan.*No checkpoint"):
+        train(siren_zoo, tmp_path / "run", overrides=TINY, max_epochs=1, progress=False)
+
+
+def test_bad_logger_or_out_fails_before_creating_the_run(siren_zoo, tmp_path):
+    with pytest.raises(SymmergeError, match="unknown logger"):
+        train(siren_zoo, tmp_path / "a", logger="nope", progress=False)
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SymmergeError, match="is an existing file"):
+        train(siren_zoo, tmp_path / "file", progress=False)
+
+
+def test_logger_without_its_package_is_a_clear_error(siren_zoo, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "wandb" else real(name, *a))
+    with pytest.raises(SymmergeError, match="needs the wandb package"):
+        train(siren_zoo, tmp_path / "run", logger="wandb", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_overrides_are_not_mutated(siren_zoo, tmp_path):
+    overrides = {"optim": {"batch_size": 16}, "encoder": dict(TINY["encoder"])}
+    train(siren_zoo, tmp_path / "run", overrides=overrides, max_epochs=1, progress=False)
+    assert overrides["optim"] == {"batch_size": 16}
+
+
+@pytest.mark.parametrize(("n", "world", "drop"), [(34, 1, False), (34, 2, True), (33, 1, True),
+                                                  (32, 2, False)])
+def test_train_loader_never_ends_in_a_batch_of_one_per_process(n, world, drop):
+    from symmerge.training.config import resolve_config
+    from symmerge.training.run import _loaders
+
+    cfg = resolve_config("quick", overrides={"optim": {"batch_size": 16}})
+    splits = {"train": torch.arange(n), "val": torch.arange(4)}
+    loaders = _loaders(torch.zeros(n, 3), splits, cfg, world_size=world)
+    assert loaders["train"].drop_last is drop
+    assert loaders["val"].drop_last is False

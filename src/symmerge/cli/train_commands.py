@@ -15,7 +15,9 @@ from symmerge.utils.io import atomic_path
 def train(
     zoo: Path = typer.Option(..., help="Zoo file (safetensors) to train on."),
     out: Path = typer.Option(..., help="Run directory (created; an existing run resumes)."),
-    preset: str = typer.Option("quick", help="quick | paper-inr | paper-cnn-relu | paper-cnn-tanh"),
+    preset: str | None = typer.Option(
+        None, help="quick (default) | paper-inr | paper-cnn-relu | paper-cnn-tanh"
+    ),
     max_epochs: int | None = typer.Option(None, help="Override the preset's number of epochs."),
     config: Path | None = typer.Option(None, help="YAML file overriding preset values."),
     encoder: str | None = typer.Option(
@@ -30,14 +32,22 @@ def train(
     """Train the symmetry-aware autoencoder on a zoo."""
     from symmerge.training import train as run_train
 
+    if (out / "checkpoints" / "last.ckpt").is_file():
+        given = [f"--{name}" for name, value in
+                 (("preset", preset), ("config", config), ("encoder", encoder), ("seed", seed))
+                 if value is not None]
+        if given:
+            typer.echo(f"note: resuming {out} with its saved config.yaml; "
+                       f"{', '.join(given)} ignored", err=True)
     overrides: dict = {}
     if encoder is not None:
         overrides["encoder"] = {"mode": encoder}
     if seed is not None:
         overrides["seed"] = seed
     result = run_train(
-        zoo, out, preset=preset, config_file=config, overrides=overrides, max_epochs=max_epochs,
-        accelerator=accelerator, devices=devices, num_nodes=num_nodes, logger=logger,
+        zoo, out, preset=preset or "quick", config_file=config, overrides=overrides,
+        max_epochs=max_epochs, accelerator=accelerator, devices=devices, num_nodes=num_nodes,
+        logger=logger,
     )
     if result.metrics:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items()))
@@ -85,6 +95,8 @@ def reconstruct(
     z = load_zoo(zoo)
     check_zoo_matches(spec, z)
     decoded = run_reconstruct(model, z.params, batch_size)
-    save_zoo(out, spec, decoded, z.labels, image_index=z.image_index,
-             provenance={"reconstructed_from": str(zoo), "run": str(run)})
+    # keep the source's provenance: its data, split and input transform evaluate ZOO2 too
+    provenance = {**{k: v for k, v in z.provenance.items() if k != "symmerge_version"},
+                  "reconstructed_from": str(zoo), "run": str(run)}
+    save_zoo(out, spec, decoded, z.labels, image_index=z.image_index, provenance=provenance)
     typer.echo(f"wrote {decoded.shape[0]} decoded networks to {out}")

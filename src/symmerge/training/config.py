@@ -130,7 +130,8 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _validate(data: dict[str, Any], where: str) -> TrainConfig:
+def validate_config(data: dict[str, Any], where: str) -> TrainConfig:
+    """A :class:`TrainConfig` from ``data``, or one clear error naming ``where``."""
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as exc:
@@ -168,7 +169,7 @@ def resolve_config(
         data = _merge(data, overrides)
     if spec is not None and data.get("encoder", {}).get("mode", "auto") == "auto":
         data = _merge(data, {"encoder": {"mode": spec.symmetry}})
-    cfg = _validate(data, f"preset {preset}" + (f" + {config_file}" if config_file else ""))
+    cfg = validate_config(data, f"preset {preset}" + (f" + {config_file}" if config_file else ""))
     if spec is not None:
         cfg.check_spec(spec)
     return cfg
@@ -182,4 +183,4 @@ def save_config(cfg: TrainConfig, path: str | os.PathLike[str]) -> None:
 
 
 def load_config(path: str | os.PathLike[str]) -> TrainConfig:
-    return _validate(read_yaml(path), str(path))
+    return validate_config(read_yaml(path), str(path))

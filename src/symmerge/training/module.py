@@ -15,6 +15,10 @@ from symmerge.training.config import TrainConfig
 from symmerge.training.losses import DistillationLoss, RenderLoss, cnn_accuracy_report
 
 
+class NonFiniteLossError(SymmergeError):
+    """A training or validation loss became NaN or infinite."""
+
+
 class AutoencoderModule(L.LightningModule):
     """``decoder(encoder(network))`` trained on render MSE (INRs) or distillation (CNNs).
 
@@ -32,6 +36,7 @@ class AutoencoderModule(L.LightningModule):
         self.render_loss: RenderLoss | None = None
         self.kd_loss: DistillationLoss | None = None
         self._test_images: tuple[Tensor, Tensor] | None = None
+        self._bad_val_loss: float | None = None
 
     # ------------------------------------------------------------------ data
     def attach_loss_data(
@@ -62,12 +67,6 @@ class AutoencoderModule(L.LightningModule):
         if self.kd_loss is not None:
             self.kd_loss.to(self.device)
 
-    def on_validation_epoch_start(self) -> None:
-        """Exact latent-norm statistics of the current weights over the training split."""
-        loader = self.trainer.train_dataloader if self.trainer is not None else None
-        if loader is not None:
-            self.model.recompute_latent_stats(p.to(self.device) for p, _ in loader)
-
     # ------------------------------------------------------------------ steps
     def forward(self, params: Tensor) -> Tensor:
         return self.model(params)
@@ -84,17 +83,25 @@ class AutoencoderModule(L.LightningModule):
         params, index = batch
         loss = self._loss(params, index)
         if not torch.isfinite(loss):
-            raise SymmergeError(
-                f"training loss became {float(loss)} at step {self.global_step}; stopped. "
-                "The last good checkpoint is kept; lower the learning rate or check the zoo."
+            raise NonFiniteLossError(
+                f"training loss became {loss.item()} at step {self.global_step}"
             )
         self.log("train_loss", loss, prog_bar=True, batch_size=params.shape[0])
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        """Exact latent-norm statistics of the current weights over the training split."""
+        self._bad_val_loss = None
+        loader = self.trainer.train_dataloader if self.trainer is not None else None
+        if loader is not None:
+            self.model.recompute_latent_stats(p.to(self.device) for p, _ in loader)
+
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         params, index = batch
-        self.log("val_loss", self._loss(params, index), prog_bar=True, sync_dist=True,
-                 batch_size=params.shape[0])
+        loss = self._loss(params, index)
+        if not torch.isfinite(loss) and self._bad_val_loss is None:
+            self._bad_val_loss = loss.item()
+        self.log("val_loss", loss, prog_bar=True, sync_dist=True, batch_size=params.shape[0])
         if self.kd_loss is not None and self._test_images is not None and batch_idx == 0:
             images, labels = self._test_images
             report = cnn_accuracy_report(
@@ -102,6 +109,13 @@ class AutoencoderModule(L.LightningModule):
             )
             self.log_dict({f"val_{k}": v for k, v in report.items()}, sync_dist=True,
                           batch_size=params.shape[0])
+
+    def on_validation_epoch_end(self) -> None:
+        """Stop before the checkpoint callback saves weights whose loss is not finite."""
+        if self._bad_val_loss is not None:
+            raise NonFiniteLossError(
+                f"validation loss became {self._bad_val_loss} after epoch {self.current_epoch}"
+            )
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         params, index = batch

@@ -7,15 +7,21 @@ loading), ``logs/metrics.csv`` and ``result.json`` (seed, version, timings, metr
 
 from __future__ import annotations
 
+import copy
+import importlib.util
 import json
+import math
 import os
+import pickle
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from safetensors import SafetensorError
@@ -27,9 +33,16 @@ from symmerge import __version__
 from symmerge.errors import SymmergeError
 from symmerge.models import build_autoencoder
 from symmerge.specs import CNNSpec, SirenSpec, WeightSpaceSpec, spec_from_json
-from symmerge.training.config import TrainConfig, load_config, resolve_config, save_config
+from symmerge.training.config import (
+    TrainConfig,
+    load_config,
+    resolve_config,
+    save_config,
+    validate_config,
+)
 from symmerge.training.losses import RenderLoss, cnn_accuracy_report
-from symmerge.training.module import AutoencoderModule
+from symmerge.training.metrics_log import restore_history, stash_history
+from symmerge.training.module import AutoencoderModule, NonFiniteLossError
 from symmerge.utils.io import atomic_path
 from symmerge.zoo import Zoo, load_zoo, split_indices
 from symmerge.zoo.images import held_out_images
@@ -71,27 +84,66 @@ def mean_render_template(spec: SirenSpec, renders: Tensor) -> Tensor:
     return fit_sirens(spec, mean, init, INR_PRESETS["default"]).params[0]
 
 
-def _loaders(params: Tensor, splits: dict[str, Tensor], cfg: TrainConfig) -> dict[str, DataLoader]:
+def _loaders(
+    params: Tensor, splits: dict[str, Tensor], cfg: TrainConfig, world_size: int = 1
+) -> dict[str, DataLoader]:
     g = torch.Generator().manual_seed(cfg.seed)
     out = {}
     for name, idx in splits.items():
         ds = TensorDataset(params[idx], idx)
         train = name == "train"
-        # a batch of one cannot be standardized by the latent norm in training mode
+        # A batch of one cannot be standardized by the latent norm in training mode. Under
+        # DDP every process gets ceil(n / world_size) networks (the sampler pads).
+        share = math.ceil(len(idx) / world_size)
         out[name] = DataLoader(ds, batch_size=cfg.optim.batch_size, shuffle=train,
                                generator=g if train else None,
-                               drop_last=train and len(idx) % cfg.optim.batch_size == 1)
+                               drop_last=train and share % cfg.optim.batch_size == 1)
     return out
 
 
 def _load_run_config(run: Path, spec: WeightSpaceSpec) -> TrainConfig:
+    for name in ("config.yaml", "spec.json"):
+        if not (run / name).is_file():
+            raise SymmergeError(
+                f"cannot resume {run}: it has checkpoints but no {name}; "
+                "choose a new run directory"
+            )
     cfg = load_config(run / "config.yaml")
-    saved = spec_from_json((run / "spec.json").read_text())
+    try:
+        saved = spec_from_json((run / "spec.json").read_text())
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SymmergeError(f"cannot resume {run}: corrupt spec.json ({exc})") from exc
     if saved != spec:
         raise SymmergeError(
             f"run {run} was trained on {saved.describe()}, the zoo holds {spec.describe()}"
         )
     return cfg
+
+
+def _checkpoint_epoch(path: Path) -> int:
+    """The epoch a Lightning checkpoint was saved in; a clear error if it is unreadable."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return int(ckpt["epoch"])
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, KeyError, TypeError,
+            ValueError) as exc:
+        raise SymmergeError(
+            f"cannot resume from {path}: corrupt or not a Lightning checkpoint ({exc}); "
+            "delete it to start over, or choose a new run directory"
+        ) from exc
+
+
+_LOGGER_PACKAGES = {"csv": None, "tensorboard": "tensorboard", "wandb": "wandb"}
+
+
+def _check_logger(logger: str) -> None:
+    if logger not in _LOGGER_PACKAGES:
+        raise SymmergeError(f"unknown logger {logger!r}; choose csv, tensorboard or wandb")
+    package = _LOGGER_PACKAGES[logger]
+    if package is not None and importlib.util.find_spec(package) is None:
+        raise SymmergeError(
+            f"the {logger} logger needs the {package} package: pip install {package}"
+        )
 
 
 def train(
@@ -110,17 +162,27 @@ def train(
 ) -> TrainResult:
     """Train an autoencoder on a zoo; resumes from ``out/checkpoints/last.ckpt`` if present."""
     t0 = time.perf_counter()
+    _check_logger(logger)
     zoo = load_zoo(zoo_path)
     spec = zoo.spec
     run = Path(out)
-    resuming = (run / "checkpoints" / "last.ckpt").is_file()
+    if run.exists() and not run.is_dir():
+        raise SymmergeError(f"run directory {run} is an existing file")
+    last_ckpt = run / "checkpoints" / "last.ckpt"
+    resuming = last_ckpt.is_file()
     if resuming:
         cfg = _load_run_config(run, spec)
-        if max_epochs is not None:
-            optim = cfg.optim.model_copy(update={"max_epochs": max_epochs})
-            cfg = cfg.model_copy(update={"optim": optim})
+        resumed_epoch = _checkpoint_epoch(last_ckpt)
+        if max_epochs is not None and max_epochs != cfg.optim.max_epochs:
+            data = cfg.model_dump(mode="json")
+            data["optim"]["max_epochs"] = max_epochs
+            cfg = validate_config(data, f"{run / 'config.yaml'} with max_epochs={max_epochs}")
+            if rank_zero_only.rank == 0:
+                save_config(cfg, run / "config.yaml")
+        if rank_zero_only.rank == 0:
+            stash_history(run / "logs", resumed_epoch)
     else:
-        extra = dict(overrides or {})
+        extra = copy.deepcopy(overrides or {})
         if max_epochs is not None:
             extra.setdefault("optim", {})["max_epochs"] = max_epochs
         cfg = resolve_config(preset, config_file, extra, spec)
@@ -149,7 +211,7 @@ def train(
         train_images, test_images = _cnn_images(cfg, zoo)
         module.attach_loss_data(train_images=train_images, test_images=test_images)
     t_data = time.perf_counter() - t_data
-    loaders = _loaders(params, splits, cfg)
+    loaders = _loaders(params, splits, cfg, world_size=devices * num_nodes)
 
     ckpt_dir = run / "checkpoints"
     best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min",
@@ -163,8 +225,6 @@ def train(
         from lightning.pytorch.loggers import WandbLogger
 
         loggers.append(WandbLogger(save_dir=str(run), project="symmerge"))
-    elif logger != "csv":
-        raise SymmergeError(f"unknown logger {logger!r}; choose csv, tensorboard or wandb")
     steps_per_epoch = max(1, len(loaders["train"]))
     strategy = "ddp" if devices * num_nodes > 1 else "auto"
     trainer = L.Trainer(
@@ -176,13 +236,28 @@ def train(
         deterministic=True,  # threaded CPU scatter sums otherwise vary from run to run
     )
     t_fit = time.perf_counter()
-    trainer.fit(module, loaders["train"], loaders["val"],
-                ckpt_path=str(ckpt_dir / "last.ckpt") if resuming else None)
+    try:
+        with warnings.catch_warnings():
+            if resuming:  # expected there; the metrics history is kept (metrics_log)
+                warnings.filterwarnings("ignore", r"(Experiment logs|Checkpoint) directory .* "
+                                        "exists and is not empty")
+            trainer.fit(module, loaders["train"], loaders["val"],
+                        ckpt_path=str(last_ckpt) if resuming else None)
+    except NonFiniteLossError as exc:
+        kept = (f"The last good checkpoint, {last_ckpt}, is kept (resume with a lower "
+                "learning rate through a new run, or check the zoo)." if last_ckpt.is_file()
+                else "No checkpoint had been written yet; lower the learning rate or check "
+                "the zoo.")
+        raise SymmergeError(f"{exc}; stopped. {kept}") from None
+    finally:
+        if resuming and trainer.global_rank == 0:
+            restore_history(run / "logs")
     t_fit = time.perf_counter() - t_fit
     if trainer.global_rank != 0:
         return TrainResult(str(run), cfg.preset, cfg.seed, __version__, str(zoo.path), {})
 
-    best = best_cb.best_model_path or str(ckpt_dir / "last.ckpt")
+    # not best_cb.best_model_path: after a resume it may name the run's former location
+    best = ckpt_dir / "best.ckpt" if (ckpt_dir / "best.ckpt").is_file() else last_ckpt
     state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
     module.load_state_dict(state)
     _export_weights(module.model, run / "model.safetensors")

@@ -19,6 +19,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     half-written output is ever visible under the final name.
     """
     target = Path(path)
+    if target.is_dir():
+        raise SymmergeError(f"output path {target} is a directory; give a file name")
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.exists():
         try:
@@ -28,6 +30,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     if not os.access(parent, os.W_OK):
         raise SymmergeError(f"output directory {parent} is not writable")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; outputs get the usual mode
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -36,6 +39,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def require_file(path: str | os.PathLike[str], what: str = "file") -> Path:

@@ -1,0 +1,100 @@
+"""``symmerge train``, ``encode`` and ``reconstruct`` through the CLI entry point."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from symmerge import SirenSpec
+from symmerge.training import encode, load_autoencoder, train
+from symmerge.zoo import load_zoo, save_zoo
+from tests.cli._util import run_cli
+
+TINY = {
+    "encoder": {"d_hidden": 8, "num_layers": 1, "d_latent": 8, "dropout": 0.0},
+    "optim": {"batch_size": 16, "warmup_steps": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def zoo_and_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_cli")
+    spec = SirenSpec((2, 8, 8, 1))
+    zoo = root / "inr.safetensors"
+    save_zoo(zoo, spec, spec.init_params(40, generator=torch.Generator().manual_seed(1)),
+             torch.arange(40) % 10, provenance={"data": "mnist-embedded", "note": "kept"})
+    run = root / "run"
+    train(zoo, run, overrides=TINY, max_epochs=1, progress=False)
+    return zoo, run
+
+
+def test_encode_writes_latents_in_zoo_order(zoo_and_run, tmp_path, capsys):
+    zoo, run = zoo_and_run
+    out = tmp_path / "lat.safetensors"
+    code, stdout, _ = run_cli(["encode", "--run", run, "--zoo", zoo, "--out", out,
+                               "--batch-size", 7], capsys)
+    assert code == 0 and "(40, 8)" in stdout
+    saved = load_file(str(out))
+    model, _, _ = load_autoencoder(run)
+    params = load_zoo(zoo).params
+    assert saved["latents"].shape == (40, 8)
+    torch.testing.assert_close(saved["latents"][[0, 17, 39]], encode(model, params[[0, 17, 39]]),
+                               rtol=1e-4, atol=1e-4)
+    assert torch.equal(saved["labels"], torch.arange(40) % 10)
+
+
+def test_reconstruct_keeps_order_labels_and_provenance(zoo_and_run, tmp_path, capsys):
+    zoo, run = zoo_and_run
+    out = tmp_path / "rec.safetensors"
+    code, _, _ = run_cli(["reconstruct", "--run", run, "--zoo", zoo, "--out", out], capsys)
+    assert code == 0
+    rec, src = load_zoo(out), load_zoo(zoo)
+    model, _, _ = load_autoencoder(run)
+    torch.testing.assert_close(rec.params[5], model(src.params[5:6].float())[0].detach())
+    assert torch.equal(rec.labels, src.labels)
+    assert rec.provenance["data"] == "mnist-embedded" and rec.provenance["note"] == "kept"
+    assert rec.provenance["reconstructed_from"] == str(zoo)
+
+
+@pytest.mark.parametrize("command", ["encode", "reconstruct"])
+def test_inference_bad_input_is_one_clear_error(zoo_and_run, tmp_path, capsys, command):
+    zoo, run = zoo_and_run
+    code, _, err = run_cli([command, "--run", run, "--zoo", zoo, "--out", tmp_path], capsys)
+    assert code == 2 and "is a directory" in err and "Traceback" not in err
+    other = tmp_path / "other.safetensors"
+    spec = SirenSpec((2, 16, 1))
+    save_zoo(other, spec, spec.init_params(3))
+    code, _, err = run_cli([command, "--run", run, "--zoo", other,
+                            "--out", tmp_path / "x.safetensors"], capsys)
+    assert code == 2 and "trained on" in err
+    code, _, err = run_cli([command, "--run", tmp_path / "nope", "--zoo", zoo,
+                            "--out", tmp_path / "y.safetensors"], capsys)
+    assert code == 2 and "not a finished training run" in err
+    assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "y.safetensors").exists()
+
+
+def test_train_resume_notes_ignored_options(zoo_and_run, tmp_path, capsys):
+    import shutil
+
+    zoo, run = zoo_and_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"seed": 3}))
+    code, _, err = run_cli(["train", "--zoo", zoo, "--out", copy, "--max-epochs", 2,
+                            "--config", cfg, "--seed", 5], capsys)
+    assert code == 0
+    assert "--config, --seed ignored" in err
+    assert "seed: 0" in (copy / "config.yaml").read_text()
+
+
+def test_train_cli_errors(zoo_and_run, tmp_path, capsys):
+    zoo, _ = zoo_and_run
+    code, _, err = run_cli(["train", "--zoo", zoo, "--out", tmp_path / "r", "--logger", "x"],
+                           capsys)
+    assert code == 2 and "unknown logger" in err and not (tmp_path / "r").exists()
+    code, _, err = run_cli(["train", "--zoo", zoo, "--out", tmp_path / "r",
+                            "--preset", "paper-cnn-relu"], capsys)
+    assert code == 2 and "paper-cnn-relu" in err and not (tmp_path / "r").exists()

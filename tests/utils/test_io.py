@@ -1,0 +1,52 @@
+"""Atomic writes: all or nothing, usual file mode, clear errors."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from symmerge.errors import SymmergeError
+from symmerge.utils.io import atomic_path, require_file
+
+
+def test_atomic_path_writes_on_success_and_creates_parents(tmp_path):
+    target = tmp_path / "a" / "b" / "out.txt"
+    with atomic_path(target) as tmp:
+        tmp.write_text("done")
+        assert not target.exists()  # nothing visible under the final name yet
+    assert target.read_text() == "done"
+    assert list(target.parent.iterdir()) == [target]
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_atomic_path_file_mode_follows_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "out.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o644
+
+
+def test_atomic_path_refuses_a_directory(tmp_path):
+    with pytest.raises(SymmergeError, match="is a directory"), atomic_path(tmp_path):
+        pass
+
+
+def test_require_file(tmp_path):
+    with pytest.raises(SymmergeError, match="zoo not found"):
+        require_file(tmp_path / "missing", "zoo")
+    (tmp_path / "f").write_text("")
+    assert require_file(tmp_path / "f") == tmp_path / "f"
