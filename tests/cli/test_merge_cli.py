@@ -127,7 +127,7 @@ def test_canonicalize_cli(assets, tmp_path, capsys):
     code, _, err = run_cli(["canonicalize", "--method", "ae-lift", "--run", assets.run,
                             "--strategy", "greedy", "--zoo", assets.inr_zoo, "--out", out],
                            capsys)
-    assert code == 2 and "unknown strategy" in err
+    assert code == 2 and "unknown matching strategy" in err
     code, _, err = run_cli(["canonicalize", "--method", "nope", "--zoo", assets.inr_zoo,
                             "--out", out], capsys)
     assert code == 2 and "unknown method" in err
@@ -137,10 +137,13 @@ def test_experiment_cli(assets, tmp_path, capsys):
     out = tmp_path / "exp"
     code, stdout, err = run_cli(
         ["experiment", "orbit-interpolation", "--zoo", assets.inr_zoo, "--out", out,
-         "--methods", "naive,wm,ae", "--runs", "1", "--orbit-size", "4", "--steps", "5",
-         "--split", "all"], capsys)
+         "--runs", "1", "--orbit-size", "4", "--steps", "5", "--split", "all"], capsys)
     assert code == 0, err
-    assert "naive: barrier" in stdout and "ae: skipped" in stdout
+    assert "naive: barrier" in stdout and "ae: skipped" in stdout  # a default method
+    code, _, err = run_cli(["experiment", "orbit-interpolation", "--zoo", assets.inr_zoo,
+                            "--out", tmp_path / "e2", "--methods", "naive,ae"], capsys)
+    assert code == 2 and "'ae' needs an autoencoder run (--run)" in err
+    assert not (tmp_path / "e2").exists()
     assert (out / "metrics.json").is_file() and (out / "report.md").is_file()
     code, _, err = run_cli(["experiment", "orbit-interpolation", "--zoo", assets.inr_zoo,
                             "--out", out, "--methods", "naive,bogus"], capsys)

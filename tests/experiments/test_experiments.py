@@ -80,13 +80,20 @@ def test_same_seed_same_numbers(assets, orbit_result, tmp_path):
         other.metrics["methods"]["naive"] != orbit_result.metrics["methods"]["naive"]
 
 
-def test_methods_without_runs_are_skipped(assets, tmp_path):
-    r = orbit_interpolation(assets.inr_zoo, tmp_path, methods=["naive", "ae", "pna-ae"],
-                            transform="P", **SMALL)
-    assert list(r.metrics["methods"]) == ["naive"]
-    assert set(r.metrics["skipped"]) == {"ae", "pna-ae"}
+def test_default_methods_without_runs_are_skipped(assets, tmp_path):
+    r = orbit_interpolation(assets.inr_zoo, tmp_path, transform="P", **SMALL)
+    assert list(r.metrics["methods"]) == ["naive", "wm", "sort"]
+    assert set(r.metrics["skipped"]) == {"ae", "ae-latent", "ae-lift", "pna-ae"}
     assert "--run" in r.metrics["skipped"]["ae"] and "--pna-run" in r.metrics["skipped"]["pna-ae"]
     assert "`ae` skipped" in r.report_path.read_text()
+
+
+def test_requested_methods_without_runs_are_an_error(assets, tmp_path):
+    with pytest.raises(SymmergeError, match="'ae' needs an autoencoder run"):
+        orbit_interpolation(assets.inr_zoo, tmp_path / "a", methods=["naive", "ae"], **SMALL)
+    with pytest.raises(SymmergeError, match="needs an autoencoder run .--pna-run"):
+        orbit_interpolation(assets.inr_zoo, tmp_path / "b", methods=["pna-ae"], **SMALL)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_orbit_interpolation_errors(assets, tmp_path):

@@ -37,7 +37,8 @@ def test_summary():
     curves = torch.tensor([[0.0, 1.0, 2.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0, 1.0]])
     s = summarize_curves(curves, a)
     assert s["pairs"] == 2 and s["barrier_mean"] == pytest.approx(1.0)
-    assert s["barrier_std"] == pytest.approx(1.0)
+    assert s["barrier_std"] == pytest.approx(2**0.5)  # barriers 2 and 0: sample std
+    assert s["barrier_sem"] == pytest.approx(1.0)
     assert s["barrier_of_mean_curve"] == pytest.approx(1.0)
     assert s["start_mean"] == pytest.approx(0.5) and s["end_mean"] == pytest.approx(0.5)
     with pytest.raises(SymmergeError):

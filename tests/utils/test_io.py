@@ -50,3 +50,14 @@ def test_require_file(tmp_path):
         require_file(tmp_path / "missing", "zoo")
     (tmp_path / "f").write_text("")
     assert require_file(tmp_path / "f") == tmp_path / "f"
+
+
+def test_atomic_path_under_a_file_is_a_clear_error(tmp_path):
+    (tmp_path / "f").write_text("x")
+    under_file = tmp_path / "f" / "out.txt"
+    with pytest.raises(SymmergeError, match="not a directory|cannot create"), atomic_path(
+        under_file
+    ):
+        pass
+    with pytest.raises(SymmergeError, match="cannot"), atomic_path("/proc/nope.safetensors"):
+        pass

@@ -8,12 +8,19 @@
 """
 
 from symmerge.align.canonical import closest_scales, scale_normalization, sort_canonicalize
-from symmerge.align.matching import MODES, STRATEGIES, MatchResult, weight_matching
+from symmerge.align.matching import (
+    MODES,
+    STRATEGIES,
+    MatchResult,
+    check_strategy,
+    weight_matching,
+)
 
 __all__ = [
     "MODES",
     "STRATEGIES",
     "MatchResult",
+    "check_strategy",
     "closest_scales",
     "scale_normalization",
     "sort_canonicalize",

@@ -44,12 +44,11 @@ def canonicalize(
     seed: int = typer.Option(0, help="ae-lift, descent: weight-matching seed."),
 ) -> None:
     """Map every network of a zoo to its canonical representative."""
-    from symmerge.align import STRATEGIES
+    from symmerge.align import check_strategy
     from symmerge.canon import CANON_METHODS, canonicalize_zoo
 
     _check_method(method, CANON_METHODS, run)
-    if strategy not in STRATEGIES:
-        raise SymmergeError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    check_strategy(strategy)
     rep = canonicalize_zoo(zoo, out, method, run=run, batch_size=batch_size, restarts=restarts,
                            max_iter=max_iter, seed=seed, strategy=strategy)
     kind = "function-preserving" if rep.exact else "lossy (reconstructions)"
@@ -73,24 +72,39 @@ def merge(
         None, help="Architecture for .pth inputs: spec JSON, a .json file or a zoo file."
     ),
     wm_iters: int = typer.Option(5, min=0, help="wm, N > 2: rounds of re-matching to the mean."),
-    restarts: int = typer.Option(0, min=0, help="Weight-matching random restarts."),
-    seed: int = typer.Option(0, help="Weight-matching seed."),
+    strategy: str = typer.Option(
+        "forward", help="ae-lift: matching to the template, forward | descent (as canonicalize)."
+    ),
+    restarts: int = typer.Option(0, min=0, help="Weight-matching random restarts (wm; ae-lift "
+                                 "with --strategy descent)."),
+    seed: int = typer.Option(0, help="Weight-matching seed (wm; ae-lift with descent)."),
 ) -> None:
     """Merge networks of one architecture by a weighted average in an aligned frame."""
-    from symmerge.merge import MERGE_METHODS, load_networks, merge_weights, parse_spec
+    from symmerge.align import check_strategy
+    from symmerge.merge import MERGE_METHODS, merge_weights, parse_spec
     from symmerge.merge import merge as run_merge
-    from symmerge.merge.io import save_network
+    from symmerge.merge.io import load_network, save_network, stack_networks
 
     _check_method(method, MERGE_METHODS, run)
+    check_strategy(strategy)
     if len(networks) < 2:
         raise SymmergeError(f"merge needs at least two networks, got {len(networks)}")
     w = _parse_weights(weights)
     merge_weights(len(networks), alpha=alpha, weights=w)  # validate before loading anything
-    net_spec, params = load_networks(networks, parse_spec(spec) if spec else None)
+    if out.is_dir():
+        raise SymmergeError(f"output path {out} is a directory; give a file name")
+    given = parse_spec(spec) if spec else None
+    nets = [load_network(n, given) for n in networks]
+    for net in nets:
+        if net.inferred:
+            typer.echo(f"note: {net.source} has no architecture metadata; read as a "
+                       f"{net.spec.describe()} (pass --spec for ReLU or tanh MLPs)", err=True)
+    net_spec, params = stack_networks(nets)
     result = run_merge(params, net_spec, method, weights=w, alpha=alpha, run=run,
-                       wm_iters=wm_iters, restarts=restarts, seed=seed)
+                       wm_iters=wm_iters, restarts=restarts, seed=seed, strategy=strategy)
     save_network(out, net_spec, result.params, provenance={
         "merged_from": list(networks), "method": method, "weights": result.weights.tolist(),
+        **({"lift_strategy": strategy} if method == "ae-lift" else {}),
         **({"run": str(run)} if run is not None else {}), **result.info,
     })
     typer.echo(

@@ -86,9 +86,9 @@ def cnn_interpolation(
     aes = load_autoencoders(spec, run, pna_run, restarts=restarts, max_iter=max_iter, seed=seed)
     todo, skipped = resolve_methods(methods, CNN_METHODS, aes)
     held = held_out_images(z, images, eval_images)
-    out_dir = prepare_out(out)
     gen = torch.Generator().manual_seed(seed)
     chosen, acc_metric = cnn_pairs(z, split_members(z, split, aes.split), pairs, top, gen)
+    out_dir = prepare_out(out)  # after the checks that can fail
     n = chosen.shape[0]
     params = z.get_params(chosen.reshape(-1)).float().reshape(n, 2, -1)
     opts = PathOptions(restarts=restarts, max_iter=max_iter, seed=seed)

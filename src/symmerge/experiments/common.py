@@ -110,7 +110,11 @@ def load_autoencoders(
 def resolve_methods(
     requested: Sequence[str] | None, default: Sequence[str], aes: Autoencoders
 ) -> tuple[list[str], dict[str, str]]:
-    """(methods to run, {skipped method: reason}); unknown names raise."""
+    """(methods to run, {skipped method: reason}).
+
+    Unknown names raise, and so do methods asked for by name whose autoencoder run was
+    not given; of the ``default`` methods, those are skipped (with the reason).
+    """
     names = list(default if requested is None else requested)
     unknown = [m for m in names if m not in METHODS]
     if unknown:
@@ -124,6 +128,10 @@ def resolve_methods(
         else:
             flag = "--run" if _NEEDS[m] == "run" else "--pna-run"
             skipped[m] = f"needs an autoencoder run ({flag}), none given"
+    if requested is not None and skipped:
+        raise SymmergeError("; ".join(f"method {m!r} {why}" for m, why in skipped.items()))
+    if not run:
+        raise SymmergeError(f"none of the methods {names} can run: {'; '.join(skipped.values())}")
     return run, skipped
 
 

@@ -79,15 +79,20 @@ def summarize(
     return methods, timing
 
 
+_BAND_NAMES = {"std": "std", "sem": "SEM"}
+
+
 def results_table(methods: Mapping[str, Any], timing: Mapping[str, Any], metric: str,
-                  label: str) -> str:
-    """The per-method table of barrier, AUC, endpoint values and time per pair."""
+                  label: str, *, band: str = "std", symbol: str = "L") -> str:
+    """The per-method table of barrier (mean ± ``band``: std or sem), AUC, endpoint values
+    ``symbol(0)``, ``symbol(1)``, ``symbol(0.5)`` and time per pair."""
+    spread = f"barrier_{band}"
     rows = []
     for m, per in methods.items():
         s = per[metric]
         rows.append({
             "method": f"`{m}`",
-            "barrier": f"{s['barrier_mean']:.4g} ± {s['barrier_std']:.2g}",
+            "barrier": f"{s['barrier_mean']:.4g} ± {s[spread]:.2g}",
             "vs_naive": s.get("barrier_vs_naive"),
             "mean_curve": s["barrier_of_mean_curve"],
             "auc": s["auc_mean"],
@@ -98,16 +103,17 @@ def results_table(methods: Mapping[str, Any], timing: Mapping[str, Any], metric:
             "exact": per["exact_endpoints"],
             "dist": per["endpoint_distance"],
         })
-    cols = [("method", "method"), ("barrier", f"barrier ({label}, mean ± std)"),
+    cols = [("method", "method"), ("barrier", f"barrier ({label}, mean ± {_BAND_NAMES[band]})"),
             ("vs_naive", "÷ naive"), ("mean_curve", "barrier of mean curve"),
-            ("auc", "AUC"), ("start", "L(0)"), ("end", "L(1)"), ("mid", "L(0.5)"),
+            ("auc", "AUC"), ("start", f"{symbol}(0)"), ("end", f"{symbol}(1)"),
+            ("mid", f"{symbol}(0.5)"),
             ("ms", "ms / pair"), ("exact", "exact endpoints"), ("dist", "endpoint distance")]
     return markdown_table(rows, cols)
 
 
 def _notes(methods: Sequence[str], skipped: Mapping[str, str], assumed_source: str | None,
-           template_distance: float | None = None, lift_strategy: str | None = None
-           ) -> list[str]:
+           template_distance: float | None = None, lift_strategy: str | None = None,
+           band: str = "std") -> list[str]:
     notes = []
     lossy = [m for m in methods if m not in EXACT_ENDPOINTS]
     if lossy:
@@ -146,7 +152,8 @@ def _notes(methods: Sequence[str], skipped: Mapping[str, str], assumed_source: s
         )
     notes.append(
         "Barrier: max over alpha of L(alpha) minus the straight line between L(0) and L(1) "
-        "(not clipped at 0), per pair, then mean ± std over pairs; AUC: area under that excess "
+        f"(not clipped at 0), per pair, then mean ± {_BAND_NAMES[band]} over pairs (error bars "
+        "of the barrier plot likewise); AUC: area under that excess "
         "curve; ms / pair: wall time of the method's alignment, canonicalization or "
         "encoding/decoding (evaluation excluded); endpoint distance: mean L2 distance between "
         "the two interpolated parameter vectors (after alignment)."
@@ -183,16 +190,20 @@ def _finish(
     files.append(bar_figure(
         out / "barriers.png",
         {m: s[primary]["barrier_mean"] for m, s in summaries.items()},
-        {m: s[primary]["barrier_std"] for m, s in summaries.items()},
+        {m: s[primary][f"barrier_{band}"] for m, s in summaries.items()},
         ylabel=f"{'accuracy' if hib else 'loss'} barrier ({label})", title=title,
     ))
     section = ReportSection(
         title=title, text=text,
-        table="\n\n".join(results_table(summaries, timing, k, lab) for k, lab in tables),
+        table="\n\n".join(
+            results_table(summaries, timing, k, lab, band=band,
+                          symbol="acc" if (higher_is_better or {}).get(k, False) else "L")
+            for k, lab in tables
+        ),
         images=[(f"{title}: curves", str(files[1])), (f"{title}: barriers", str(files[2]))],
         notes=_notes(methods, skipped, assumed,
                      summaries.get("ae-lift", {}).get("template_distance"),
-                     metrics["settings"].get("ae_lift_strategy")),
+                     metrics["settings"].get("ae_lift_strategy"), band),
     )
     result = InterpolationResult(
         name=name, out_dir=out, metrics=metrics, sections=[section], files=files, alphas=a,
@@ -248,10 +259,10 @@ def orbit_interpolation(
     alphas = alpha_grid(steps)
     aes = load_autoencoders(spec, run, pna_run, restarts=restarts, max_iter=max_iter, seed=seed)
     todo, skipped = resolve_methods(methods, INR_METHODS, aes)
-    out_dir = prepare_out(out)
     gen = torch.Generator().manual_seed(seed)
     chosen = sample_indices(split_members(z, split, aes.split), runs, gen, "networks")
     gt = ground_truth(z, chosen, data)
+    out_dir = prepare_out(out)  # after the checks that can fail
     base = z.get_params(chosen).float()
     fits = spec.render(base, gt.images.shape[1])
     orbit_seeds = torch.randint(0, 2**62, (runs,), generator=gen).tolist()
@@ -363,11 +374,11 @@ def pair_interpolation(
     alphas = alpha_grid(steps)
     aes = load_autoencoders(spec, run, pna_run, restarts=restarts, max_iter=max_iter, seed=seed)
     todo, skipped = resolve_methods(methods, INR_METHODS, aes)
-    out_dir = prepare_out(out)
     gen = torch.Generator().manual_seed(seed)
     chosen = image_pairs(z, split_members(z, split, aes.split), pairs, gen)
     n = chosen.shape[0]
     gt = ground_truth(z, chosen[:, 0], data)
+    out_dir = prepare_out(out)  # after the checks that can fail
     params = z.get_params(chosen.reshape(-1)).float().reshape(n, 2, -1)
     a, b = params[:, 0], params[:, 1]
     fit_a, fit_b = spec.render(a, gt.images.shape[1]), spec.render(b, gt.images.shape[1])

@@ -139,11 +139,11 @@ def orbit_collapse(
     maps = _check_maps(maps)
     aes = load_autoencoders(spec, run, pna_run)
     encoders = _encoders(aes)
-    out_dir = prepare_out(out)
     gen = torch.Generator().manual_seed(seed)
     pool = split_members(z, split, aes.split)
     chosen = sample_indices(pool, networks, gen, "networks")
     bg_idx = sample_indices(pool, min(background, pool.numel()), gen, "background networks")
+    out_dir = prepare_out(out)  # after the checks that can fail
     base = z.get_params(chosen).float()
     orbits = torch.stack([
         make_orbit(spec, base[i], orbit_size, transform, generator=gen)[0] for i in range(networks)
@@ -275,10 +275,10 @@ def latent_map(
     maps = _check_maps(maps)
     aes = load_autoencoders(z.spec, run, pna_run)
     encoders = _encoders(aes)
-    out_dir = prepare_out(out)
     gen = torch.Generator().manual_seed(seed)
     pool = split_members(z, split, aes.split)
     idx = torch.sort(sample_indices(pool, min(max_points, pool.numel()), gen, "networks")).values
+    out_dir = prepare_out(out)  # after the checks that can fail
     params = z.get_params(idx).float()
     labels = z.labels[idx].numpy()
     labelled = labels >= 0

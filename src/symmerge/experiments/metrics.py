@@ -58,20 +58,20 @@ def summarize_curves(curves: Tensor | np.ndarray, alphas: Tensor | np.ndarray, *
     n = c.shape[0]
     mean_curve = c.mean(axis=0, keepdims=True)
 
-    def sem(x: np.ndarray) -> float:
-        return float(x.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+    def std(x: np.ndarray) -> float:  # sample std, as the plots' bands
+        return float(x.std(ddof=1)) if n > 1 else 0.0
 
     return {
         "pairs": n,
         "barrier_mean": float(b.mean()),
-        "barrier_std": float(b.std()),
-        "barrier_sem": sem(b),
+        "barrier_std": std(b),
+        "barrier_sem": std(b) / float(np.sqrt(n)),
         "barrier_median": float(np.median(b)),
         "barrier_of_mean_curve": float(
             barriers(mean_curve, a, higher_is_better=higher_is_better)[0]
         ),
         "auc_mean": float(area.mean()),
-        "auc_std": float(area.std()),
+        "auc_std": std(area),
         "start_mean": float(c[:, 0].mean()),
         "end_mean": float(c[:, -1].mean()),
         "mid_mean": float(c[:, c.shape[1] // 2].mean()),

@@ -115,10 +115,13 @@ def merge(
     restarts: int = 0,
     max_iter: int = 100,
     seed: int = 0,
+    strategy: str = "forward",
 ) -> MergeResult:
     """Merge networks ``params [N, P]`` with ``method`` (naive | wm | sort | ae | ae-lift).
 
-    ``ae`` / ``ae-lift`` need ``run`` (or a ready ``canonicalizer``).
+    ``ae`` / ``ae-lift`` need ``run`` (or a ready ``canonicalizer``); ``strategy`` is
+    ``ae-lift``'s weight matching to the template (``restarts``, ``max_iter`` and ``seed``
+    apply to ``wm`` and to the ``descent`` strategy).
     """
     if method not in MERGE_METHODS:
         raise SymmergeError(
@@ -140,7 +143,8 @@ def merge(
                                            max_iter=max_iter, seed=seed)
         else:
             canon = canonicalizer or make_canonicalizer(
-                method, spec, run=run, restarts=restarts, max_iter=max_iter, seed=seed
+                method, spec, run=run, restarts=restarts, max_iter=max_iter, seed=seed,
+                strategy=strategy,
             )
             if canon.name != method:
                 raise SymmergeError(f"canonicalizer {canon.name!r} given for method {method!r}")

@@ -39,6 +39,8 @@ class Network:
     spec: WeightSpaceSpec
     params: Tensor
     source: str
+    #: True when the file held no architecture and the spec was inferred (a SIREN)
+    inferred: bool = False
 
 
 def parse_spec(text: str) -> WeightSpaceSpec:
@@ -144,6 +146,8 @@ def load_network(source: str | os.PathLike[str], spec: WeightSpaceSpec | None = 
             f"network file not found: {path} (use FILE.pth, FILE.safetensors or ZOO:index)"
         )
     meta = _safetensors_metadata(path)
+    if meta is None and path.suffix == ".safetensors":
+        raise SymmergeError(f"cannot read {path}: not a valid safetensors file")
     if meta is not None:
         if meta.get("format") == ZOO_FORMAT:
             raise SymmergeError(f"{path} is a zoo; pick one network with {path}:INDEX")
@@ -163,7 +167,11 @@ def load_network(source: str | os.PathLike[str], spec: WeightSpaceSpec | None = 
     if file_spec is not None:
         _check_same(spec, file_spec, source)
     use = file_spec or spec or infer_spec(state)
-    return Network(use, use.from_state_dict(state).float(), source)
+    try:
+        params = use.from_state_dict(state).float()
+    except SymmergeError as exc:
+        raise SymmergeError(f"{source}: {exc}") from exc
+    return Network(use, params, source, inferred=file_spec is None and spec is None)
 
 
 def _check_same(given: WeightSpaceSpec | None, found: WeightSpaceSpec, source: str) -> None:
@@ -179,7 +187,13 @@ def load_networks(
     """Load several networks of one architecture; returns the spec and ``[N, P]``."""
     if not sources:
         raise SymmergeError("no networks given")
-    nets = [load_network(s, spec) for s in sources]
+    return stack_networks([load_network(s, spec) for s in sources])
+
+
+def stack_networks(nets: Sequence[Network]) -> tuple[WeightSpaceSpec, Tensor]:
+    """The common spec and ``[N, P]`` of loaded networks; differing architectures raise."""
+    if not nets:
+        raise SymmergeError("no networks given")
     first = nets[0].spec
     for net in nets[1:]:
         if net.spec != first:

@@ -27,9 +27,14 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SymmergeError(f"cannot create output directory {parent}: {exc}") from exc
+    if not parent.is_dir():
+        raise SymmergeError(f"cannot write {target}: {parent} is not a directory")
     if not os.access(parent, os.W_OK):
         raise SymmergeError(f"output directory {parent} is not writable")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    except OSError as exc:
+        raise SymmergeError(f"cannot write {target}: {exc.strerror or exc}") from exc
     os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; outputs get the usual mode
     os.close(fd)
     tmp_path = Path(tmp)
