@@ -148,3 +148,45 @@ def test_experiment_cli(assets, tmp_path, capsys):
     code, _, err = run_cli(["experiment", "orbit-interpolation", "--zoo", assets.inr_zoo,
                             "--out", out, "--methods", "naive,bogus"], capsys)
     assert code == 2 and "unknown method" in err
+
+
+def test_merge_notes_an_inferred_architecture(orbit_files, tmp_path, capsys):
+    _, _, paths = orbit_files
+    out = tmp_path / "m.safetensors"
+    code, _, err = run_cli(["merge", paths[0], paths[1], "--out", out], capsys)
+    assert code == 0 and err.count("no architecture metadata; read as a siren") == 2
+    code, _, err = run_cli(["merge", paths[0], paths[1], "--spec", SPEC.to_json(),
+                            "--out", out], capsys)
+    assert code == 0 and "note:" not in err
+
+
+def test_merge_bad_files_name_themselves(orbit_files, tmp_path, capsys):
+    _, orbit, paths = orbit_files
+    truncated = tmp_path / "t.safetensors"
+    code, _, _ = run_cli(["merge", paths[0], paths[1], "--out", truncated], capsys)
+    assert code == 0
+    truncated.write_bytes(truncated.read_bytes()[:40])
+    code, _, err = run_cli(["merge", truncated, paths[1], "--out", tmp_path / "o.safetensors"],
+                           capsys)
+    assert code == 2 and "not a valid safetensors file" in err and "torch.load" not in err
+    bad = orbit[0].clone()
+    bad[3] = float("nan")
+    nan_path = tmp_path / "nan.pth"
+    torch.save(SPEC.module(bad).state_dict(), nan_path)
+    code, _, err = run_cli(["merge", paths[0], nan_path, "--out", tmp_path / "o.safetensors"],
+                           capsys)
+    assert code == 2 and str(nan_path) in err and "NaN" in err
+    assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_merge_ae_lift_strategy_is_checked_and_recorded(assets, tmp_path, capsys):
+    out = tmp_path / "m.safetensors"
+    code, _, err = run_cli(["merge", f"{assets.inr_zoo}:0", f"{assets.inr_zoo}:1", "--method",
+                            "ae-lift", "--run", assets.run, "--strategy", "descent",
+                            "--out", out], capsys)
+    assert code == 0, err
+    with safe_open(str(out), framework="pt") as f:
+        assert json.loads(f.metadata()["provenance"])["lift_strategy"] == "descent"
+    code, _, err = run_cli(["merge", f"{assets.inr_zoo}:0", f"{assets.inr_zoo}:1", "--strategy",
+                            "sideways", "--out", out], capsys)
+    assert code == 2 and "unknown matching strategy" in err
