@@ -171,10 +171,12 @@ def test_unrelated_networks(spec, mode, dtype, gen):
     expected = (na.double() * aligned.double()).sum(-1)
     assert_params_close(res.objective.to(dtype), expected.to(dtype))  # dtype's tolerance
     assert bool((res.objective >= (na.double() * nb.double()).sum(-1)).all())
-    # pairs are independent: a batch gives each pair what it gets alone (same seed)
-    batched = weight_matching(spec, a, b, mode=mode, seed=5)
-    single = weight_matching(spec, a, b[2:3], mode=mode, seed=5)
-    assert torch.equal(single.aligned[0], batched.aligned[2])
+    # pairs are independent: a batch gives each pair what it gets alone (same seed),
+    # with restarts too (their elements come from the seed, not from the batch)
+    for restarts in (0, 2):
+        batched = weight_matching(spec, a, b, mode=mode, seed=5, restarts=restarts)
+        single = weight_matching(spec, a, b[2:3], mode=mode, seed=5, restarts=restarts)
+        assert torch.equal(single.aligned[0], batched.aligned[2])
     same = weight_matching(spec, a.expand(4, -1), b, mode=mode, restarts=1, max_iter=50)
     assert torch.equal(same.aligned, res.aligned)
     ident = weight_matching(spec, b, b, mode=mode)

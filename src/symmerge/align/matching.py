@@ -110,19 +110,19 @@ def _descend(
     b: Tensor,
     start: GroupElement,
     signed: bool,
-    max_iter: int,
-    gen: torch.Generator,
+    orders: list[list[int]],
 ) -> GroupElement:
-    """Coordinate ascent from ``start``; returns the element in the frame of ``b``."""
+    """Coordinate ascent from ``start``, sweep ``k`` visiting the hidden layers in
+    ``orders[k]``; returns the element in the frame of ``b``."""
     batch, hidden = b.shape[0], spec.num_hidden
     element, cur = start, start.apply(spec, b)
     wide = torch.float64
     rows_a = [incoming(spec, a, h).to(wide) for h in range(hidden)]
     cols_a = [outgoing(spec, a, h).to(wide) for h in range(hidden)]
     active = torch.ones(batch, dtype=torch.bool)
-    for _ in range(max_iter):
+    for order in orders:
         changed = torch.zeros(batch, dtype=torch.bool)
-        for h in torch.randperm(hidden, generator=gen).tolist():
+        for h in order:
             # C[b, i, j] = <in_A[i], in_B'[j]> + <out_A[i], out_B'[j]>, all pairs at once
             cost = torch.bmm(rows_a[h], incoming(spec, cur, h).to(wide).mT)
             cost += torch.bmm(cols_a[h], outgoing(spec, cur, h).to(wide).mT)
@@ -177,21 +177,27 @@ def _descend_with_restarts(
     signed: bool,
     restarts: int,
     max_iter: int,
-    gen: torch.Generator,
+    seed: int,
 ) -> tuple[GroupElement, Tensor]:
     """Descent from the identity and from ``restarts`` random elements; per pair the best
-    (element, objective)."""
+    (element, objective).
+
+    The layer orders of the sweeps and the restart elements are drawn from ``seed`` alone,
+    the same for every pair, so a pair's result does not depend on the batch it is in.
+    """
     batch = b.shape[0]
+    gen = torch.Generator().manual_seed(seed)
+    orders = [torch.randperm(spec.num_hidden, generator=gen).tolist() for _ in range(max_iter)]
     best = GroupElement.identity(spec, batch, dtype=b.dtype, device=b.device)
-    best = _descend(spec, a, b, best, signed, max_iter, gen)
+    best = _descend(spec, a, b, best, signed, orders)
     best_obj = _objective(spec, a, b, best)
     for _ in range(restarts):
-        start = sample_group_elements(spec, batch, diagonal=signed, generator=gen, dtype=b.dtype)
+        one = sample_group_elements(spec, 1, diagonal=signed, generator=gen, dtype=b.dtype)
         start = GroupElement(
-            tuple(p.to(b.device) for p in start.perms),
-            tuple(q.to(b.device) for q in start.mults),
+            tuple(p.to(b.device).expand(batch, -1) for p in one.perms),
+            tuple(q.to(b.device).expand(batch, -1) for q in one.mults),
         )
-        element = _descend(spec, a, b, start, signed, max_iter, gen)
+        element = _descend(spec, a, b, start, signed, orders)
         obj = _objective(spec, a, b, element)
         better = obj > best_obj
         best, best_obj = select(better, element, best), torch.where(better, obj, best_obj)
@@ -217,8 +223,8 @@ def weight_matching(
     all hidden layers. ``restarts`` extra runs start from random permutations (random
     signed ones in ``"sign"`` mode); per pair the run with the highest objective wins,
     and the first run (from the identity) is the same for any ``restarts``, so restarts
-    never lower the objective. ``seed`` fixes the layer orders and restarts; pairs are
-    independent, so a pair gets the same result alone or in a batch (``restarts=0``).
+    never lower the objective. ``seed`` fixes the layer orders and the restart elements,
+    the same for every pair, so a pair gets the same result alone or in any batch.
     ``strategy="forward"`` runs the single in-order pass instead (see the module
     docstring); ``restarts``, ``max_iter`` and ``seed`` do not apply to it.
     """
@@ -240,9 +246,7 @@ def weight_matching(
         best = _forward(spec, a, b, signed)
         best_obj = _objective(spec, a, b, best)
     else:
-        best, best_obj = _descend_with_restarts(
-            spec, a, b, signed, restarts, max_iter, torch.Generator().manual_seed(seed)
-        )
+        best, best_obj = _descend_with_restarts(spec, a, b, signed, restarts, max_iter, seed)
     if norm_a is not None and norm_b is not None:
         best = norm_a.inverse().compose(best.compose(norm_b))
         # interpolation frame: B's scales nearest to A, not A's norms copied neuron by neuron
