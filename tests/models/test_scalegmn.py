@@ -40,8 +40,9 @@ def test_latent_invariant_float64(spec, transform):
 
 @pytest.mark.parametrize("variant", [{"bidirectional": True}, {"num_io_mlps": 3},
                                      {"skip": False, "update_edges": False,
-                                      "node_pos_embed": False, "edge_pos_embed": False}],
-                         ids=["bidir", "io3", "bare"])
+                                      "node_pos_embed": False, "edge_pos_embed": False},
+                                     {"mlp_on_io": True, "num_io_mlps": 3, "bidirectional": True}],
+                         ids=["bidir", "io3", "bare", "mlp_on_io"])
 @pytest.mark.parametrize("spec", [SIGN[1], SCALE[1]], ids=["sign", "scale"])
 def test_variants_invariant_float64(spec, variant):
     model = tiny_model(spec, **variant)
@@ -155,3 +156,21 @@ def test_phi_of_canon_matches_composition(gen, ablate):
     phi = MLP(5, 4, 6).double()
     u = torch.randn(9, 5, generator=gen, dtype=torch.float64)
     torch.testing.assert_close(phi_of_canon(phi, canon, u), phi(canon(u)))
+
+
+def test_mlp_on_io_gives_io_rows_the_plain_mlp():
+    from symmerge.graph.template import HIDDEN, INPUT, OUTPUT
+    from symmerge.models.blocks import Partition, ScaleEquivariant
+
+    torch.manual_seed(0)
+    classes = torch.tensor([INPUT, HIDDEN, HIDDEN, OUTPUT, HIDDEN])
+    part = Partition.from_classes(classes)
+    u = torch.randn(5, 4, dtype=torch.float64)
+    plain = ScaleEquivariant("sign", 4, 4, 8).double()
+    io = ScaleEquivariant("sign", 4, 4, 8, mlp_on_io=True).double()
+    io.load_state_dict(plain.state_dict())
+    a, b = plain(u, part), io(u, part)
+    hid, ends = part.rows[HIDDEN], part.select((INPUT, OUTPUT))
+    torch.testing.assert_close(b[hid], a[hid])  # hidden rows unchanged
+    torch.testing.assert_close(b[ends], io.phi_io[0](u[ends]))  # no Gamma u factor
+    assert not torch.allclose(a[ends], b[ends])

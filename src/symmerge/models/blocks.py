@@ -137,7 +137,8 @@ def by_class(
 
 class ScaleEquivariant(nn.Module):
     """``f(u) = (Gamma u) * g(u)``; ``g = phi(Canon(u))`` on hidden rows (invariant) and a
-    plain MLP on I/O rows (one shared, or one per class with ``num_io_mlps=3``)."""
+    plain MLP on I/O rows (one shared, or one per class with ``num_io_mlps=3``). With
+    ``mlp_on_io`` the I/O rows get that plain MLP alone, without the ``Gamma u`` factor."""
 
     def __init__(
         self,
@@ -149,9 +150,10 @@ class ScaleEquivariant(nn.Module):
         ablate: bool = False,
         num_io_mlps: int = 2,
         io_classes: Iterable[int] = (INPUT, OUTPUT),
+        mlp_on_io: bool = False,
     ) -> None:
         super().__init__()
-        self.d_out = d_out
+        self.d_out, self.mlp_on_io = d_out, mlp_on_io
         self.gamma = nn.Linear(d_in, d_out, bias=False)
         self.canon = Canon(mode, d_in, d_hidden, ablate)
         self.phi = MLP(d_in, d_out, d_hidden)
@@ -164,4 +166,8 @@ class ScaleEquivariant(nn.Module):
         return by_class(u, part, self.d_out, branches)
 
     def forward(self, u: Tensor, part: Partition) -> Tensor:
-        return self.gamma(u) * self.invariant(u, part)
+        if not self.mlp_on_io:
+            return self.gamma(u) * self.invariant(u, part)
+        branches = [((HIDDEN,), lambda v: self.gamma(v) * phi_of_canon(self.phi, self.canon, v))]
+        branches += list(zip(self.groups, self.phi_io, strict=True))
+        return by_class(u, part, self.d_out, branches)

@@ -26,6 +26,8 @@ class EncoderConfig(BaseModel):
     ``max_hidden_layers``: size of the hidden-layer positional tables (default:
     the spec's depth); raise it to encode deeper networks with the same model.
     ``input_node_value``: feature of input nodes (default 1.0 for SIRENs, else 0.0).
+    ``mlp_on_io``: I/O rows of the equivariant layers get a plain MLP ``phi_io(u)`` instead
+    of ``(Gamma u) * phi_io(u)`` (the reference's CIFAR configurations, METHOD.md 3.1).
     ``latent_norm``: standardize every latent dimension with a batch norm (no affine
     map) between encoder and decoder. Invariant latents of different networks differ
     by a few percent of a large shared offset at initialization; standardizing them
@@ -52,6 +54,7 @@ class EncoderConfig(BaseModel):
     max_hidden_layers: int | None = Field(None, ge=0)
     input_node_value: float | None = None
     latent_norm: bool = False
+    mlp_on_io: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> EncoderConfig:

@@ -118,7 +118,9 @@ class BackwardMessage(nn.Module):
     ``permutation``: ``MLP([e0; x_i])``.
     """
 
-    def __init__(self, mode: str, d: int, ablate: bool, num_io_mlps: int) -> None:
+    def __init__(
+        self, mode: str, d: int, ablate: bool, num_io_mlps: int, mlp_on_io: bool = False
+    ) -> None:
         super().__init__()
         self.mode = mode
         if mode == "permutation":
@@ -128,7 +130,7 @@ class BackwardMessage(nn.Module):
         self.lin_x = nn.Linear(d, d, bias=False)
         if mode == "sign":
             self.f = ScaleEquivariant(mode, d, d, d, ablate=ablate, num_io_mlps=num_io_mlps,
-                                      io_classes=(INPUT,))
+                                      io_classes=(INPUT,), mlp_on_io=mlp_on_io)
         else:
             self.gamma = nn.Linear(d, d, bias=False)
             self.canon_u = Canon(mode, d, d, ablate)
@@ -153,7 +155,8 @@ class ScaleGMNLayer(nn.Module):
         d = config.d_hidden
         self.equivariant = mode != "permutation"
         k = 3 if config.bidirectional else 2
-        kw = {"ablate": config.ablate, "num_io_mlps": config.num_io_mlps}
+        kw = {"ablate": config.ablate, "num_io_mlps": config.num_io_mlps,
+              "mlp_on_io": config.mlp_on_io}
         if self.equivariant:
             self.msg_e = nn.Linear(d, d, bias=False)
             self.msg_x = nn.Linear(d, d, bias=False)
@@ -163,7 +166,7 @@ class ScaleGMNLayer(nn.Module):
             self.msg = MLP(2 * d, d, d)
             self.upd = MLP(k * d, d, d)
         self.backward_msg = (
-            BackwardMessage(mode, d, config.ablate, config.num_io_mlps)
+            BackwardMessage(mode, d, config.ablate, config.num_io_mlps, config.mlp_on_io)
             if config.bidirectional else None
         )
         self.edge = EdgeUpdate(mode, d, config.ablate) if config.update_edges and not last else None

@@ -96,7 +96,7 @@ _PAPER_INR: dict[str, Any] = {
 _PAPER_CNN: dict[str, Any] = {
     "family": "cnn",
     "encoder": {"d_hidden": 256, "num_layers": 4, "d_latent": 256, "skip": False,
-                "edge_pos_embed": False},
+                "edge_pos_embed": False, "mlp_on_io": True},
     "optim": {"lr": 1e-3, "weight_decay": 0.01, "warmup_steps": 1000, "grad_clip": 5.0,
               "batch_size": 64, "max_epochs": 300},
     "loss": {"temperature": 0.6},
