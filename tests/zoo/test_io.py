@@ -231,3 +231,35 @@ def test_invalid_zoo_files(tmp_path: Path, tensors: dict, meta: dict, pattern: s
     _raw(path, tensors, **meta)
     with pytest.raises(SymmergeError, match=pattern):
         load_zoo(path)
+
+
+def test_grouped_split_keeps_groups_together() -> None:
+    groups = torch.arange(60) // 3  # three networks per image
+    s = split_indices(60, seed=2, groups=groups)
+    owner = {}
+    for name, idx in s.items():
+        for g in groups[idx].tolist():
+            assert owner.setdefault(g, name) == name
+    assert [len(s[k]) for k in ("train", "val", "test")] == [48, 6, 6]
+    assert sorted(torch.cat(list(s.values())).tolist()) == list(range(60))
+    # one network per group (ids increasing): the ungrouped split, unchanged
+    plain, single = split_indices(50, seed=2), split_indices(50, seed=2, groups=torch.arange(50) * 5)
+    assert all(torch.equal(plain[k], single[k]) for k in plain)
+    with pytest.raises(SymmergeError, match="split groups"):
+        split_indices(5, groups=torch.arange(4))
+
+
+def test_zoo_splits_follow_images_and_a_published_test_split(tmp_path: Path) -> None:
+    spec = SirenSpec((2, 4, 1))
+    n = 40
+    image_index = torch.arange(n) // 2
+    save_zoo(tmp_path / "a.safetensors", spec, spec.init_params(n), image_index=image_index)
+    s = load_zoo(tmp_path / "a.safetensors").splits(seed=0)
+    assert not set(image_index[s["train"]].tolist()) & set(image_index[s["test"]].tolist())
+    is_test = (torch.arange(n) >= 30).float()  # a published split: the last 10 are test
+    save_zoo(tmp_path / "b.safetensors", spec, spec.init_params(n), image_index=image_index,
+             metrics={"is_test": is_test})
+    s = load_zoo(tmp_path / "b.safetensors").splits(seed=0, fractions=(0.8, 0.1, 0.1))
+    assert s["test"].tolist() == list(range(30, 40))
+    assert [len(s["train"]), len(s["val"])] == [26, 4]  # 15 images, 8 : 1 (rounded)
+    assert load_zoo(tmp_path / "b.safetensors").split("test").tolist() == list(range(30, 40))

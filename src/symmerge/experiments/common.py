@@ -20,7 +20,7 @@ from symmerge.canon import AECanonicalizer, AELiftCanonicalizer, SortCanonicaliz
 from symmerge.errors import SymmergeError
 from symmerge.specs import WeightSpaceSpec
 from symmerge.utils.io import atomic_path
-from symmerge.zoo import Zoo, load_zoo, split_indices
+from symmerge.zoo import Zoo, load_zoo
 
 #: Every interpolation method. ``pna-*`` use the permutation-only encoder's run.
 METHODS = ("naive", "wm", "wm-perm", "sort", "ae", "ae-latent", "ae-lift", "pna-ae",
@@ -147,8 +147,7 @@ def split_members(zoo: Zoo, split: str, split_cfg: Mapping[str, Any]) -> Tensor:
         raise SymmergeError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if split == "all":
         return torch.arange(len(zoo))
-    parts = split_indices(len(zoo), seed=int(split_cfg["seed"]),
-                          fractions=tuple(split_cfg["fractions"]))
+    parts = zoo.splits(seed=int(split_cfg["seed"]), fractions=tuple(split_cfg["fractions"]))
     if split == "heldout":
         return torch.sort(torch.cat([parts["val"], parts["test"]])).values
     return parts[split]

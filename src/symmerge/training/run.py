@@ -44,7 +44,7 @@ from symmerge.training.losses import RenderLoss, cnn_accuracy_report
 from symmerge.training.metrics_log import restore_history, stash_history
 from symmerge.training.module import AutoencoderModule, NonFiniteLossError
 from symmerge.utils.io import atomic_path
-from symmerge.zoo import Zoo, load_zoo, split_indices
+from symmerge.zoo import Zoo, load_zoo
 from symmerge.zoo.images import held_out_images
 
 
@@ -193,7 +193,7 @@ def train(
     L.seed_everything(cfg.seed, verbose=False)
 
     params = zoo.params.float()
-    splits = split_indices(len(zoo), seed=cfg.split.seed, fractions=cfg.split.fractions)
+    splits = zoo.splits(seed=cfg.split.seed, fractions=cfg.split.fractions)
     if len(splits["train"]) == 0 or len(splits["val"]) == 0:
         raise SymmergeError(f"zoo {zoo.path} has too few networks ({len(zoo)}) for a split")
 

@@ -174,13 +174,33 @@ class Zoo:
             raise SymmergeError(f"zoo {self.path} has no metric {name!r}")
         return self._read(name)
 
+    def splits(
+        self, *, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    ) -> dict[str, Tensor]:
+        """Deterministic seeded train/val/test indices (sorted).
+
+        Networks sharing an ``image_index`` land in one split. A zoo with a published
+        test split (the ``is_test`` metric of imported DWSNets INRs) keeps it: those
+        networks are the test split, the others are split into train and val in the
+        ratio ``fractions[0] : fractions[1]``.
+        """
+        groups = self.image_index
+        if "is_test" not in self.metric_names:
+            return split_indices(self._n, seed=seed, fractions=fractions, groups=groups)
+        is_test = self.metric("is_test") > 0.5
+        rest = torch.nonzero(~is_test).flatten()
+        sub = split_indices(rest.numel(), seed=seed, fractions=(fractions[0], fractions[1], 0.0),
+                            groups=None if groups is None else groups[rest])
+        return {"train": rest[sub["train"]], "val": rest[sub["val"]],
+                "test": torch.nonzero(is_test).flatten()}
+
     def split(
         self, name: str, *, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     ) -> Tensor:
-        """Indices of a deterministic seeded train/val/test split."""
+        """Indices of one split of :meth:`splits`."""
         if name not in SPLITS:
             raise SymmergeError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
-        return split_indices(self._n, seed=seed, fractions=fractions)[name]
+        return self.splits(seed=seed, fractions=fractions)[name]
 
 
 def load_zoo(path: str | os.PathLike[str]) -> Zoo:
@@ -189,11 +209,26 @@ def load_zoo(path: str | os.PathLike[str]) -> Zoo:
 
 
 def split_indices(
-    n: int, *, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    n: int,
+    *,
+    seed: int = 0,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    groups: Tensor | None = None,
 ) -> dict[str, Tensor]:
-    """Deterministic seeded split of ``range(n)`` into train/val/test index tensors (sorted)."""
+    """Deterministic seeded split of ``range(n)`` into train/val/test index tensors (sorted).
+
+    With ``groups [n]`` the group ids are split by ``fractions`` and every network goes
+    where its group goes (networks fitted to one image never straddle two splits). When
+    every network has its own group, in increasing order, the split is the ungrouped one.
+    """
     if len(fractions) != 3 or any(f < 0 for f in fractions) or sum(fractions) <= 0:
         raise SymmergeError(f"invalid split fractions {fractions}")
+    if groups is not None:
+        if groups.shape != (n,):
+            raise SymmergeError(f"split groups must be [{n}], got {tuple(groups.shape)}")
+        ids, inverse = torch.unique(groups, return_inverse=True)
+        parts = split_indices(ids.numel(), seed=seed, fractions=fractions)
+        return {k: torch.nonzero(torch.isin(inverse, p)).flatten() for k, p in parts.items()}
     total = sum(fractions)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_val = min(int(round(n * fractions[1] / total)), n)
