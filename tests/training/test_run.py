@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from symmerge import CNNSpec, SirenSpec, SymmergeError
 from symmerge.training import encode, load_autoencoder, reconstruct, train
+from symmerge.training.config import resolve_config
 from symmerge.training.module import AutoencoderModule
 from symmerge.zoo import save_zoo
 
@@ -93,7 +94,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(siren_zoo, tmp_path, monk
     run = tmp_path / "run"
     train(siren_zoo, run, overrides=TINY, max_epochs=1, progress=False)
     before = (run / "checkpoints" / "last.ckpt").read_bytes()
-    monkeypatch.setattr(AutoencoderModule, "_loss", lambda self, p, i: torch.tensor(float("nan")))
+    monkeypatch.setattr(AutoencoderModule, "_loss",
+                        lambda self, p, i, g=None: torch.tensor(float("nan")))
     with pytest.raises(SymmergeError, match="nan"):
         train(siren_zoo, run, max_epochs=2, progress=False)
     assert (run / "checkpoints" / "last.ckpt").read_bytes() == before
@@ -172,8 +174,8 @@ def test_nan_validation_loss_saves_no_checkpoint(siren_zoo, tmp_path, monkeypatc
     ckpts = {n: (run / "checkpoints" / n).read_bytes() for n in ("last.ckpt", "best.ckpt")}
     finite = AutoencoderModule._loss
 
-    def nan_in_eval(self, params, index):
-        loss = finite(self, params, index)
+    def nan_in_eval(self, params, index, generator=None):
+        loss = finite(self, params, index, generator)
         return loss if self.training else loss * float("nan")
 
     monkeypatch.setattr(AutoencoderModule, "_loss", nan_in_eval)
@@ -184,7 +186,8 @@ def test_nan_validation_loss_saves_no_checkpoint(siren_zoo, tmp_path, monkeypatc
 
 
 def test_nan_in_first_epoch_says_no_checkpoint(siren_zoo, tmp_path, monkeypatch):
-    monkeypatch.setattr(AutoencoderModule, "_loss", lambda self, p, i: torch.tensor(float("nan")))
+    monkeypatch.setattr(AutoencoderModule, "_loss",
+                        lambda self, p, i, g=None: torch.tensor(float("nan")))
     with pytest.raises(SymmergeError, match="training loss became nan.*No checkpoint"):
         train(siren_zoo, tmp_path / "run", overrides=TINY, max_epochs=1, progress=False)
 
@@ -226,3 +229,21 @@ def test_train_loader_never_ends_in_a_batch_of_one_per_process(n, world, drop):
     loaders = _loaders(torch.zeros(n, 3), splits, cfg, world_size=world)
     assert loaders["train"].drop_last is drop
     assert loaders["val"].drop_last is False
+
+
+def test_cnn_validation_loss_is_repeatable_and_leaves_the_rng_alone():
+    spec = CNNSpec((1, 4, 4, 10), "relu")
+    cfg = resolve_config("quick", overrides=TINY, spec=spec)
+    module = AutoencoderModule(spec.to_json(), cfg.model_dump(mode="json"))
+    module.attach_loss_data(train_images=torch.randn(50, 1, 28, 28))
+    params = spec.init_params(4, generator=torch.Generator().manual_seed(0))
+    logged = []
+    module.log = lambda name, value, **kw: logged.append(float(value))  # no trainer here
+    state = torch.get_rng_state()
+    module.eval()
+    with torch.no_grad():
+        module.validation_step((params, torch.arange(4)), 0)
+        module.validation_step((params, torch.arange(4)), 0)
+        module.validation_step((params, torch.arange(4)), 1)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert logged[0] == logged[1] and logged[0] != logged[2]

@@ -243,7 +243,8 @@ def test_grouped_split_keeps_groups_together() -> None:
     assert [len(s[k]) for k in ("train", "val", "test")] == [48, 6, 6]
     assert sorted(torch.cat(list(s.values())).tolist()) == list(range(60))
     # one network per group (ids increasing): the ungrouped split, unchanged
-    plain, single = split_indices(50, seed=2), split_indices(50, seed=2, groups=torch.arange(50) * 5)
+    plain = split_indices(50, seed=2)
+    single = split_indices(50, seed=2, groups=torch.arange(50) * 5)
     assert all(torch.equal(plain[k], single[k]) for k in plain)
     with pytest.raises(SymmergeError, match="split groups"):
         split_indices(5, groups=torch.arange(4))

@@ -71,12 +71,14 @@ class AutoencoderModule(L.LightningModule):
     def forward(self, params: Tensor) -> Tensor:
         return self.model(params)
 
-    def _loss(self, params: Tensor, index: Tensor) -> Tensor:
+    def _loss(
+        self, params: Tensor, index: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
         decoded = self.model(params)
         if self.render_loss is not None:
             return self.render_loss(decoded, self._targets[index])  # type: ignore[index]
-        if self.kd_loss is not None:
-            return self.kd_loss(decoded, params)
+        if self.kd_loss is not None:  # images drawn with ``generator`` (default: global RNG)
+            return self.kd_loss(decoded, params, generator)
         raise RuntimeError("loss data not attached; call attach_loss_data first")
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -98,7 +100,10 @@ class AutoencoderModule(L.LightningModule):
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         params, index = batch
-        loss = self._loss(params, index)
+        # the same distillation images for this batch at every validation: comparable
+        # losses for the best-checkpoint choice, and the training RNG stays untouched
+        gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + batch_idx)
+        loss = self._loss(params, index, gen)
         if not torch.isfinite(loss) and self._bad_val_loss is None:
             self._bad_val_loss = loss.item()
         self.log("val_loss", loss, prog_bar=True, sync_dist=True, batch_size=params.shape[0])
