@@ -97,6 +97,11 @@ class AutoencoderModule(L.LightningModule):
         loader = self.trainer.train_dataloader if self.trainer is not None else None
         if loader is not None:
             self.model.recompute_latent_stats(p.to(self.device) for p, _ in loader)
+            norm = self.model.latent_norm
+            if isinstance(norm, torch.nn.BatchNorm1d) and self.trainer.world_size > 1:
+                # every process saw its own share (of equal size): average the statistics
+                for buf in (norm.running_mean, norm.running_var):
+                    buf.copy_(self.trainer.strategy.reduce(buf, reduce_op="mean"))
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         params, index = batch
