@@ -116,11 +116,11 @@ def test_dwsnets_unreadable_and_unsafe_checkpoints(tmp_path: Path) -> None:
     sentinel = tmp_path / "sentinel"
     sentinel.write_text("keep")
     torch.save({"seq.0.weight": _Exploit(sentinel)}, path)
-    with pytest.raises(SymmergeError, match="cannot load checkpoint .*weights_only") as info:
+    with pytest.raises(SymmergeError, match="cannot read checkpoint .*weights_only") as info:
         import_dwsnets(tmp_path, progress=False)
     assert sentinel.exists() and "\n" not in str(info.value)
     path.write_bytes(b"\x80\x02garbage")
-    with pytest.raises(SymmergeError, match=f"cannot load checkpoint {path}"):
+    with pytest.raises(SymmergeError, match=f"cannot read checkpoint {path}"):
         import_dwsnets(tmp_path, progress=False)
     torch.save([torch.zeros(2)], path)
     with pytest.raises(SymmergeError, match="not a state dict of tensors"):

@@ -24,12 +24,12 @@ from torch import Tensor, nn
 
 from symmerge.errors import SymmergeError
 from symmerge.specs import SirenSpec, WeightSpaceSpec, spec_from_json
-from symmerge.utils.io import atomic_path
+from symmerge.specs.siren import siren_layout
+from symmerge.utils.io import atomic_path, load_weights_only
 from symmerge.zoo.io import FORMAT as ZOO_FORMAT
 from symmerge.zoo.io import load_zoo
 
 NETWORK_FORMAT = "symmerge-network/1"
-_SEQ_KEY = re.compile(r"^seq\.(\d+)\.(weight|bias)$")
 
 
 @dataclass(frozen=True)
@@ -64,35 +64,13 @@ def infer_spec(state_dict: Mapping[str, Tensor]) -> WeightSpaceSpec:
 
     Anything else (convolutions, other key names) needs an explicit spec.
     """
-    layers: dict[int, dict[str, tuple[int, ...]]] = {}
-    for key, t in state_dict.items():
-        m = _SEQ_KEY.match(key)
-        if m is None:
-            raise SymmergeError(
-                f"cannot infer the architecture from key {key!r}; pass --spec (spec JSON, "
-                "a .json file or a zoo of the same architecture)"
-            )
-        layers.setdefault(int(m.group(1)), {})[m.group(2)] = tuple(t.shape)
-    if sorted(layers) != list(range(len(layers))) or not layers:
-        raise SymmergeError(f"state dict layers {sorted(layers)} are not seq.0 .. seq.L-1")
-    layout = []
-    for i in range(len(layers)):
-        w = layers[i].get("weight")
-        if w is None or "bias" not in layers[i]:
-            raise SymmergeError(f"seq.{i} needs both a weight and a bias")
-        if len(w) != 2:
-            raise SymmergeError(
-                f"seq.{i}.weight has shape {w}: only dense SIRENs are inferred; pass --spec "
-                "for CNNs and MLPs"
-            )
-        if layout and layout[-1] != w[1]:
-            raise SymmergeError(
-                f"seq.{i}.weight has {w[1]} inputs, seq.{i - 1} has {layout[-1]} outputs"
-            )
-        if not layout:
-            layout.append(w[1])
-        layout.append(w[0])
-    return SirenSpec(layout=tuple(layout))
+    try:
+        return SirenSpec(layout=siren_layout(state_dict))
+    except SymmergeError as exc:
+        raise SymmergeError(
+            f"cannot infer the architecture ({exc}); only dense SIRENs are inferred: pass "
+            "--spec (spec JSON, a .json file or a zoo of the same architecture)"
+        ) from exc
 
 
 def _safetensors_metadata(path: Path) -> dict[str, str] | None:
@@ -156,13 +134,7 @@ def load_network(source: str | os.PathLike[str], spec: WeightSpaceSpec | None = 
         state = load_file(str(path))
         file_spec = spec_from_json(meta["spec"]) if "spec" in meta else None
     else:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for bad or unsafe pickles
-            raise SymmergeError(
-                f"cannot read {path} as a state dict (torch.load weights_only=True): {exc}"
-            ) from exc
-        state = _unwrap(obj, str(path))
+        state = _unwrap(load_weights_only(path, "state dict"), str(path))
         file_spec = None
     if file_spec is not None:
         _check_same(spec, file_spec, source)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -12,6 +13,35 @@ from torch import Tensor, nn
 from symmerge.errors import SymmergeError
 from symmerge.specs.base import WeightSpaceSpec, activation_fn
 from symmerge.specs.mlp import DenseNet, check_dense_inputs, dense_forward, uniform_
+
+_SEQ_KEY = re.compile(r"^seq\.(\d+)\.(weight|bias)$")
+
+
+def siren_layout(state: Mapping[str, Tensor]) -> tuple[int, ...]:
+    """The layout ``(in, out_0, ..., out_{L-1})`` of a dense ``seq.{i}.weight`` /
+    ``seq.{i}.bias`` state dict (as :meth:`SirenSpec.module` writes it); a
+    :class:`SymmergeError` says what does not fit."""
+    layers: dict[int, dict[str, tuple[int, ...]]] = {}
+    for key, t in state.items():
+        m = _SEQ_KEY.match(key)
+        if m is None:
+            raise SymmergeError(f"key {key!r} is not seq.{{i}}.weight or seq.{{i}}.bias")
+        layers.setdefault(int(m.group(1)), {})[m.group(2)] = tuple(t.shape)
+    if not layers or sorted(layers) != list(range(len(layers))):
+        raise SymmergeError(f"state dict layers {sorted(layers)} are not seq.0 .. seq.L-1")
+    layout: list[int] = []
+    for i in range(len(layers)):
+        w = layers[i].get("weight")
+        if w is None or "bias" not in layers[i]:
+            raise SymmergeError(f"seq.{i} needs both a weight and a bias")
+        if len(w) != 2:
+            raise SymmergeError(f"seq.{i}.weight has shape {w}: SIREN weights must be 2-D")
+        if layout and layout[-1] != w[1]:
+            raise SymmergeError(
+                f"seq.{i}.weight has {w[1]} inputs, seq.{i - 1} has {layout[-1]} outputs"
+            )
+        layout.extend(w[::-1] if not layout else w[:1])
+    return tuple(layout)
 
 
 def coordinate_grid(resolution: int = 28, *, dtype: torch.dtype = torch.float32) -> Tensor:

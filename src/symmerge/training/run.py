@@ -12,7 +12,6 @@ import importlib.util
 import json
 import math
 import os
-import pickle
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -43,7 +42,7 @@ from symmerge.training.config import (
 from symmerge.training.losses import RenderLoss, cnn_accuracy_report
 from symmerge.training.metrics_log import restore_history, stash_history
 from symmerge.training.module import AutoencoderModule, NonFiniteLossError
-from symmerge.utils.io import atomic_path
+from symmerge.utils.io import atomic_path, load_weights_only
 from symmerge.zoo import Zoo, load_zoo
 from symmerge.zoo.images import held_out_images
 
@@ -123,10 +122,8 @@ def _load_run_config(run: Path, spec: WeightSpaceSpec) -> TrainConfig:
 def _checkpoint_epoch(path: Path) -> int:
     """The epoch a Lightning checkpoint was saved in; a clear error if it is unreadable."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        return int(ckpt["epoch"])
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, KeyError, TypeError,
-            ValueError) as exc:
+        return int(load_weights_only(path, "checkpoint")["epoch"])
+    except (SymmergeError, KeyError, TypeError, ValueError) as exc:
         raise SymmergeError(
             f"cannot resume from {path}: corrupt or not a Lightning checkpoint ({exc}); "
             "delete it to start over, or choose a new run directory"

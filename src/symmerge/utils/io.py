@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from symmerge.errors import SymmergeError
 
@@ -44,6 +46,29 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def error_summary(exc: BaseException) -> str:
+    """``Type: first line of the message`` (terminal colour codes removed)."""
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def load_weights_only(path: str | os.PathLike[str], what: str = "file") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU; an unreadable or unsafe file is one
+    :class:`SymmergeError` with torch's reason (without its advice to disable the check)."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load raises many types for unreadable or unsafe files
+        text, marker = str(exc), "WeightsUnpickler error:"
+        if marker in text:
+            reason = text.split(marker, 1)[1].strip().splitlines()[0].split(". ")[0]
+            msg = f"refused by torch.load(weights_only=True): {reason}"
+        else:
+            msg = error_summary(exc)
+        raise SymmergeError(f"cannot read {what} {path}: {msg}") from exc
 
 
 def _umask() -> int:

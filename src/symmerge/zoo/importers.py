@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 from symmerge.errors import SymmergeError
 from symmerge.specs.base import WeightSpaceSpec
 from symmerge.specs.cnn import CNNSpec
-from symmerge.specs.siren import SirenSpec
+from symmerge.specs.siren import SirenSpec, siren_layout
+from symmerge.utils.io import error_summary, load_weights_only
 from symmerge.zoo.io import save_zoo
 
 
@@ -69,27 +70,10 @@ DWSNETS_DIR = re.compile(
     r"^(?P<prefix>.+)_(?P<split>training|testing)_(?P<label>\d+)_(?P<index>\d+)$"
 )
 DWSNETS_FILE = "checkpoints/model_final.pth"
-_SEQ_KEY = re.compile(r"^seq\.(\d+)\.(weight|bias)$")
-
-
-def _first_line(exc: BaseException) -> str:
-    """``Type: first line of the message`` (terminal colour codes removed)."""
-    lines = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def _load_checkpoint(path: Path) -> Mapping[str, Tensor]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load raises many types for unreadable/unsafe files
-        marker = "WeightsUnpickler error:"
-        text = str(exc)
-        if marker in text:  # keep the reason, not torch's advice to disable weights_only
-            reason = text.split(marker, 1)[1].strip().splitlines()[0].split(". ")[0]
-            msg = f"refused by torch.load(weights_only=True): {reason}"
-        else:
-            msg = _first_line(exc)
-        raise SymmergeError(f"cannot load checkpoint {path}: {msg}") from exc
+    state = load_weights_only(path, "checkpoint")
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
         raise SymmergeError(f"{path} is not a state dict of tensors")
     return state
@@ -98,19 +82,13 @@ def _load_checkpoint(path: Path) -> Mapping[str, Tensor]:
 def _siren_spec_from_state_dict(
     state: Mapping[str, Tensor], path: Path, w0: float, output_offset: float
 ) -> SirenSpec:
-    """Layout ``[in, out_0, ..., out_{L-1}]`` from ``seq.{i}.weight`` shapes."""
-    layers = sorted({int(m.group(1)) for k in state if (m := _SEQ_KEY.match(k))})
-    expected = {f"seq.{i}.{kind}" for i in range(len(layers)) for kind in ("weight", "bias")}
-    if not layers or set(state) != expected:
+    """The SIREN of ``seq.{i}.weight`` / ``seq.{i}.bias`` shapes."""
+    try:
+        layout = siren_layout(state)
+    except SymmergeError as exc:
         raise SymmergeError(
-            f"{path}: expected keys seq.{{i}}.weight / seq.{{i}}.bias for consecutive i, "
-            f"got {sorted(state)}"
-        )
-    weights = [state[f"seq.{i}.weight"] for i in range(len(layers))]
-    if any(w.ndim != 2 for w in weights):
-        shapes = [tuple(w.shape) for w in weights]
-        raise SymmergeError(f"{path}: SIREN weights must be 2-D, got {shapes}")
-    layout = (weights[0].shape[1], *(w.shape[0] for w in weights))
+            f"{path}: expected keys seq.{{i}}.weight / seq.{{i}}.bias of a SIREN: {exc}"
+        ) from exc
     return SirenSpec(layout, w0=w0, output_offset=output_offset)
 
 
@@ -214,7 +192,7 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
                 raise SymmergeError(f"{path} has no column {', '.join(missing)}")
             return list(reader)
     except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
-        raise SymmergeError(f"cannot read {path}: {_first_line(exc)}") from exc
+        raise SymmergeError(f"cannot read {path}: {error_summary(exc)}") from exc
 
 
 def read_cnn_zoo_layout(path: str | os.PathLike[str]) -> list[LayoutRow]:
@@ -226,7 +204,9 @@ def read_cnn_zoo_layout(path: str | os.PathLike[str]) -> list[LayoutRow]:
             shape = ast.literal_eval(raw["shape"].strip())
             start, end = int(raw["start_idx"]), int(raw["end_idx"])
         except (ValueError, SyntaxError, TypeError) as exc:
-            raise SymmergeError(f"{path} line {i}: cannot parse {raw}: {_first_line(exc)}") from exc
+            raise SymmergeError(
+                f"{path} line {i}: cannot parse {raw}: {error_summary(exc)}"
+            ) from exc
         if not isinstance(shape, tuple) or not shape or not all(
             isinstance(s, int) and s > 0 for s in shape
         ):
@@ -299,7 +279,9 @@ def _float_column(rows: list[dict[str, str]], column: str, path: Path) -> np.nda
     try:
         return np.array([float(r[column]) for r in rows], dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise SymmergeError(f"{path}: column {column} is not numeric: {_first_line(exc)}") from exc
+        raise SymmergeError(
+            f"{path}: column {column} is not numeric: {error_summary(exc)}"
+        ) from exc
 
 
 def import_cnn_zoo(
@@ -337,7 +319,7 @@ def import_cnn_zoo(
     try:
         weights = np.load(weights_path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
-        raise SymmergeError(f"cannot read {weights_path}: {_first_line(exc)}") from exc
+        raise SymmergeError(f"cannot read {weights_path}: {error_summary(exc)}") from exc
     if weights.ndim != 2 or not np.issubdtype(weights.dtype, np.floating):
         raise SymmergeError(
             f"{weights_path} holds {weights.dtype} {weights.shape}, expected float rows [N, P]"
