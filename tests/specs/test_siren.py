@@ -4,6 +4,8 @@ import pytest
 import torch
 
 from symmerge import SirenSpec, SymmergeError
+
+
 def test_siren_layout_from_state_dict():
     from symmerge.specs.siren import siren_layout
 
