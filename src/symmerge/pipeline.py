@@ -173,7 +173,7 @@ def quickstart(
     result.metrics["orbit_interpolation_barriers"] = _barrier_table(orbit.metrics)
     pair = step("pair-interpolation", lambda: pair_interpolation(
         inrs, exp_dir / "pair-interpolation", run=sgmn, pna_run=pna, pairs=s.pairs,
-        split="all", seed=seed, restarts=s.restarts))
+        split="heldout", seed=seed, restarts=s.restarts))  # images the autoencoders never saw
     results.append(pair)
     result.metrics["pair_interpolation_barriers"] = _barrier_table(pair.metrics)
     for act, path in cnn_zoos.items():
