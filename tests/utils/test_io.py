@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 
@@ -23,7 +24,7 @@ def test_atomic_path_writes_on_success_and_creates_parents(tmp_path):
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "out.txt"
     target.write_text("old")
-    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+    with pytest.raises(RuntimeError, match="boom"), atomic_path(target) as tmp:
         tmp.write_text("half")
         raise RuntimeError("boom")
     assert target.read_text() == "old"
@@ -61,3 +62,31 @@ def test_atomic_path_under_a_file_is_a_clear_error(tmp_path):
         pass
     with pytest.raises(SymmergeError, match="cannot"), atomic_path("/proc/nope.safetensors"):
         pass
+
+
+def test_save_safetensors_same_inputs_same_bytes_and_usual_mode(tmp_path):
+    import subprocess
+    import sys
+
+    from safetensors import safe_open
+
+    script = (
+        "import sys, torch\n"
+        "from symmerge.utils.io import save_safetensors\n"
+        "meta = {k: k * 3 for k in ('format', 'spec', 'provenance', 'a', 'zz')}\n"
+        "save_safetensors(sys.argv[1], {'w': torch.arange(6.0), 'b': torch.ones(2)}, meta)\n"
+    )
+    old = os.umask(0o022)
+    try:
+        for name in ("a", "b", "c"):  # separate processes: separate hash seeds
+            subprocess.run([sys.executable, "-c", script, str(tmp_path / name)], check=True)
+    finally:
+        os.umask(old)
+    data = [(tmp_path / n).read_bytes() for n in ("a", "b", "c")]
+    assert data[0] == data[1] == data[2]
+    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o644
+    n = int.from_bytes(data[0][:8], "little")
+    meta = json.loads(data[0][8 : 8 + n])["__metadata__"]
+    assert list(meta) == sorted(meta)
+    with safe_open(str(tmp_path / "a"), framework="pt") as f:  # still a valid file
+        assert f.metadata()["spec"] == "specspecspec" and f.get_tensor("w")[5] == 5

@@ -10,7 +10,6 @@ import torch
 from safetensors.torch import save_file
 
 from symmerge import CNNSpec, SirenSpec, SymmergeError
-from symmerge.zoo import io as zoo_io
 from symmerge.zoo.io import FORMAT, Zoo, load_zoo, save_zoo, split_indices
 
 SPECS = [SirenSpec(), CNNSpec((1, 4, 4, 3))]
@@ -116,7 +115,7 @@ def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
         Path(filename).write_bytes(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(zoo_io, "save_file", broken_save)
+    monkeypatch.setattr("safetensors.torch.save_file", broken_save)
     with pytest.raises(OSError, match="disk full"):
         _write(tmp_path / "z.safetensors", SirenSpec())
     assert _files(tmp_path) == []
@@ -129,7 +128,7 @@ def test_failed_overwrite_keeps_old_zoo(tmp_path: Path, monkeypatch: pytest.Monk
     def interrupted(tensors, filename, metadata=None):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(zoo_io, "save_file", interrupted)
+    monkeypatch.setattr("safetensors.torch.save_file", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _write(tmp_path / "z.safetensors", spec, n=9)
     assert _files(tmp_path) == ["z.safetensors"]
@@ -264,3 +263,24 @@ def test_zoo_splits_follow_images_and_a_published_test_split(tmp_path: Path) -> 
     assert s["test"].tolist() == list(range(30, 40))
     assert [len(s["train"]), len(s["val"])] == [26, 4]  # 15 images, 8 : 1 (rounded)
     assert load_zoo(tmp_path / "b.safetensors").split("test").tolist() == list(range(30, 40))
+
+
+@pytest.mark.parametrize(
+    ("tensors", "meta", "match"),
+    [
+        ({}, {"provenance": "[1]"}, "provenance must be a JSON object"),
+        ({}, {"spec": "[1, 2]"}, "a spec must be a JSON object"),
+        ({}, {"spec": json.dumps({**SirenSpec().to_dict(), "w0": "x"})}, "invalid siren spec"),
+        ({"labels": torch.zeros(3)}, {}, "labels is F32"),
+        ({"params": torch.zeros(0, SirenSpec().num_params),
+          "labels": torch.zeros(0, dtype=torch.long)}, {}, "holds no networks"),
+    ],
+    ids=["provenance", "spec-list", "spec-value", "label-dtype", "empty"],
+)
+def test_hand_edited_zoo_metadata_is_a_clear_error(tmp_path: Path, tensors, meta, match) -> None:
+    spec = SirenSpec()
+    base = {"params": torch.zeros(3, spec.num_params), "labels": torch.zeros(3, dtype=torch.long)}
+    path = tmp_path / "z.safetensors"
+    _raw(path, {**base, **tensors}, **{"format": FORMAT, "spec": spec.to_json(), **meta})
+    with pytest.raises(SymmergeError, match=match):
+        load_zoo(path)

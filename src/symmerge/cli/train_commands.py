@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from safetensors.torch import save_file
 
 from symmerge.cli.app import app
-from symmerge.utils.io import atomic_path
+from symmerge.utils.io import save_safetensors
 
 
 @app.command()
@@ -72,9 +71,8 @@ def encode(
     z = load_zoo(zoo)
     check_zoo_matches(spec, z)
     latents = run_encode(model, z.params, batch_size).contiguous()
-    with atomic_path(out) as tmp:
-        save_file({"latents": latents, "labels": z.labels.contiguous()}, str(tmp),
-                  metadata={"run": str(run), "zoo": str(zoo)})
+    save_safetensors(out, {"latents": latents, "labels": z.labels.contiguous()},
+                     {"run": str(run), "zoo": str(zoo)})
     typer.echo(f"wrote latents {tuple(latents.shape)} to {out}")
 
 

@@ -13,13 +13,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from symmerge.canon import AECanonicalizer, AELiftCanonicalizer, SortCanonicalizer
 from symmerge.errors import SymmergeError
 from symmerge.specs import WeightSpaceSpec
-from symmerge.utils.io import atomic_path
+from symmerge.utils.io import save_safetensors
 from symmerge.zoo import Zoo, load_zoo
 
 #: Every interpolation method. ``pna-*`` use the permutation-only encoder's run.
@@ -346,9 +345,8 @@ def save_curves(
     for m, per in curves.items():
         for k, v in per.items():
             tensors[f"{m}/{k}"] = v.double().contiguous()
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp),
-                  metadata={"settings": json.dumps(dict(metadata), default=str, sort_keys=True)})
+    save_safetensors(path, tensors,
+                     {"settings": json.dumps(dict(metadata), default=str, sort_keys=True)})
     return Path(path)
 
 

@@ -19,13 +19,12 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from symmerge.errors import SymmergeError
 from symmerge.specs import SirenSpec, WeightSpaceSpec, spec_from_json
 from symmerge.specs.siren import siren_layout
-from symmerge.utils.io import atomic_path, load_weights_only
+from symmerge.utils.io import load_weights_only, save_safetensors
 from symmerge.zoo.io import FORMAT as ZOO_FORMAT
 from symmerge.zoo.io import load_zoo
 
@@ -189,8 +188,7 @@ def save_network(
     state = {k: v.detach().float().contiguous() for k, v in spec.to_state_dict(params).items()}
     meta = {"format": NETWORK_FORMAT, "spec": spec.to_json(),
             "provenance": json.dumps(dict(provenance or {}), default=str, sort_keys=True)}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=meta)
+    save_safetensors(path, state, meta)
     return Path(path)
 
 

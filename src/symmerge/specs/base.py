@@ -238,6 +238,8 @@ class WeightSpaceSpec:
 
 def spec_from_dict(d: Mapping[str, Any]) -> WeightSpaceSpec:
     """Rebuild a spec from :meth:`WeightSpaceSpec.to_dict` output."""
+    if not isinstance(d, Mapping):
+        raise SymmergeError(f"a spec must be a JSON object, got {type(d).__name__}")
     d = dict(d)
     family = d.pop("family", None)
     if family not in _FAMILIES:
@@ -248,11 +250,11 @@ def spec_from_dict(d: Mapping[str, Any]) -> WeightSpaceSpec:
     unknown = set(d) - names
     if unknown:
         raise SymmergeError(f"unknown {family} spec fields: {sorted(unknown)}")
-    if "layout" in d:
-        d["layout"] = tuple(d["layout"])
     try:
+        if "layout" in d:
+            d["layout"] = tuple(d["layout"])
         return cls(**d)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise SymmergeError(f"invalid {family} spec: {exc}") from exc
 
 

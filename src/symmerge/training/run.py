@@ -24,7 +24,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -42,7 +42,7 @@ from symmerge.training.config import (
 from symmerge.training.losses import RenderLoss, cnn_accuracy_report
 from symmerge.training.metrics_log import restore_history, stash_history
 from symmerge.training.module import AutoencoderModule, NonFiniteLossError
-from symmerge.utils.io import atomic_path, load_weights_only
+from symmerge.utils.io import atomic_path, load_weights_only, save_safetensors
 from symmerge.zoo import Zoo, load_zoo
 from symmerge.zoo.images import held_out_images
 
@@ -296,8 +296,7 @@ def _evaluate(
 
 def _export_weights(model: torch.nn.Module, path: Path) -> None:
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp))
+    save_safetensors(path, state)
 
 
 def load_autoencoder(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,40 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def save_safetensors(
+    path: str | os.PathLike[str],
+    tensors: Mapping[str, Any],
+    metadata: Mapping[str, str] | None = None,
+) -> Path:
+    """``safetensors.torch.save_file`` through :func:`atomic_path`.
+
+    The header's metadata is rewritten in sorted key order (safetensors writes it in
+    a per-process hash order), so the same tensors and metadata give the same bytes,
+    and the file gets the usual mode (the writer creates it 0600).
+    """
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file(dict(tensors), str(tmp), metadata=dict(metadata) if metadata else None)
+        _sort_metadata(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+    return Path(path)
+
+
+def _sort_metadata(path: Path) -> None:
+    with path.open("r+b") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+        meta = header.get("__metadata__")
+        if not meta:
+            return
+        header["__metadata__"] = dict(sorted(meta.items()))
+        raw = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(raw) <= n:  # the same JSON reordered: never longer; pad as the writer does
+            f.seek(8)
+            f.write(raw.ljust(n))
 
 
 def error_summary(exc: BaseException) -> str:

@@ -18,16 +18,18 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import Tensor
 
 from symmerge import __version__
 from symmerge.errors import SymmergeError
 from symmerge.specs.base import WeightSpaceSpec, spec_from_json
-from symmerge.utils.io import atomic_path
+from symmerge.utils.io import save_safetensors
 
 FORMAT = "symmerge-zoo/1"
 RESERVED = ("params", "labels", "image_index")
+#: safetensors dtypes a zoo's reserved tensors may have
+_DTYPES = {"params": ("F32", "F64", "F16", "BF16"), "labels": ("I64", "I32"),
+           "image_index": ("I64", "I32")}
 SPLITS = ("train", "val", "test")
 
 
@@ -70,8 +72,7 @@ def save_zoo(
         tensors[name] = t
     prov = {"symmerge_version": __version__, **dict(provenance or {})}
     meta = {"format": FORMAT, "spec": spec.to_json(), "provenance": json.dumps(prov, default=str)}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    save_safetensors(path, tensors, meta)
     return Path(path)
 
 
@@ -89,6 +90,7 @@ class Zoo:
                 if "params" not in self._keys:
                     raise SymmergeError(f"{self.path} is not a symmerge zoo (no 'params' tensor)")
                 shapes = {k: f.get_slice(k).get_shape() for k in self._keys}
+                dtypes = {k: f.get_slice(k).get_dtype() for k in self._keys}
                 shape = shapes["params"]
         except SafetensorError as exc:
             raise SymmergeError(
@@ -111,11 +113,20 @@ class Zoo:
             self.provenance: dict[str, Any] = json.loads(meta.get("provenance", "{}"))
         except json.JSONDecodeError as exc:
             raise SymmergeError(f"{self.path}: invalid provenance JSON: {exc}") from exc
+        if not isinstance(self.provenance, dict):
+            raise SymmergeError(f"{self.path}: provenance must be a JSON object")
         if len(shape) != 2 or shape[1] != self.spec.num_params:
             raise SymmergeError(
                 f"{self.path}: params shape {shape} does not match {self.spec.describe()}"
             )
         self._n = int(shape[0])
+        if self._n == 0:
+            raise SymmergeError(f"{self.path} holds no networks")
+        dtypes = {k: f_dtype for k, f_dtype in dtypes.items() if k in _DTYPES}
+        wrong = [f"{k} is {t}" for k, t in dtypes.items() if t not in _DTYPES[k]]
+        if wrong:
+            raise SymmergeError(f"{self.path}: {', '.join(wrong)}; expected "
+                                + ", ".join(f"{k} {'/'.join(v)}" for k, v in _DTYPES.items()))
         bad = [k for k, s in shapes.items() if k != "params" and s != [self._n]]
         if bad:
             raise SymmergeError(

@@ -36,12 +36,12 @@ from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from symmerge.errors import SymmergeError
-from symmerge.utils.io import atomic_path
+from symmerge.utils.io import atomic_path, save_safetensors
 
 C = TypeVar("C")
 
@@ -215,8 +215,7 @@ class ShardStore:
 
     def save(self, chunk: int, tensors: Mapping[str, Tensor]) -> None:
         data = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        with atomic_path(self.chunk_path(chunk)) as tmp:
-            save_file(data, str(tmp), metadata={"chunk": str(chunk)})
+        save_safetensors(self.chunk_path(chunk), data, {"chunk": str(chunk)})
 
     def load(self, chunk: int) -> dict[str, Tensor]:
         try:
