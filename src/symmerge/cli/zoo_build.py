@@ -45,13 +45,18 @@ def _quantiles(t: torch.Tensor, scale: float = 1.0, fmt: str = ".2f") -> str:
 _DATA = typer.Option("mnist-embedded", "--data", help="Image source (as for load_images).")
 _SEED = typer.Option(0, "--seed", help="Seed; same seed, same zoo.")
 _OUT = typer.Option(..., "--out", help="Zoo file to write (safetensors).")
-_CHUNK = typer.Option(None, "--chunk-size", help="Networks per resumable chunk.")
+_CHUNK = typer.Option(
+    None, "--chunk-size", min=1,
+    help="Networks per resumable chunk (default: 128 for INRs, 50 for CNNs).",
+)
 _WORKERS = typer.Option(
-    None, "--workers", help="Local worker processes [default: one per torch thread]."
+    None, "--workers", help="Local worker processes (default: one per torch thread)."
 )
 _FRESH = typer.Option(False, "--fresh", help="Discard chunks of an earlier, different run.")
 _KEEP = typer.Option(False, "--keep-shards", help="Keep the chunk files after assembling.")
-_MAX_CHUNKS = typer.Option(None, "--max-chunks", help="Fit at most this many chunks, then exit.")
+_MAX_CHUNKS = typer.Option(
+    None, "--max-chunks", min=1, help="Fit at most this many chunks, then exit."
+)
 _QUIET = typer.Option(False, "--quiet", help="No progress bar.")
 _DEVICE = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda.")
 
@@ -59,7 +64,9 @@ _DEVICE = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda."
 @zoo_app.command("inr")
 def inr(
     data: str = _DATA,
-    limit: int | None = typer.Option(None, "--limit", help="Use the first N images [all]."),
+    limit: int | None = typer.Option(
+        None, "--limit", help="Use the first N images (default: all)."
+    ),
     per_image: int = typer.Option(1, "--per-image", help="Networks per image (different seeds)."),
     stride: int = typer.Option(1, "--stride", help="Take every K-th image (0, K, 2K, ...)."),
     seed: int = _SEED,
@@ -86,7 +93,8 @@ def inr(
     started = time.perf_counter()
     path = fit_inr_zoo(data, out=out, limit=limit, stride=stride, per_image=per_image, seed=seed,
                        config=cfg,
-                       chunk_size=chunk_size or 128, fresh=fresh, keep_shards=keep_shards,
+                       chunk_size=128 if chunk_size is None else chunk_size, fresh=fresh,
+                       keep_shards=keep_shards,
                        progress=not quiet, max_chunks=max_chunks, workers=workers,
                        device=_device(device))
     _report(path, started, "psnr", "PSNR", " dB", 1.0, ".2f")
@@ -118,7 +126,8 @@ def cnn(
     cfg = cnn_config(preset, steps=steps, hidden=_hidden(hidden))
     started = time.perf_counter()
     path = train_cnn_zoo(data, out=out, n=n, activation=activation, seed=seed, config=cfg,
-                         chunk_size=chunk_size or 50, fresh=fresh, keep_shards=keep_shards,
+                         chunk_size=50 if chunk_size is None else chunk_size, fresh=fresh,
+                         keep_shards=keep_shards,
                          progress=not quiet, max_chunks=max_chunks, workers=workers,
                          device=_device(device))
     _report(path, started, "test_accuracy", "test accuracy", "%", 100.0, ".1f")

@@ -197,7 +197,9 @@ class ShardStore:
                 diff = sorted(
                     k for k in set(found.get("run", {})) | set(wanted.get("run", {}))
                     if found.get("run", {}).get(k) != wanted.get("run", {}).get(k)
-                ) or ["format"]
+                ) + [k for k in ("n_items", "chunk_size") if found.get(k) != wanted.get(k)]
+                diff = [{"n_items": "number of networks", "chunk_size": "--chunk-size"}.get(k, k)
+                        for k in diff] or ["format"]
                 raise SymmergeError(
                     f"{self.directory} holds chunks of a different run (differs in "
                     f"{', '.join(diff)}); rerun with --fresh to discard them"
@@ -323,10 +325,13 @@ class ChunkPlan:
 class _Bar:
     """tqdm over networks with a running mean of one metric in the postfix."""
 
-    def __init__(self, total: int, desc: str, metric: str | None, enabled: bool) -> None:
+    def __init__(
+        self, total: int, desc: str, metric: str | None, enabled: bool, initial: int = 0
+    ) -> None:
         fmt = "{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
-        self.bar = tqdm(total=total, desc=desc, unit="net", disable=not enabled, smoothing=0.1,
-                        dynamic_ncols=True, bar_format=fmt)
+        # ``initial``: networks of chunks already on disk (not counted in the rate)
+        self.bar = tqdm(total=total, initial=initial, desc=desc, unit="net",
+                        disable=not enabled, smoothing=0.1, dynamic_ncols=True, bar_format=fmt)
         self.metric, self.sum, self.count = metric, 0.0, 0
 
     def __call__(self, n: float, values: Tensor | None = None) -> None:
@@ -374,6 +379,8 @@ def run_chunked(
     """
     if workers is not None and workers <= 0:
         raise SymmergeError(f"workers must be positive, got {workers}")
+    if max_chunks is not None and max_chunks <= 0:
+        raise SymmergeError(f"max_chunks must be positive, got {max_chunks}")
     out = check_output_path(out)
     if not fresh and not shard_dir_for(out).exists() and zoo_matches_run(out, run):
         return out  # already built by this very run
@@ -401,17 +408,15 @@ def run_chunked(
         todo = [c for c in mine if not store.has(c)]
         done_items = sum(len(plan.items(c)) for c in mine if c not in todo)
         bar = _Bar(sum(len(plan.items(c)) for c in mine), desc, progress_metric,
-                   progress and info.is_main)
-        if done_items:
-            bar.bar.update(done_items)
-            if progress_metric and info.is_main:
+                   progress and info.is_main, initial=done_items)
+        batch = todo if max_chunks is None else todo[:max_chunks]
+        try:
+            if done_items and progress_metric and info.is_main:
                 for c in mine:
                     if c not in todo:
                         vals = store.load(c).get(progress_metric)
                         bar.sum += float(vals.sum()) if vals is not None else 0.0
                         bar.count += vals.numel() if vals is not None else 0
-        batch = todo if max_chunks is None else todo[:max_chunks]
-        try:
             n_workers = min(torch.get_num_threads() if workers is None else workers, len(batch))
             if n_workers > 1:
                 _fit_in_workers(batch, plan, fit_chunk, store, bar, n_workers)
