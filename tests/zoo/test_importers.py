@@ -119,6 +119,7 @@ def test_dwsnets_unreadable_and_unsafe_checkpoints(tmp_path: Path) -> None:
     with pytest.raises(SymmergeError, match="cannot read checkpoint .*weights_only") as info:
         import_dwsnets(tmp_path, progress=False)
     assert sentinel.exists() and "\n" not in str(info.value)
+    assert "remove" in str(info.value) and "set to `False`" not in str(info.value)  # the reason
     path.write_bytes(b"\x80\x02garbage")
     with pytest.raises(SymmergeError, match=f"cannot read checkpoint {path}"):
         import_dwsnets(tmp_path, progress=False)

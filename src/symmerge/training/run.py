@@ -239,7 +239,7 @@ def train(
                 warnings.filterwarnings("ignore", r"(Experiment logs|Checkpoint) directory .* "
                                         "exists and is not empty")
             trainer.fit(module, loaders["train"], loaders["val"],
-                        ckpt_path=str(last_ckpt) if resuming else None)
+                        ckpt_path=str(last_ckpt) if resuming else None, weights_only=True)
     except NonFiniteLossError as exc:
         kept = (f"The last good checkpoint, {last_ckpt}, is kept (resume with a lower "
                 "learning rate through a new run, or check the zoo)." if last_ckpt.is_file()
@@ -255,7 +255,7 @@ def train(
 
     # not best_cb.best_model_path: after a resume it may name the run's former location
     best = ckpt_dir / "best.ckpt" if (ckpt_dir / "best.ckpt").is_file() else last_ckpt
-    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    state = load_weights_only(best, "checkpoint")["state_dict"]
     module.load_state_dict(state)
     _export_weights(module.model, run / "model.safetensors")
 

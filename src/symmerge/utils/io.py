@@ -83,9 +83,15 @@ def _sort_metadata(path: Path) -> None:
             f.write(raw.ljust(n))
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: lines of torch's weights-only error text that are advice, not the reason
+_TORCH_ADVICE = ("(1)", "(2)", "Check the documentation", "Please file an issue",
+                 "Re-running `torch.load`")
+
+
 def error_summary(exc: BaseException) -> str:
     """``Type: first line of the message`` (terminal colour codes removed)."""
-    lines = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
+    lines = _ANSI.sub("", str(exc)).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
@@ -97,9 +103,12 @@ def load_weights_only(path: str | os.PathLike[str], what: str = "file") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types for unreadable or unsafe files
-        text, marker = str(exc), "WeightsUnpickler error:"
-        if marker in text:
-            reason = text.split(marker, 1)[1].strip().splitlines()[0].split(". ")[0]
+        lines = [ln.strip() for ln in _ANSI.sub("", str(exc)).splitlines() if ln.strip()]
+        if lines and lines[0].startswith("Weights only load failed"):
+            # torch's first line advises disabling the check; the reason follows it
+            reasons = [ln for ln in lines[1:] if not ln.startswith(_TORCH_ADVICE)]
+            reason = reasons[0] if reasons else "not a plain tensor file"
+            reason = reason.removeprefix("WeightsUnpickler error:").strip()
             msg = f"refused by torch.load(weights_only=True): {reason}"
         else:
             msg = error_summary(exc)
