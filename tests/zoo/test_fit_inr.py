@@ -193,3 +193,11 @@ def test_finished_zoo_is_not_refitted(digits, tmp_path, monkeypatch):
     assert torch.equal(Zoo(_zoo(digits, out, limit=2)).params, first)
     with pytest.raises(AssertionError, match="refitted"):
         _zoo(digits, out, limit=2, seed=1)  # a different run does refit
+
+
+@pytest.mark.parametrize("bad", [dict(lr=float("inf")), dict(lr=0.0),
+                                 dict(target_psnr=float("nan")), dict(w0=float("inf")),
+                                 dict(steps=0), dict(schedule="linear")])
+def test_fit_config_rejects_bad_values(bad):
+    with pytest.raises(SymmergeError, match="invalid INR fit config"):
+        INRFitConfig(**bad)

@@ -103,6 +103,18 @@ def test_batched_training_matches_module_recipe(data, activation):
     assert res.train_accuracy.shape == res.test_accuracy.shape == (3,)
 
 
+def test_diverging_networks_keep_their_last_finite_parameters(data):
+    spec = FAST.spec("relu")
+    hps, init, streams = draw_networks(spec, FAST, 1, range(3), 160)
+    hps["lr"] = torch.tensor([1e-3, 1e30, 1e-3])  # the middle network blows up
+    res = train_cnns(spec, data, hps, init, FAST, streams)
+    assert bool(torch.isfinite(res.params).all())
+    _, _, fresh = draw_networks(spec, FAST, 1, range(3), 160)
+    ref = train_cnn_module(spec, data, {k: float(v[0]) for k, v in hps.items()}, init[0],
+                           FAST, fresh[0])
+    torch.testing.assert_close(res.params[0], ref.params[0], rtol=0, atol=2e-5)  # unaffected
+
+
 def test_config_validation_and_presets():
     assert cnn_config("quick") == CNN_PRESETS["quick"]
     assert cnn_config(None, steps=3).steps == 3
@@ -110,7 +122,8 @@ def test_config_validation_and_presets():
     assert CNNTrainConfig(steps=10).lr_factor(5) == pytest.approx(0.5)
     for bad in (dict(steps=0), dict(lr=(0.0, 1e-2)), dict(dropout=(0.0, 1.0)),
                 dict(train_fraction=(0.0, 1.0)), dict(test_fraction=1.0),
-                dict(weight_decay=(1e-2, 1e-3)), dict(schedule="linear"), dict(inputs="raw")):
+                dict(weight_decay=(1e-2, 1e-3)), dict(schedule="linear"), dict(inputs="raw"),
+                dict(lr=(1e-3, float("inf"))), dict(lr=(float("nan"), 1e-2))):
         with pytest.raises(SymmergeError):
             CNNTrainConfig(**bad)
     with pytest.raises(SymmergeError, match="unknown CNN preset"):

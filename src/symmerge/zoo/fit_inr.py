@@ -78,8 +78,11 @@ class INRFitConfig:
         problems = []
         if not self.hidden or any(h <= 0 for h in self.hidden):
             problems.append(f"hidden sizes must be positive, got {list(self.hidden)}")
-        if not self.lr > 0:
-            problems.append(f"learning rate must be positive, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            problems.append(f"learning rate must be positive and finite, got {self.lr}")
+        for name in ("w0", "output_offset", "target_psnr", "eps"):
+            if not math.isfinite(getattr(self, name)):
+                problems.append(f"{name} must be finite, got {getattr(self, name)}")
         if self.schedule not in ("cosine", "constant"):
             problems.append(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         if self.steps <= 0:

@@ -103,7 +103,9 @@ class CNNTrainConfig:
         for name in HPARAMS:
             lo, hi = getattr(self, name) if len(getattr(self, name)) == 2 else (1.0, 0.0)
             positive = name in _LOG_UNIFORM
-            if hi < lo or (positive and lo <= 0) or lo < 0:
+            if not (math.isfinite(lo) and math.isfinite(hi)) or hi < lo or (
+                positive and lo <= 0
+            ) or lo < 0:
                 problems.append(f"{name} range must be [lo, hi] with 0 {'<' if positive else '<='} "
                                 f"lo <= hi, got {list(getattr(self, name))}")
         if self.inputs not in ("standardize", "symmetric"):
@@ -339,7 +341,8 @@ def train_cnns(
     """Train B CNNs ``init [B, P]`` at once, network b with ``hparams[name][b]`` and ``streams[b]``.
 
     Per network: mean cross-entropy on its minibatch, L2 on the weights, Adam
-    (the ``torch.optim.Adam`` update with the network's own learning rate).
+    (the ``torch.optim.Adam`` update with the network's own learning rate). A network
+    whose parameters become non-finite stops with its last finite parameters.
     Runs on ``device`` (default: where ``init`` is); results come back on the CPU.
     """
     dev = torch.device(device) if device is not None else init.device
@@ -353,6 +356,7 @@ def train_cnns(
     wd = hparams["weight_decay"].to(dev, torch.float32).unsqueeze(1) * weight_mask(spec).to(dev)
     p_drop = hparams["dropout"].to(torch.float32).view(nb, 1, 1)
     m, v = torch.zeros_like(params), torch.zeros_like(params)
+    stopped = torch.zeros(nb, 1, dtype=torch.bool, device=dev)  # diverged: kept as they were
     b1, b2 = config.betas
     reported = 0.0
     for step in range(config.steps):
@@ -369,12 +373,16 @@ def train_cnns(
                                reduction="sum") / config.batch_size
         (grad,) = torch.autograd.grad(loss, params)
         params = params.detach()
+        before = params.clone()
         grad = grad.addcmul_(wd, params)
         t = step + 1
         m.lerp_(grad, 1.0 - b1)
         v.mul_(b2).addcmul_(grad, grad, value=1.0 - b2)
         denom = (v.sqrt() / math.sqrt(1.0 - b2**t)).add_(config.eps)
         params.sub_((m / denom).mul_(lr * (config.lr_factor(step) / (1.0 - b1**t))))
+        stopped |= ~torch.isfinite(params).all(1, keepdim=True)  # no host sync: masks only
+        params = torch.where(stopped, before, params)
+        m, v = m.masked_fill_(stopped, 0.0), v.masked_fill_(stopped, 0.0)
     train_acc, test_acc = _evaluate(spec, params, data, [s.subset for s in streams],
                                     config.eval_batch)
     if progress is not None:
