@@ -172,6 +172,25 @@ def test_out_is_a_directory(tmp_path: Path, capsys) -> None:
     assert list((tmp_path / "out").iterdir()) == []
 
 
+def test_out_under_a_file_fails_before_importing(tmp_path: Path, capsys) -> None:
+    make_dwsnets_tree(tmp_path / "inrs", [("training", 0, 0)], layout=(2, 4, 1))
+    (tmp_path / "f").write_text("x")
+    code, _, err = run_cli(["zoo", "import", "dwsnets", tmp_path / "inrs", "--out",
+                            tmp_path / "f" / "z.safetensors"], capsys)
+    assert_one_error(code, err, "is not a directory")
+
+
+def test_info_with_non_finite_metric_values(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "z.safetensors"
+    save_zoo(path, SirenSpec(), torch.zeros(3, 1185),
+             metrics={"acc": torch.tensor([0.5, float("nan"), 0.7]),
+                      "dead": torch.full((3,), float("nan"))})
+    code, stdout, _ = run_cli(["zoo", "info", path], capsys)
+    assert code == 0
+    assert "acc: min 0.5  median 0.6  mean 0.6  max 0.7  (1 not finite)" in stdout
+    assert "dead: no finite values  (3 not finite)" in stdout
+
+
 def test_bad_activation_is_a_usage_error(tmp_path: Path, capsys) -> None:
     make_cnn_zoo(tmp_path / "zoo", layout=(1, 4, 4, 3))
     out = tmp_path / "out" / "z.safetensors"

@@ -165,6 +165,7 @@ def test_idx_images_and_labels_must_agree(tmp_path: Path) -> None:
         ("cifar10:{tmp}/nope", "directory not found"),
         ("mnist:{tmp}@val", "unknown split 'val'"),
         ("imagenet:{tmp}", "unknown data source"),
+        ("mnist-embedded:{tmp}", "takes no argument"),
     ],
 )
 def test_bad_source_specs(tmp_path: Path, spec: str, pattern: str) -> None:

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import typer
 
 from symmerge.cli.app import zoo_app
-from symmerge.errors import SymmergeError
 
 if TYPE_CHECKING:
     from symmerge.zoo.importers import ImportedZoo
@@ -27,12 +26,6 @@ class Activation(str, Enum):
     tanh = "tanh"
 
 
-def _check_out(out: Path) -> None:
-    """Fail before a long import rather than after it."""
-    if out.is_dir():
-        raise SymmergeError(f"--out {out} is a directory; give a zoo file name")
-
-
 def _save(zoo: ImportedZoo, out: Path) -> None:
     zoo.save(out)
     typer.echo(f"wrote {len(zoo)} networks ({zoo.spec.describe()}) to {out}")
@@ -47,8 +40,9 @@ def import_dwsnets_command(
 ) -> None:
     """Import the DWSNets MNIST INRs (SIREN checkpoints)."""
     from symmerge.zoo.importers import import_dwsnets
+    from symmerge.zoo.shards import check_output_path
 
-    _check_out(out)
+    check_output_path(out)  # fail before a long import rather than after it
     _save(import_dwsnets(directory), out)
 
 
@@ -62,8 +56,9 @@ def import_cnn_zoo_command(
 ) -> None:
     """Import the final checkpoints of the Small CNN Zoo (e.g. CIFAR10-GS)."""
     from symmerge.zoo.importers import import_cnn_zoo
+    from symmerge.zoo.shards import check_output_path
 
-    _check_out(out)
+    check_output_path(out)  # fail before a long import rather than after it
     _save(import_cnn_zoo(directory, activation.value), out)
 
 
@@ -95,9 +90,14 @@ def describe_zoo(zoo: Zoo) -> list[str]:
     lines.append("metrics:" if names else "metrics: none")
     for name in names:
         v = zoo.metric(name).double().numpy()
+        finite = v[np.isfinite(v)]
+        bad = f"  ({v.size - finite.size} not finite)" if finite.size < v.size else ""
+        if not finite.size:
+            lines.append(f"  {name}: no finite values{bad}")
+            continue
         lines.append(
-            f"  {name}: min {v.min():.6g}  median {np.median(v):.6g}  "
-            f"mean {v.mean():.6g}  max {v.max():.6g}"
+            f"  {name}: min {finite.min():.6g}  median {np.median(finite):.6g}  "
+            f"mean {finite.mean():.6g}  max {finite.max():.6g}{bad}"
         )
     lines.append("provenance:" if zoo.provenance else "provenance: none")
     lines += [f"  {k}: {_format_value(v)}" for k, v in zoo.provenance.items()]

@@ -257,9 +257,15 @@ def _cifar_source(name: str, grayscale: bool) -> Callable[[str | None], ImageSet
     return load
 
 
+def _no_argument(name: str, arg: str | None, load: Callable[[], ImageSet]) -> ImageSet:
+    if arg is not None:
+        raise SymmergeError(f"{name} takes no argument (got {name}:{arg})")
+    return load()
+
+
 # --------------------------------------------------------------- registry
 _SOURCES: dict[str, Callable[[str | None], ImageSet]] = {
-    "mnist-embedded": lambda arg: _mnist_embedded(),
+    "mnist-embedded": lambda arg: _no_argument("mnist-embedded", arg, _mnist_embedded),
     "mnist": _idx_source("mnist"),
     "fashion-mnist": _idx_source("fashion-mnist"),
     "cifar10": _cifar_source("cifar10", grayscale=False),
