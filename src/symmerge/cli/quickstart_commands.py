@@ -13,7 +13,7 @@ from symmerge.cli.app import app
 def quickstart(
     out: Path = typer.Option(Path("quickstart-out"), help="Output directory."),
     seed: int = typer.Option(0, help="Seed of every stage."),
-    size: str = typer.Option("default", help="default (about 10 min on 2 cores) | tiny"),
+    size: str = typer.Option("default", help="default (about 5 min on 2 cores) | tiny"),
 ) -> None:
     """Zoo -> autoencoder -> experiments -> report, on the embedded MNIST digits."""
     from symmerge.pipeline import quickstart as run_quickstart
