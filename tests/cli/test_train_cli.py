@@ -24,7 +24,9 @@ def zoo_and_run(tmp_path_factory):
     spec = SirenSpec((2, 8, 8, 1))
     zoo = root / "inr.safetensors"
     save_zoo(zoo, spec, spec.init_params(40, generator=torch.Generator().manual_seed(1)),
-             torch.arange(40) % 10, provenance={"data": "mnist-embedded", "note": "kept"})
+             torch.arange(40) % 10, provenance={"data": "mnist-embedded", "note": "kept"},
+             image_index=torch.arange(40) % 30,
+             metrics={"is_test": (torch.arange(40) >= 30).float(), "psnr": torch.ones(40)})
     run = root / "run"
     train(zoo, run, overrides=TINY, max_epochs=1, progress=False)
     return zoo, run
@@ -56,6 +58,8 @@ def test_reconstruct_keeps_order_labels_and_provenance(zoo_and_run, tmp_path, ca
     assert torch.equal(rec.labels, src.labels)
     assert rec.provenance["data"] == "mnist-embedded" and rec.provenance["note"] == "kept"
     assert rec.provenance["reconstructed_from"] == str(zoo)
+    assert rec.metric_names == ["is_test"]  # what defines the splits, not the source's scores
+    assert all(torch.equal(rec.splits()[k], src.splits()[k]) for k in ("train", "val", "test"))
 
 
 @pytest.mark.parametrize("command", ["encode", "reconstruct"])

@@ -247,3 +247,47 @@ def test_cnn_validation_loss_is_repeatable_and_leaves_the_rng_alone():
         module.validation_step((params, torch.arange(4)), 1)
     assert torch.equal(torch.get_rng_state(), state)
     assert logged[0] == logged[1] and logged[0] != logged[2]
+
+
+_NAN_ON_RANK_1 = """
+import sys
+from symmerge.training import train
+from symmerge.training.module import AutoencoderModule
+
+finite = AutoencoderModule._loss
+
+
+def nan_on_rank_1(self, params, index, generator=None):
+    loss = finite(self, params, index, generator)
+    return loss * float("nan") if not self.training and self.global_rank == 1 else loss
+
+
+AutoencoderModule._loss = nan_on_rank_1
+tiny = {"encoder": {"d_hidden": 8, "num_layers": 1, "d_latent": 8, "dropout": 0.0},
+        "optim": {"batch_size": 16, "warmup_steps": 2}}
+train(sys.argv[1], sys.argv[2], overrides=tiny, max_epochs=2, devices=2, progress=False)
+"""
+
+
+def test_ddp_nan_on_one_process_stops_every_process_before_a_checkpoint(siren_zoo, tmp_path):
+    script = tmp_path / "nan_ddp.py"  # a file: Lightning relaunches it for the second process
+    script.write_text(_NAN_ON_RANK_1)
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, str(script), str(siren_zoo), str(run)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "validation loss became" in proc.stderr
+    assert not (run / "checkpoints" / "best.ckpt").exists()
+    assert not (run / "checkpoints" / "last.ckpt").exists()
+
+
+def test_runs_saved_before_by_image_keep_plain_splits(tmp_path):
+    from symmerge.training.config import load_config, save_config
+
+    cfg = resolve_config("quick")
+    assert cfg.split.by_image
+    save_config(cfg, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml").split.by_image
+    old = (tmp_path / "config.yaml").read_text().replace("  by_image: true\n", "")
+    (tmp_path / "config.yaml").write_text(old)
+    assert load_config(tmp_path / "config.yaml").split.by_image is False

@@ -197,7 +197,12 @@ def test_finished_zoo_is_not_refitted(digits, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("bad", [dict(lr=float("inf")), dict(lr=0.0),
                                  dict(target_psnr=float("nan")), dict(w0=float("inf")),
+                                 dict(eps=float("inf")),
                                  dict(steps=0), dict(schedule="linear")])
 def test_fit_config_rejects_bad_values(bad):
     with pytest.raises(SymmergeError, match="invalid INR fit config"):
         INRFitConfig(**bad)
+
+
+def test_fit_config_target_psnr_inf_means_never_stop_early():
+    assert INRFitConfig(target_psnr=float("inf")).target_psnr == float("inf")

@@ -284,3 +284,14 @@ def test_hand_edited_zoo_metadata_is_a_clear_error(tmp_path: Path, tensors, meta
     _raw(path, {**base, **tensors}, **{"format": FORMAT, "spec": spec.to_json(), **meta})
     with pytest.raises(SymmergeError, match=match):
         load_zoo(path)
+
+
+def test_plain_splits_on_request(tmp_path: Path) -> None:
+    spec = SirenSpec((2, 4, 1))
+    is_test = (torch.arange(40) >= 30).float()
+    save_zoo(tmp_path / "a.safetensors", spec, spec.init_params(40),
+             image_index=torch.arange(40) // 2, metrics={"is_test": is_test})
+    z = load_zoo(tmp_path / "a.safetensors")
+    plain = split_indices(40, seed=1)
+    assert all(torch.equal(z.splits(seed=1, by_image=False)[k], plain[k]) for k in plain)
+    assert torch.equal(z.split_metrics()["is_test"], (torch.arange(40) >= 30).float())

@@ -109,6 +109,7 @@ def test_diverging_networks_keep_their_last_finite_parameters(data):
     hps["lr"] = torch.tensor([1e-3, 1e30, 1e-3])  # the middle network blows up
     res = train_cnns(spec, data, hps, init, FAST, streams)
     assert bool(torch.isfinite(res.params).all())
+    assert res.diverged.tolist() == [0.0, 1.0, 0.0]
     _, _, fresh = draw_networks(spec, FAST, 1, range(3), 160)
     ref = train_cnn_module(spec, data, {k: float(v[0]) for k, v in hps.items()}, init[0],
                            FAST, fresh[0])
@@ -141,7 +142,7 @@ def _zoo(digits, out, **kw):
 def test_zoo_determinism_and_resume(digits, tmp_path):
     a = Zoo(_zoo(digits, tmp_path / "a.safetensors", activation="tanh", seed=2, chunk_size=2))
     assert len(a) == 5 and a.spec.activation == "tanh"
-    assert set(a.metric_names) == {"train_accuracy", "test_accuracy", *HPARAMS}
+    assert set(a.metric_names) == {"train_accuracy", "test_accuracy", "diverged", *HPARAMS}
     assert bool((a.metric("test_accuracy") >= 0).all() & (a.metric("test_accuracy") <= 1).all())
     assert a.provenance["input_transform"] == "x * 2 - 1"
     held_out = digits.images[digits.split(0.2, seed=0)[1]] * 2 - 1

@@ -56,7 +56,7 @@ def canonicalize_zoo(
     with torch.no_grad():
         canonical = canon(params)
     seconds = time.perf_counter() - t0
-    metrics = {m: z.metric(m) for m in z.metric_names} if canon.exact else None
+    metrics = {m: z.metric(m) for m in z.metric_names} if canon.exact else z.split_metrics()
     provenance = {
         **{k: v for k, v in z.provenance.items() if k != "symmerge_version"},
         "canonicalized_from": str(z.path),

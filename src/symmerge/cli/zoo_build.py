@@ -131,6 +131,11 @@ def cnn(
                          progress=not quiet, max_chunks=max_chunks, workers=workers,
                          device=_device(device))
     _report(path, started, "test_accuracy", "test accuracy", "%", 100.0, ".1f")
+    if path is not None and "diverged" in Zoo(path).metric_names:
+        bad = int(Zoo(path).metric("diverged").sum())
+        if bad:
+            typer.echo(f"note: {bad} network(s) diverged and kept their last finite parameters "
+                       "(metric `diverged`)", err=True)
 
 
 def _report(path: Path | None, started: float, metric: str, name: str, unit: str, scale: float,

@@ -31,7 +31,7 @@ CNN_METHODS = ("naive", "wm", "wm-perm", "sort", "ae", "ae-latent", "ae-lift", "
 EXACT_ENDPOINTS = frozenset({"naive", "wm", "wm-perm", "sort", "ae-lift"})
 _NEEDS = {"ae": "run", "ae-latent": "run", "ae-lift": "run", "pna-ae": "pna_run",
           "pna-ae-latent": "pna_run"}
-DEFAULT_SPLIT = {"seed": 0, "fractions": (0.8, 0.1, 0.1)}
+DEFAULT_SPLIT = {"seed": 0, "fractions": (0.8, 0.1, 0.1), "by_image": True}
 #: ``heldout`` = val + test: the networks the autoencoder never trained on.
 SPLITS = ("train", "val", "test", "heldout", "all")
 
@@ -97,12 +97,12 @@ def load_autoencoders(
                                               seed=seed, strategy=lift_strategy,
                                               batch_size=batch_size)
             out.run = Path(path)
-            out.split = {"seed": cfg.split.seed, "fractions": tuple(cfg.split.fractions)}
+            out.split = cfg.split.model_dump()
         else:
             out.pna = AECanonicalizer(spec, model, batch_size=batch_size)
             out.pna_run = Path(path)
             if run is None:
-                out.split = {"seed": cfg.split.seed, "fractions": tuple(cfg.split.fractions)}
+                out.split = cfg.split.model_dump()
     return out
 
 
@@ -146,7 +146,8 @@ def split_members(zoo: Zoo, split: str, split_cfg: Mapping[str, Any]) -> Tensor:
         raise SymmergeError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if split == "all":
         return torch.arange(len(zoo))
-    parts = zoo.splits(seed=int(split_cfg["seed"]), fractions=tuple(split_cfg["fractions"]))
+    parts = zoo.splits(seed=int(split_cfg["seed"]), fractions=tuple(split_cfg["fractions"]),
+                       by_image=bool(split_cfg.get("by_image", True)))
     if split == "heldout":
         return torch.sort(torch.cat([parts["val"], parts["test"]])).values
     return parts[split]

@@ -40,8 +40,13 @@ class LossConfig(_Strict):
 
 
 class SplitConfig(_Strict):
+    """Seeded train/val/test fractions; ``by_image``: networks of one image stay in one
+    split and a published test split is kept (:meth:`symmerge.zoo.Zoo.splits`). Run
+    directories written before this option existed load with ``by_image: false``."""
+
     seed: int = 0
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    by_image: bool = True
 
 
 class TrainConfig(_Strict):
@@ -183,4 +188,9 @@ def save_config(cfg: TrainConfig, path: str | os.PathLike[str]) -> None:
 
 
 def load_config(path: str | os.PathLike[str]) -> TrainConfig:
-    return validate_config(read_yaml(path), str(path))
+    """A saved run's configuration (older runs made plain splits: ``by_image`` false)."""
+    data = read_yaml(path)
+    split = data.get("split")
+    if isinstance(split, dict) and "by_image" not in split:
+        data["split"] = {**split, "by_image": False}
+    return validate_config(data, str(path))

@@ -84,10 +84,10 @@ class AutoencoderModule(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         params, index = batch
         loss = self._loss(params, index)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"training loss became {loss.item()} at step {self.global_step}"
-            )
+        bad = not bool(torch.isfinite(loss))
+        if self._any_process(bad):  # every DDP process stops, none waits in a collective
+            what = loss.item() if bad else "non-finite on another process"
+            raise NonFiniteLossError(f"training loss became {what} at step {self.global_step}")
         self.log("train_loss", loss, prog_bar=True, batch_size=params.shape[0])
         return loss
 
@@ -107,7 +107,7 @@ class AutoencoderModule(L.LightningModule):
         params, index = batch
         # the same distillation images for this batch at every validation: comparable
         # losses for the best-checkpoint choice, and the training RNG stays untouched
-        gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + batch_idx)
+        gen = torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + batch_idx) % 2**63)
         loss = self._loss(params, index, gen)
         if not torch.isfinite(loss) and self._bad_val_loss is None:
             self._bad_val_loss = loss.item()
@@ -122,10 +122,19 @@ class AutoencoderModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         """Stop before the checkpoint callback saves weights whose loss is not finite."""
-        if self._bad_val_loss is not None:
+        if self._any_process(self._bad_val_loss is not None):
+            what = ("non-finite on another process" if self._bad_val_loss is None
+                    else self._bad_val_loss)
             raise NonFiniteLossError(
-                f"validation loss became {self._bad_val_loss} after epoch {self.current_epoch}"
+                f"validation loss became {what} after epoch {self.current_epoch}"
             )
+
+    def _any_process(self, flag: bool) -> bool:
+        """``flag`` on any process (under DDP every process then stops together)."""
+        trainer = self._trainer
+        if trainer is None or trainer.world_size <= 1:
+            return flag
+        return bool(trainer.strategy.reduce_boolean_decision(flag, all=False))
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         params, index = batch

@@ -40,7 +40,7 @@ from symmerge.training.config import (
     validate_config,
 )
 from symmerge.training.losses import RenderLoss, cnn_accuracy_report
-from symmerge.training.metrics_log import restore_history, stash_history
+from symmerge.training.metrics_log import STASH, restore_history, stash_history
 from symmerge.training.module import AutoencoderModule, NonFiniteLossError
 from symmerge.utils.io import atomic_path, load_weights_only, save_safetensors
 from symmerge.zoo import Zoo, load_zoo
@@ -130,16 +130,17 @@ def _checkpoint_epoch(path: Path) -> int:
         ) from exc
 
 
-_LOGGER_PACKAGES = {"csv": None, "tensorboard": "tensorboard", "wandb": "wandb"}
+#: logger -> packages that can serve it (any one is enough)
+_LOGGER_PACKAGES = {"csv": (), "tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",)}
 
 
 def _check_logger(logger: str) -> None:
     if logger not in _LOGGER_PACKAGES:
         raise SymmergeError(f"unknown logger {logger!r}; choose csv, tensorboard or wandb")
-    package = _LOGGER_PACKAGES[logger]
-    if package is not None and importlib.util.find_spec(package) is None:
+    packages = _LOGGER_PACKAGES[logger]
+    if packages and all(importlib.util.find_spec(p) is None for p in packages):
         raise SymmergeError(
-            f"the {logger} logger needs the {package} package: pip install {package}"
+            f"the {logger} logger needs the {packages[0]} package: pip install {packages[0]}"
         )
 
 
@@ -184,13 +185,15 @@ def train(
             extra.setdefault("optim", {})["max_epochs"] = max_epochs
         cfg = resolve_config(preset, config_file, extra, spec)
         run.mkdir(parents=True, exist_ok=True)
+        (run / "logs" / STASH).unlink(missing_ok=True)  # history of an older, deleted run
         save_config(cfg, run / "config.yaml")
         with atomic_path(run / "spec.json") as tmp:
             tmp.write_text(spec.to_json())
     L.seed_everything(cfg.seed, verbose=False)
 
     params = zoo.params.float()
-    splits = zoo.splits(seed=cfg.split.seed, fractions=cfg.split.fractions)
+    splits = zoo.splits(seed=cfg.split.seed, fractions=cfg.split.fractions,
+                        by_image=cfg.split.by_image)
     if len(splits["train"]) == 0 or len(splits["val"]) == 0:
         raise SymmergeError(f"zoo {zoo.path} has too few networks ({len(zoo)}) for a split")
 

@@ -38,7 +38,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     except OSError as exc:
         raise SymmergeError(f"cannot write {target}: {exc.strerror or exc}") from exc
-    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; outputs get the usual mode
+    _usual_mode(lambda mode: os.fchmod(fd, mode))  # mkstemp creates 0600
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -65,7 +65,7 @@ def save_safetensors(
     with atomic_path(path) as tmp:
         save_file(dict(tensors), str(tmp), metadata=dict(metadata) if metadata else None)
         _sort_metadata(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
+        _usual_mode(lambda mode: os.chmod(tmp, mode))
     return Path(path)
 
 
@@ -109,16 +109,30 @@ def load_weights_only(path: str | os.PathLike[str], what: str = "file") -> Any:
             reasons = [ln for ln in lines[1:] if not ln.startswith(_TORCH_ADVICE)]
             reason = reasons[0] if reasons else "not a plain tensor file"
             reason = reason.removeprefix("WeightsUnpickler error:").strip()
-            msg = f"refused by torch.load(weights_only=True): {reason}"
+            msg = f"not loadable with torch.load(weights_only=True): {reason.split('. ')[0]}"
         else:
             msg = error_summary(exc)
         raise SymmergeError(f"cannot read {what} {path}: {msg}") from exc
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process umask, read without changing it where Linux allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (briefly racy with other threads)
     os.umask(mask)
     return mask
+
+
+def _usual_mode(chmod: Any) -> None:
+    """Give a new output the mode ``open()`` would (0666 less the umask), where the
+    platform and filesystem allow it; a refusal leaves the file as it is."""
+    with contextlib.suppress(OSError, AttributeError, NotImplementedError):
+        chmod(0o666 & ~_umask())
 
 
 def require_file(path: str | os.PathLike[str], what: str = "file") -> Path:

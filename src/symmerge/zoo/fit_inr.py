@@ -80,9 +80,11 @@ class INRFitConfig:
             problems.append(f"hidden sizes must be positive, got {list(self.hidden)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             problems.append(f"learning rate must be positive and finite, got {self.lr}")
-        for name in ("w0", "output_offset", "target_psnr", "eps"):
+        for name in ("w0", "output_offset", "eps"):
             if not math.isfinite(getattr(self, name)):
                 problems.append(f"{name} must be finite, got {getattr(self, name)}")
+        if math.isnan(self.target_psnr):  # inf is fine: never stop early
+            problems.append("target_psnr must be a number (inf: never stop early), got nan")
         if self.schedule not in ("cosine", "constant"):
             problems.append(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         if self.steps <= 0:

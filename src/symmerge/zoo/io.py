@@ -186,15 +186,22 @@ class Zoo:
         return self._read(name)
 
     def splits(
-        self, *, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+        self,
+        *,
+        seed: int = 0,
+        fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+        by_image: bool = True,
     ) -> dict[str, Tensor]:
         """Deterministic seeded train/val/test indices (sorted).
 
-        Networks sharing an ``image_index`` land in one split. A zoo with a published
-        test split (the ``is_test`` metric of imported DWSNets INRs) keeps it: those
-        networks are the test split, the others are split into train and val in the
-        ratio ``fractions[0] : fractions[1]``.
+        With ``by_image``, networks sharing an ``image_index`` land in one split, and a
+        zoo with a published test split (the ``is_test`` metric of imported DWSNets INRs)
+        keeps it: those networks are the test split, the others are split into train
+        and val in the ratio ``fractions[0] : fractions[1]``. Without it: a plain
+        seeded split of the rows.
         """
+        if not by_image:
+            return split_indices(self._n, seed=seed, fractions=fractions)
         groups = self.image_index
         if "is_test" not in self.metric_names:
             return split_indices(self._n, seed=seed, fractions=fractions, groups=groups)
@@ -206,12 +213,22 @@ class Zoo:
                 "test": torch.nonzero(is_test).flatten()}
 
     def split(
-        self, name: str, *, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+        self,
+        name: str,
+        *,
+        seed: int = 0,
+        fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+        by_image: bool = True,
     ) -> Tensor:
         """Indices of one split of :meth:`splits`."""
         if name not in SPLITS:
             raise SymmergeError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
-        return self.splits(seed=seed, fractions=fractions)[name]
+        return self.splits(seed=seed, fractions=fractions, by_image=by_image)[name]
+
+    def split_metrics(self) -> dict[str, Tensor]:
+        """The metrics that define :meth:`splits` (``is_test``), for zoos derived from this
+        one that drop the others."""
+        return {m: self.metric(m) for m in ("is_test",) if m in self.metric_names}
 
 
 def load_zoo(path: str | os.PathLike[str]) -> Zoo:

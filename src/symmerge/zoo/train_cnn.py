@@ -309,11 +309,13 @@ def accuracy(spec: CNNSpec, params: Tensor, x: Tensor, y: Tensor, batch: int = 5
 
 @dataclass(frozen=True)
 class CNNTrainResult:
-    """Trained ``params [B, P]``, ``train_accuracy`` (own training subset) and ``test_accuracy``."""
+    """Trained ``params [B, P]``, ``train_accuracy`` (own training subset), ``test_accuracy``
+    and ``diverged`` (1.0 where training stopped at the last finite parameters)."""
 
     params: Tensor
     train_accuracy: Tensor
     test_accuracy: Tensor
+    diverged: Tensor | None = None
 
 
 def _evaluate(spec: CNNSpec, params: Tensor, data: CNNData, subsets: Sequence[Tensor],
@@ -387,7 +389,7 @@ def train_cnns(
                                     config.eval_batch)
     if progress is not None:
         progress(nb - reported, test_acc)
-    return CNNTrainResult(params.cpu(), train_acc, test_acc)
+    return CNNTrainResult(params.cpu(), train_acc, test_acc, stopped.squeeze(1).float().cpu())
 
 
 def train_cnn_module(
@@ -445,7 +447,7 @@ class _CNNChunk:
         res = train_cnns(self.spec, self.data, hps, init, self.config, streams, progress=report,
                          device=self.device)
         params = fold_inputs(self.spec, res.params, self.data.shift, self.data.scale)
-        return {"params": params, "train_accuracy": res.train_accuracy,
+        return {"params": params, "train_accuracy": res.train_accuracy, "diverged": res.diverged,
                 "test_accuracy": res.test_accuracy, **{k: v.float() for k, v in hps.items()}}
 
 
@@ -468,8 +470,9 @@ def train_cnn_zoo(
     """Train a zoo of ``n`` CNNs with random hyperparameters on ``data``'s training split.
 
     The zoo stores ``params``, the metrics ``train_accuracy`` (on the network's
-    own training subset), ``test_accuracy`` (held-out split) and the drawn
-    hyperparameters (:data:`HPARAMS`); ``labels`` are -1. Chunking, resuming,
+    own training subset), ``test_accuracy`` (held-out split), ``diverged`` (1 for a
+    network that kept its last finite parameters) and the drawn hyperparameters
+    (:data:`HPARAMS`); ``labels`` are -1. Chunking, resuming,
     ranks, ``workers`` and ``device`` behave as in :func:`symmerge.zoo.fit_inr.fit_inr_zoo`.
     """
     cfg = cnn_config(config)
@@ -495,7 +498,7 @@ def train_cnn_zoo(
     def assemble(t: dict[str, Tensor]) -> Path:
         provenance = {"builder": "symmerge.zoo.train_cnn", "input_transform": "x * 2 - 1",
                       "training_inputs": prepared.transform(), **run}
-        metrics = {k: t[k] for k in ("train_accuracy", "test_accuracy", *HPARAMS)}
+        metrics = {k: t[k] for k in ("train_accuracy", "test_accuracy", "diverged", *HPARAMS)}
         return save_zoo(out, spec, t["params"], metrics=metrics, provenance=provenance)
 
     if torch.device(device).type != "cpu":
