@@ -291,3 +291,49 @@ def test_runs_saved_before_by_image_keep_plain_splits(tmp_path):
     old = (tmp_path / "config.yaml").read_text().replace("  by_image: true\n", "")
     (tmp_path / "config.yaml").write_text(old)
     assert load_config(tmp_path / "config.yaml").split.by_image is False
+
+
+_RECORD_NORM_STATS = """
+import sys
+import torch
+from symmerge.models.autoencoder import Autoencoder
+from symmerge.training import train
+from symmerge.training.module import AutoencoderModule
+
+out = sys.argv[3]
+recompute = Autoencoder.recompute_latent_stats
+
+
+def record_own_share(self, batches):
+    recompute(self, batches)
+    rank = torch.distributed.get_rank()
+    torch.save(self.latent_norm.running_mean.clone(), f"{out}/own{rank}.pt")
+
+
+start = AutoencoderModule.on_validation_epoch_start
+
+
+def record_used(self):
+    start(self)
+    torch.save(self.model.latent_norm.running_mean.clone(), f"{out}/used{self.global_rank}.pt")
+
+
+Autoencoder.recompute_latent_stats = record_own_share
+AutoencoderModule.on_validation_epoch_start = record_used
+tiny = {"encoder": {"d_hidden": 8, "num_layers": 1, "d_latent": 8, "dropout": 0.0},
+        "optim": {"batch_size": 16, "warmup_steps": 2}}
+train(sys.argv[1], sys.argv[2], overrides=tiny, max_epochs=1, devices=2, progress=False)
+"""
+
+
+def test_ddp_latent_norm_statistics_are_averaged_over_processes(siren_zoo, tmp_path):
+    script = tmp_path / "stats_ddp.py"
+    script.write_text(_RECORD_NORM_STATS)
+    proc = subprocess.run([sys.executable, str(script), str(siren_zoo), str(tmp_path / "run"),
+                           str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    own = [torch.load(tmp_path / f"own{r}.pt", weights_only=True) for r in (0, 1)]
+    used = [torch.load(tmp_path / f"used{r}.pt", weights_only=True) for r in (0, 1)]
+    assert not torch.allclose(own[0], own[1])  # the shares differ ...
+    for u in used:  # ... and both processes use their mean
+        torch.testing.assert_close(u, (own[0] + own[1]) / 2)
