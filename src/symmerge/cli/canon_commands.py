@@ -84,6 +84,7 @@ def merge(
     from symmerge.merge import MERGE_METHODS, merge_weights, parse_spec
     from symmerge.merge import merge as run_merge
     from symmerge.merge.io import load_network, save_network, stack_networks
+    from symmerge.utils.io import check_output_path
 
     _check_method(method, MERGE_METHODS, run)
     check_strategy(strategy)
@@ -91,8 +92,7 @@ def merge(
         raise SymmergeError(f"merge needs at least two networks, got {len(networks)}")
     w = _parse_weights(weights)
     merge_weights(len(networks), alpha=alpha, weights=w)  # validate before loading anything
-    if out.is_dir():
-        raise SymmergeError(f"output path {out} is a directory; give a file name")
+    check_output_path(out)  # before loading and merging
     given = parse_spec(spec) if spec else None
     nets = [load_network(n, given) for n in networks]
     for net in nets:

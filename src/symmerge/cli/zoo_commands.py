@@ -39,8 +39,8 @@ def import_dwsnets_command(
     out: Path = typer.Option(..., "--out", "-o", help="Zoo file to write (safetensors)."),
 ) -> None:
     """Import the DWSNets MNIST INRs (SIREN checkpoints)."""
+    from symmerge.utils.io import check_output_path
     from symmerge.zoo.importers import import_dwsnets
-    from symmerge.zoo.shards import check_output_path
 
     check_output_path(out)  # fail before a long import rather than after it
     _save(import_dwsnets(directory), out)
@@ -55,8 +55,8 @@ def import_cnn_zoo_command(
     out: Path = typer.Option(..., "--out", "-o", help="Zoo file to write (safetensors)."),
 ) -> None:
     """Import the final checkpoints of the Small CNN Zoo (e.g. CIFAR10-GS)."""
+    from symmerge.utils.io import check_output_path
     from symmerge.zoo.importers import import_cnn_zoo
-    from symmerge.zoo.shards import check_output_path
 
     check_output_path(out)  # fail before a long import rather than after it
     _save(import_cnn_zoo(directory, activation.value), out)

@@ -49,6 +49,24 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+def check_output_path(out: str | os.PathLike[str]) -> Path:
+    """Fail early (before any work) if ``out`` cannot be written."""
+    path = Path(out)
+    if path.is_dir():
+        raise SymmergeError(
+            f"output {path} is a directory; give a file name such as zoo.safetensors"
+        )
+    parent = path.parent if str(path.parent) else Path(".")
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise SymmergeError(f"cannot create output directory {parent}: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise SymmergeError(f"output directory {probe} is not writable")
+    return path
+
+
 def save_safetensors(
     path: str | os.PathLike[str],
     tensors: Mapping[str, Any],

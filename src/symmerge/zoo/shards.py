@@ -41,7 +41,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from symmerge.errors import SymmergeError
-from symmerge.utils.io import atomic_path, save_safetensors
+from symmerge.utils.io import atomic_path, check_output_path, save_safetensors
 
 C = TypeVar("C")
 
@@ -73,25 +73,6 @@ def tensor_digest(t: Tensor) -> str:
     h.update(str((tuple(t.shape), str(t.dtype))).encode())
     h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-# ----------------------------------------------------------------- output paths
-def check_output_path(out: str | os.PathLike[str]) -> Path:
-    """Fail early (before any work) if ``out`` cannot be written."""
-    path = Path(out)
-    if path.is_dir():
-        raise SymmergeError(
-            f"output {path} is a directory; give a file name such as zoo.safetensors"
-        )
-    parent = path.parent if str(path.parent) else Path(".")
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise SymmergeError(f"cannot create output directory {parent}: {probe} is not a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise SymmergeError(f"output directory {probe} is not writable")
-    return path
 
 
 def zoo_matches_run(path: Path, run: Mapping[str, Any]) -> bool:
