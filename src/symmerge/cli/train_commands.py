@@ -30,8 +30,9 @@ def train(
 ) -> None:
     """Train the symmetry-aware autoencoder on a zoo."""
     from symmerge.training import train as run_train
+    from symmerge.training.run import last_checkpoint
 
-    if (out / "checkpoints" / "last.ckpt").is_file():
+    if last_checkpoint(out).is_file():
         given = [f"--{name}" for name, value in
                  (("preset", preset), ("config", config), ("encoder", encoder), ("seed", seed))
                  if value is not None]

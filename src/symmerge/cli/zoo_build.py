@@ -130,22 +130,23 @@ def cnn(
                          keep_shards=keep_shards,
                          progress=not quiet, max_chunks=max_chunks, workers=workers,
                          device=_device(device))
-    _report(path, started, "test_accuracy", "test accuracy", "%", 100.0, ".1f")
-    if path is not None and "diverged" in Zoo(path).metric_names:
-        bad = int(Zoo(path).metric("diverged").sum())
-        if bad:
-            typer.echo(f"note: {bad} network(s) diverged and kept their last finite parameters "
-                       "(metric `diverged`)", err=True)
+    zoo = _report(path, started, "test_accuracy", "test accuracy", "%", 100.0, ".1f")
+    bad = int(zoo.metric("diverged").sum()) if zoo and "diverged" in zoo.metric_names else 0
+    if bad:
+        typer.echo(f"note: {bad} network(s) diverged and kept their last finite parameters "
+                   "(metric `diverged`)", err=True)
 
 
 def _report(path: Path | None, started: float, metric: str, name: str, unit: str, scale: float,
-            fmt: str) -> None:
+            fmt: str) -> Zoo | None:
+    """Print the summary line (rank 0 only); the written zoo, or None."""
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 reports
-        return
+        return None
     elapsed = time.perf_counter() - started
     if path is None:
         typer.echo(f"stopped after --max-chunks ({elapsed:.0f} s); rerun to continue")
-        return
+        return None
     zoo = Zoo(path)
     typer.echo(f"wrote {path}: {len(zoo)} networks in {elapsed:.0f} s; "
                f"{name} {_quantiles(zoo.metric(metric), scale, fmt)}{unit}")
+    return zoo

@@ -100,6 +100,11 @@ def _loaders(
     return out
 
 
+def last_checkpoint(run: str | os.PathLike[str]) -> Path:
+    """Where a run keeps the checkpoint it resumes from (a run with one resumes)."""
+    return Path(run) / "checkpoints" / "last.ckpt"
+
+
 def _load_run_config(run: Path, spec: WeightSpaceSpec) -> TrainConfig:
     for name in ("config.yaml", "spec.json"):
         if not (run / name).is_file():
@@ -110,7 +115,7 @@ def _load_run_config(run: Path, spec: WeightSpaceSpec) -> TrainConfig:
     cfg = load_config(run / "config.yaml")
     try:
         saved = spec_from_json((run / "spec.json").read_text())
-    except (ValueError, KeyError, TypeError) as exc:
+    except SymmergeError as exc:
         raise SymmergeError(f"cannot resume {run}: corrupt spec.json ({exc})") from exc
     if saved != spec:
         raise SymmergeError(
@@ -166,7 +171,7 @@ def train(
     run = Path(out)
     if run.exists() and not run.is_dir():
         raise SymmergeError(f"run directory {run} is an existing file")
-    last_ckpt = run / "checkpoints" / "last.ckpt"
+    last_ckpt = last_checkpoint(run)
     resuming = last_ckpt.is_file()
     if resuming:
         cfg = _load_run_config(run, spec)

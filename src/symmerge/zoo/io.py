@@ -122,8 +122,7 @@ class Zoo:
         self._n = int(shape[0])
         if self._n == 0:
             raise SymmergeError(f"{self.path} holds no networks")
-        dtypes = {k: f_dtype for k, f_dtype in dtypes.items() if k in _DTYPES}
-        wrong = [f"{k} is {t}" for k, t in dtypes.items() if t not in _DTYPES[k]]
+        wrong = [f"{k} is {t}" for k, t in dtypes.items() if k in _DTYPES and t not in _DTYPES[k]]
         if wrong:
             raise SymmergeError(f"{self.path}: {', '.join(wrong)}; expected "
                                 + ", ".join(f"{k} {'/'.join(v)}" for k, v in _DTYPES.items()))
@@ -203,9 +202,10 @@ class Zoo:
         if not by_image:
             return split_indices(self._n, seed=seed, fractions=fractions)
         groups = self.image_index
-        if "is_test" not in self.metric_names:
+        published = self.split_metrics().get("is_test")
+        if published is None:
             return split_indices(self._n, seed=seed, fractions=fractions, groups=groups)
-        is_test = self.metric("is_test") > 0.5
+        is_test = published > 0.5
         rest = torch.nonzero(~is_test).flatten()
         sub = split_indices(rest.numel(), seed=seed, fractions=(fractions[0], fractions[1], 0.0),
                             groups=None if groups is None else groups[rest])
