@@ -11,11 +11,7 @@ from symmerge import SirenSpec
 from symmerge.training import encode, load_autoencoder, train
 from symmerge.zoo import load_zoo, save_zoo
 from tests.cli._util import run_cli
-
-TINY = {
-    "encoder": {"d_hidden": 8, "num_layers": 1, "d_latent": 8, "dropout": 0.0},
-    "optim": {"batch_size": 16, "warmup_steps": 2},
-}
+from tests.training.test_run import TINY
 
 
 @pytest.fixture(scope="module")

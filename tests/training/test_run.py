@@ -263,15 +263,13 @@ def nan_on_rank_1(self, params, index, generator=None):
 
 
 AutoencoderModule._loss = nan_on_rank_1
-tiny = {"encoder": {"d_hidden": 8, "num_layers": 1, "d_latent": 8, "dropout": 0.0},
-        "optim": {"batch_size": 16, "warmup_steps": 2}}
-train(sys.argv[1], sys.argv[2], overrides=tiny, max_epochs=2, devices=2, progress=False)
+train(sys.argv[1], sys.argv[2], overrides=TINY, max_epochs=2, devices=2, progress=False)
 """
 
 
 def test_ddp_nan_on_one_process_stops_every_process_before_a_checkpoint(siren_zoo, tmp_path):
     script = tmp_path / "nan_ddp.py"  # a file: Lightning relaunches it for the second process
-    script.write_text(_NAN_ON_RANK_1)
+    script.write_text(f"TINY = {TINY!r}\n{_NAN_ON_RANK_1}")  # the module's TINY
     run = tmp_path / "run"
     proc = subprocess.run([sys.executable, str(script), str(siren_zoo), str(run)],
                           capture_output=True, text=True, timeout=300)
@@ -320,15 +318,13 @@ def record_used(self):
 
 Autoencoder.recompute_latent_stats = record_own_share
 AutoencoderModule.on_validation_epoch_start = record_used
-tiny = {"encoder": {"d_hidden": 8, "num_layers": 1, "d_latent": 8, "dropout": 0.0},
-        "optim": {"batch_size": 16, "warmup_steps": 2}}
-train(sys.argv[1], sys.argv[2], overrides=tiny, max_epochs=1, devices=2, progress=False)
+train(sys.argv[1], sys.argv[2], overrides=TINY, max_epochs=1, devices=2, progress=False)
 """
 
 
 def test_ddp_latent_norm_statistics_are_averaged_over_processes(siren_zoo, tmp_path):
     script = tmp_path / "stats_ddp.py"
-    script.write_text(_RECORD_NORM_STATS)
+    script.write_text(f"TINY = {TINY!r}\n{_RECORD_NORM_STATS}")
     proc = subprocess.run([sys.executable, str(script), str(siren_zoo), str(tmp_path / "run"),
                            str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
