@@ -377,7 +377,8 @@ def main() -> None:
         ap.error(f"the zoo has {zoo.shape[0]} networks, fewer than --batch-size {B}")
     batches = [torch.arange(i, i + B, device=device)
                for i in range(0, zoo.shape[0] - B + 1, B)]
-    cfg = resolve_config(args.preset, spec=spec)
+    # the reference design has no probe features: both sides run without them
+    cfg = resolve_config(args.preset, overrides={"encoder": {"probe_points": 0}}, spec=spec)
     torch.manual_seed(args.seed)
 
     RenderLoss(spec, cfg.loss.resolution).render_targets(zoo[:B])  # warm-up

@@ -193,6 +193,8 @@ class ReferenceDesignAutoencoder(nn.Module):
         super().__init__()
         if not isinstance(model.spec, SirenSpec):
             raise ValueError(f"the baseline is for SIREN zoos, got {model.spec.describe()}")
+        if getattr(model, "probe_inputs", None) is not None:
+            raise ValueError("the reference design has no probe features (probe_points: 0)")
         self.spec: SirenSpec = model.spec
         self.input_node_value = model.input_node_value
         self.encoder = ReferenceDesignEncoder(model.encoder)

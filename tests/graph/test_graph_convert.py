@@ -198,3 +198,28 @@ def test_errors():
     g = type(g)(g.perms, g.mults, tuple(torch.ones_like(s) for s in g.shifts))
     with pytest.raises(SymmergeError):
         graph_action(spec, g)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=IDS)
+def test_probe_features_follow_node_order_and_act_like_biases(spec, gen):
+    """Row ``j`` of the probe features is node ``j``'s value at each probe input, and
+    the group acts on them as on the node features (biases): hidden rows permute,
+    flip sign and scale with their neuron, I/O rows are invariant."""
+    from symmerge.graph import probe_node_features
+
+    params = spec.init_params(3, generator=gen, dtype=torch.float64)
+    inputs = spec.probe_inputs(6, dtype=torch.float64, generator=gen)
+    feats = probe_node_features(spec, params, inputs)
+    tpl = graph_template(spec)
+    assert feats.shape == (3 * tpl.num_nodes, 6)
+    levels = spec.neuron_values(params, inputs)
+    per_net = feats.reshape(3, tpl.num_nodes, 6)
+    for level, vals in enumerate(levels):
+        rows = (tpl.node_layer == level).nonzero().squeeze(1)
+        torch.testing.assert_close(per_net[:, rows], vals.mT, rtol=0, atol=0)
+    g = sample_group_elements(spec, 3, scale_range=(1e-2, 1e2), generator=gen,
+                              dtype=torch.float64)
+    moved = probe_node_features(spec, g.apply(spec, params), inputs).reshape(per_net.shape)
+    want = graph_action(spec, g).nodes(per_net)
+    torch.testing.assert_close(moved, want, rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(moved, per_net)  # the action is not trivial here

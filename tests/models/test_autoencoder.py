@@ -163,3 +163,36 @@ def test_latent_norm_standardizes_and_keeps_invariance(spec):
     plain = tiny_model(spec)
     model.recompute_latent_stats([zoo[:1]])  # a batch of one is skipped, stats reset
     torch.testing.assert_close(model.encode(zoo), plain.encode(zoo))
+
+
+@pytest.mark.parametrize("spec", [SirenSpec((2, 8, 8, 1)), CNNSpec((1, 4, 4, 3), "relu")])
+def test_probe_inputs_and_scales_are_fixed_and_saved(spec):
+    """Probe inputs come from a fixed seed; set_param_scale fits one scale per level
+    (the RMS of that level's values over the zoo), and both travel with the weights."""
+    model = tiny_model(spec, probe_points=5)
+    again = tiny_model(spec, probe_points=5)
+    assert torch.equal(model.probe_inputs, again.probe_inputs)
+    zoo = random_params(spec, 12, seed=2)
+    model.set_param_scale(zoo)
+    levels = spec.neuron_values(zoo, model.probe_inputs)
+    want = torch.stack([v.square().mean().sqrt() for v in levels])
+    torch.testing.assert_close(model.probe_scale, want)
+    graph = model.graph(zoo)
+    assert graph.x.shape == (zoo.shape[0] * sum(spec.layout), 6)
+    # scaled probe values have unit RMS per level over the zoo
+    for level in range(len(spec.layout)):
+        rows = graph.node_layer == level
+        rms = graph.x[rows, 1:].square().mean().sqrt()
+        torch.testing.assert_close(rms, torch.ones_like(rms))
+    again.load_state_dict(model.state_dict())
+    torch.testing.assert_close(again.encode(zoo), model.encode(zoo))
+    plain = tiny_model(spec)
+    assert "probe_inputs" not in plain.state_dict()
+    with pytest.raises(RuntimeError):
+        plain.load_state_dict(model.state_dict())
+
+
+def test_probe_points_validated():
+    with pytest.raises(ValidationError):
+        EncoderConfig(probe_points=-1)
+    assert EncoderConfig().probe_points == 0

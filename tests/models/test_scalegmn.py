@@ -41,8 +41,10 @@ def test_latent_invariant_float64(spec, transform):
 @pytest.mark.parametrize("variant", [{"bidirectional": True}, {"num_io_mlps": 3},
                                      {"skip": False, "update_edges": False,
                                       "node_pos_embed": False, "edge_pos_embed": False},
-                                     {"mlp_on_io": True, "num_io_mlps": 3, "bidirectional": True}],
-                         ids=["bidir", "io3", "bare", "mlp_on_io"])
+                                     {"mlp_on_io": True, "num_io_mlps": 3, "bidirectional": True},
+                                     {"probe_points": 7},
+                                     {"probe_points": 5, "bidirectional": True}],
+                         ids=["bidir", "io3", "bare", "mlp_on_io", "probes", "probes-bidir"])
 @pytest.mark.parametrize("spec", [SIGN[1], SCALE[1]], ids=["sign", "scale"])
 def test_variants_invariant_float64(spec, variant):
     model = tiny_model(spec, **variant)
@@ -50,19 +52,22 @@ def test_variants_invariant_float64(spec, variant):
     assert invariance_error(model.encode, spec, params, element(spec, 3, "PD")) <= 1e-8
 
 
+@pytest.mark.parametrize("probes", [0, 16], ids=["bias", "probes"])
 @pytest.mark.parametrize("spec", [SIGN[0], SCALE[1]], ids=["sign", "scale"])
-def test_latent_invariant_float32(spec):
-    model = tiny_model(spec, torch.float32)
+def test_latent_invariant_float32(spec, probes):
+    model = tiny_model(spec, torch.float32, probe_points=probes)
     params = random_params(spec, 4, torch.float32)
     g = element(spec, 4, "PD", torch.float32)
     assert invariance_error(model.encode, spec, params, g) <= tolerance(torch.float32)
 
 
+@pytest.mark.parametrize("probes", [0, 6], ids=["bias", "probes"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["fw", "bidir"])
 @pytest.mark.parametrize("spec", [SIGN[1], SCALE[2]], ids=["sign", "scale"])
-def test_features_equivariant(spec, bidirectional):
-    model = tiny_model(spec, bidirectional=bidirectional)
+def test_features_equivariant(spec, bidirectional, probes):
+    model = tiny_model(spec, bidirectional=bidirectional, probe_points=probes)
     params = random_params(spec, 2)
+    model.set_param_scale(params)
     g = element(spec, 2, "PD")
     act, tpl = graph_action(spec, g), graph_template(spec)
     with torch.no_grad():
@@ -174,3 +179,49 @@ def test_mlp_on_io_gives_io_rows_the_plain_mlp():
     torch.testing.assert_close(b[hid], a[hid])  # hidden rows unchanged
     torch.testing.assert_close(b[ends], io.phi_io[0](u[ends]))  # no Gamma u factor
     assert not torch.allclose(a[ends], b[ends])
+
+
+@pytest.mark.parametrize("spec", SIGN + SCALE, ids=lambda s: f"{s.activation}{list(s.layout)}")
+def test_probe_features_keep_invariance_float64(spec):
+    """With probe features fitted to a zoo (the scales of training): invariant under
+    P, D and PD, with scale factors across 1e-2..1e2."""
+    model = tiny_model(spec, probe_points=8)
+    params = random_params(spec, 3)
+    model.set_param_scale(params)
+    for transform in TRANSFORMS:
+        assert invariance_error(model.encode, spec, params, element(spec, 3, transform)) <= 1e-8
+
+
+@pytest.mark.parametrize("spec", [SIGN[0], SCALE[1]], ids=["sign", "scale"])
+def test_probe_features_are_seen(spec):
+    """The probe features change the latent, and a function change that leaves
+    every weight but the last bias alone moves it through them."""
+    params = random_params(spec, 2)
+    plain, probed = tiny_model(spec), tiny_model(spec, probe_points=8)
+    assert probed.encoder.node_init.weight.shape[1] == 9
+    assert not torch.allclose(plain.encode(params), probed.encode(params))
+    probed.encoder.node_init.weight.data[:, 0] = 0  # the encoder sees the probes only
+    moved = params.clone()
+    moved[:, spec.offsets[1] - 1] += 0.5  # one first-layer weight: every later value moves
+    assert (probed.encode(moved) - probed.encode(params)).abs().max() > 1e-6
+
+
+@pytest.mark.parametrize("mode", ["auto", "pna"])
+def test_probe_encoder_refuses_graphs_without_probes(mode):
+    from symmerge.errors import SymmergeError
+    from symmerge.graph import params_to_graph
+
+    spec = SIGN[1]
+    model = tiny_model(spec, mode=mode, probe_points=4)
+    graph = params_to_graph(spec, random_params(spec, 1))
+    with pytest.raises(SymmergeError, match="node features of width 5"):
+        model.encode_graph(graph)
+
+
+def test_pna_with_probes_permutation_but_not_sign_invariant():
+    spec = SIGN[1]
+    model = tiny_model(spec, mode="pna", probe_points=6)
+    params = random_params(spec, 3)
+    model.set_param_scale(params)
+    assert invariance_error(model.encode, spec, params, element(spec, 3, "P")) <= 1e-8
+    assert invariance_error(model.encode, spec, params, element(spec, 3, "D")) > 1e-4

@@ -148,3 +148,31 @@ def test_init_params(dtype, gen):
         zip(cnn.unflatten(scaled)[0], cnn.unflatten(base)[0], strict=True)
     ):
         assert torch.equal(w_s, 2.0 * w_b), layer
+
+
+@pytest.mark.parametrize("spec", FORWARD_SPECS, ids=spec_id)
+def test_neuron_values_levels(spec, dtype, gen):
+    """One [B, N, n_l] tensor per level; level 0 holds the inputs (CNN: channel means)
+    and the last level is exactly the forward pass."""
+    params = random_params(spec, 3, dtype=dtype, generator=gen)
+    x = _inputs(spec, 5, dtype, gen)
+    levels = spec.neuron_values(params, x)
+    assert [v.shape for v in levels] == [(3, 5, n) for n in spec.layout]
+    first = x.mean(dim=(-2, -1)) if isinstance(spec, CNNSpec) else x
+    torch.testing.assert_close(levels[0], first.expand(3, *first.shape))
+    torch.testing.assert_close(levels[-1], spec.forward(params, x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_cnn_neuron_values_are_channel_means(activation, dtype, gen):
+    spec = CNNSpec((1, 3, 4, 2), activation)
+    params = random_params(spec, 2, dtype=dtype, generator=gen)
+    x = _inputs(spec, 4, dtype, gen)
+    levels = spec.neuron_values(params, x)
+    for b in range(2):
+        net = spec.module(params[b])
+        act = torch.relu if activation == "relu" else torch.tanh
+        h = x
+        for level, conv in enumerate(net.seq[:-1], start=1):
+            h = act(conv(h))
+            torch.testing.assert_close(levels[level][b], h.mean(dim=(-2, -1)))

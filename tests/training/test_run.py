@@ -333,3 +333,26 @@ def test_ddp_latent_norm_statistics_are_averaged_over_processes(siren_zoo, tmp_p
     assert not torch.allclose(own[0], own[1])  # the shares differ ...
     for u in used:  # ... and both processes use their mean
         torch.testing.assert_close(u, (own[0] + own[1]) / 2)
+
+
+def test_quick_preset_gives_probe_features_to_dense_networks_only():
+    cnn = CNNSpec((1, 4, 4, 10), "relu")
+    assert resolve_config("quick", spec=SirenSpec((2, 8, 8, 1))).encoder.probe_points == 256
+    assert resolve_config("quick", spec=cnn).encoder.probe_points == 0
+    over = {"encoder": {"probe_points": 8}}
+    assert resolve_config("quick", overrides=over, spec=cnn).encoder.probe_points == 8
+    assert resolve_config("paper-inr", spec=SirenSpec()).encoder.probe_points == 0
+
+
+def test_probe_run_reloads_with_its_probes(siren_zoo, tmp_path):
+    """The probe inputs and their fitted scales are saved with the weights."""
+    result = train(siren_zoo, tmp_path / "run", overrides=TINY, max_epochs=1, progress=False)
+    model, _, cfg = load_autoencoder(result.run_dir)
+    assert cfg.encoder.probe_points == 256
+    assert model.probe_inputs.shape == (256, 2)
+    assert not torch.all(model.probe_scale == 1)  # fitted to the training split
+    fresh = AutoencoderModule(model.spec.to_json(), cfg.model_dump(mode="json")).model
+    assert torch.equal(fresh.probe_inputs, model.probe_inputs)  # the same seeded inputs
+    params = load_file(str(siren_zoo))["params"][:4]
+    again, _, _ = load_autoencoder(result.run_dir)
+    assert torch.equal(encode(model, params), encode(again, params))

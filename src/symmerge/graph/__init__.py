@@ -7,6 +7,7 @@ from symmerge.graph.convert import (
     graph_to_params,
     graphs_from_groups,
     params_to_graph,
+    probe_node_features,
 )
 from symmerge.graph.template import (
     HIDDEN,
@@ -33,5 +34,6 @@ __all__ = [
     "num_edge_types",
     "num_node_types",
     "params_to_graph",
+    "probe_node_features",
     "template_on",
 ]

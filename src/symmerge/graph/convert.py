@@ -87,6 +87,21 @@ def params_to_graph(
     return _finish(fields, counts, torch.full_like(counts, E))
 
 
+def probe_node_features(spec: WeightSpaceSpec, params: Tensor, inputs: Tensor) -> Tensor:
+    """Probe features ``[B*N, K]`` in the node order of :func:`params_to_graph`: node
+    ``j``'s value at each of the ``K`` probe ``inputs`` (:meth:`WeightSpaceSpec.neuron_values`).
+
+    Input nodes get the inputs (CNNs: their channel means), hidden nodes their
+    activations, output nodes the outputs. Hidden rows transform like the neurons'
+    biases under the symmetry group (Neural Graphs' probe features, made sign- and
+    scale-equivariant by taking the activations themselves).
+    """
+    if params.ndim == 1:
+        params = params.unsqueeze(0)
+    levels = spec.neuron_values(params, inputs)  # [B, K, n_l] per level, in node order
+    return torch.cat(levels, dim=2).mT.reshape(-1, levels[0].shape[1])
+
+
 def graphs_from_groups(
     groups: Sequence[tuple[WeightSpaceSpec, Tensor]], *, input_node_value: float | None = None
 ) -> Batch:

@@ -10,12 +10,15 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch
 
 from symmerge.errors import SymmergeError
-from symmerge.graph.convert import params_to_graph
+from symmerge.graph.convert import params_to_graph, probe_node_features
 from symmerge.graph.template import graph_template
 from symmerge.models.config import EncoderConfig, resolve_mode
 from symmerge.models.pna import PNAEncoder
 from symmerge.models.scalegmn import ScaleGMNEncoder
 from symmerge.specs.base import WeightSpaceSpec
+
+#: Seed of the probe inputs: the same inputs in every run, for every spec.
+PROBE_SEED = 0
 
 
 class MLPDecoder(nn.Sequential):
@@ -48,6 +51,7 @@ class Autoencoder(nn.Module):
         *,
         input_node_value: float | None = None,
         latent_norm: bool = False,
+        probe_points: int = 0,
     ) -> None:
         super().__init__()
         self.spec = spec
@@ -55,6 +59,16 @@ class Autoencoder(nn.Module):
         self.decoder = decoder
         self.input_node_value = input_node_value
         self.register_buffer("param_scale", torch.ones(spec.num_params))
+        # fixed probe inputs (seeded, saved with the weights) and one positive scale per
+        # level of probe values, fitted with the parameter scale
+        probes = (
+            spec.probe_inputs(probe_points, generator=torch.Generator().manual_seed(PROBE_SEED))
+            if probe_points else None
+        )
+        self.register_buffer("probe_inputs", probes)
+        self.register_buffer(
+            "probe_scale", torch.ones(spec.num_layers + 1) if probe_points else None
+        )
         # momentum=None: running statistics are plain averages, so a reset followed by
         # one pass over the training split gives that split's exact statistics; a small
         # eps, since untrained invariant latents can vary by less than 1e-3 across networks
@@ -73,6 +87,12 @@ class Autoencoder(nn.Module):
             rms = params[:, a:b].square().mean().sqrt()
             scale[a:b] = rms.clamp_min(1e-8)
         self.param_scale.copy_(scale)
+        if self.probe_scale is not None:
+            sums = torch.zeros_like(self.probe_scale, dtype=torch.float64)
+            for chunk in params.split(256):
+                levels = self.spec.neuron_values(chunk, self.probe_inputs.to(chunk.dtype))
+                sums += torch.stack([v.double().square().mean() * len(chunk) for v in levels])
+            self.probe_scale.copy_((sums / len(params)).sqrt().clamp_min(1e-8))
         return scale
 
     @property
@@ -92,15 +112,23 @@ class Autoencoder(nn.Module):
         last.weight.mul_(gain)
 
     def graph(self, params: Tensor) -> Batch:
-        """The graph batch of ``params [B, P]`` (cached template, index gathers)."""
-        return params_to_graph(self.spec, params, input_node_value=self.input_node_value)
+        """The encoder's input for ``params [B, P]``: the graph batch of ``params /
+        param_scale`` (cached template, index gathers), with the probe features
+        appended to the node features when the encoder takes them."""
+        scaled = params / self.param_scale.to(params.dtype)
+        graph = params_to_graph(self.spec, scaled, input_node_value=self.input_node_value)
+        if self.probe_inputs is not None:
+            probes = probe_node_features(self.spec, params, self.probe_inputs.to(params.dtype))
+            per_node = self.probe_scale.to(params.dtype)[graph.node_layer].unsqueeze(1)
+            graph.x = torch.cat([graph.x, probes / per_node], dim=1)
+        return graph
 
     def encode_graph(self, graph: Batch) -> Tensor:
         return self.latent_norm(self.encoder(graph))
 
     def encode(self, params: Tensor) -> Tensor:
         """``z [B, latent_dim]``."""
-        return self.encode_graph(self.graph(params / self.param_scale.to(params.dtype)))
+        return self.encode_graph(self.graph(params))
 
     @torch.no_grad()
     def recompute_latent_stats(self, batches: Iterable[Tensor]) -> None:
@@ -154,4 +182,4 @@ def build_autoencoder(
     hidden = [int(w) * encoder.d_hidden for w in decoder_widths]
     dec = MLPDecoder(enc.latent_dim, spec.num_params, hidden)
     return Autoencoder(spec, enc, dec, input_node_value=encoder.input_node_value,
-                       latent_norm=encoder.latent_norm)
+                       latent_norm=encoder.latent_norm, probe_points=encoder.probe_points)

@@ -34,6 +34,11 @@ class EncoderConfig(BaseModel):
     lets the decoder use that variation from the first steps. Training recomputes the
     exact statistics over the training split before each validation, so encoding in
     eval mode is a fixed affine map of each network alone.
+    ``probe_points``: K > 0 adds probe features (Neural Graphs, Kofinas et al. 2024) to
+    every node: its value at K fixed, seeded probe inputs (hidden nodes: activations,
+    which permute, flip sign and scale with their neuron, so invariance is kept;
+    output nodes: the network's outputs). They give the encoder the network's function
+    directly, which the weights encode only implicitly.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -55,6 +60,7 @@ class EncoderConfig(BaseModel):
     input_node_value: float | None = None
     latent_norm: bool = False
     mlp_on_io: bool = False
+    probe_points: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> EncoderConfig:

@@ -59,6 +59,8 @@ class PNAEncoder(nn.Module):
         self.node_rff = GaussianFourierFeatures(1, d, config.rff_sigma, seed=0)
         self.edge_rff = GaussianFourierFeatures(edge_dim, d, config.rff_sigma, seed=1)
         self.node_proj = nn.Sequential(nn.Linear(2 * d, d), nn.SiLU(), nn.Linear(d, d))
+        self.node_dim = 1 + config.probe_points
+        self.probe_proj = nn.Linear(config.probe_points, d) if config.probe_points else None
         self.edge_proj = nn.Sequential(nn.Linear(2 * d, d), nn.SiLU(), nn.Linear(d, d))
         self.num_node_types = num_node_types(n_in, n_out, max_hidden_layers)
         self.num_edge_types = num_edge_types(n_in, n_out, max_hidden_layers)
@@ -87,9 +89,11 @@ class PNAEncoder(nn.Module):
     ) -> Tensor | tuple[Tensor, EncoderFeatures]:
         ctx = graph_context(graph)
         check_graph(graph, ctx, self.n_in + self.n_out, self.num_node_types, self.edge_dim,
-                    self.num_edge_types)
+                    self.num_edge_types, self.node_dim)
         ea = F.pad(graph.edge_attr, (0, self.edge_dim - graph.edge_attr.shape[1]))
-        x = self.node_proj(self.node_rff(graph.x))
+        x = self.node_proj(self.node_rff(graph.x[:, :1]))
+        if self.probe_proj is not None:
+            x = x + self.probe_proj(graph.x[:, 1:])
         e = self.edge_proj(self.edge_rff(ea))
         if self.node_pe is not None:
             x = x + self.node_pe[graph.node_type]

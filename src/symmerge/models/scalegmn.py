@@ -64,8 +64,15 @@ def graph_context(graph: Batch, *, backward: bool = False) -> GraphContext:
 
 
 def check_graph(graph: Batch, ctx: GraphContext, n_io: int, node_types: int, edge_dim: int,
-                edge_types: int | None) -> None:
+                edge_types: int | None, node_dim: int = 1) -> None:
     """Raise SymmergeError if the batch does not fit a model built for these sizes."""
+    if graph.x.shape[1] != node_dim:
+        probes = node_dim - 1
+        raise SymmergeError(
+            f"the encoder takes node features of width {node_dim} (bias + {probes} probe "
+            f"values), the batch has {graph.x.shape[1]}; build graphs with the autoencoder's "
+            f"graph(), which adds the probe features"
+        )
     io = ctx.nodes.rows[INPUT].numel() + ctx.nodes.rows[OUTPUT].numel()
     if io != n_io * ctx.num_graphs:
         raise SymmergeError(
@@ -220,7 +227,8 @@ class ScaleGMNEncoder(nn.Module):
         self.equivariant = mode != "permutation"
         self.n_in, self.n_out, self.edge_dim = n_in, n_out, edge_dim
         self.latent_dim = config.d_latent
-        self.node_init = nn.Linear(1, d, bias=False)
+        self.node_dim = 1 + config.probe_points  # bias (or input value) + probe values
+        self.node_init = nn.Linear(self.node_dim, d, bias=False)
         self.edge_init = nn.Linear(edge_dim, d, bias=False)
         self.num_node_types = num_node_types(n_in, n_out, max_hidden_layers)
         self.num_edge_types = num_edge_types(n_in, n_out, max_hidden_layers)
@@ -278,7 +286,7 @@ class ScaleGMNEncoder(nn.Module):
         """``z [B, d_latent]``; with ``return_features`` also the intermediate features."""
         ctx = graph_context(graph, backward=self.config.bidirectional)
         check_graph(graph, ctx, self.n_in + self.n_out, self.num_node_types, self.edge_dim,
-                    self.num_edge_types)
+                    self.num_edge_types, self.node_dim)
         x, e = self.embed(graph)
         e0 = e
         feats = EncoderFeatures([x], [e]) if return_features else None

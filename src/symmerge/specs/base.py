@@ -210,6 +210,14 @@ class WeightSpaceSpec:
         """Evaluate B networks ``params [B, P]`` at once; returns ``[B, N, n_L]``."""
         raise NotImplementedError
 
+    def neuron_values(self, params: Tensor, inputs: Tensor) -> list[Tensor]:  # pragma: no cover
+        """Every neuron's value on ``inputs`` (N of them), level by level, for ``params
+        [B, P]``: ``[v_0, ..., v_L]``, ``v_l [B, N, n_l]``. Level 0 holds the inputs, hidden
+        levels their activations, level L the outputs (CNNs: channels' spatial means).
+        Hidden values are equivariant: they permute with their neurons, flip sign with
+        them (odd activations) and scale with them (ReLU)."""
+        raise NotImplementedError
+
     def probe_inputs(
         self,
         n: int = 64,

@@ -82,6 +82,15 @@ class CNNSpec(WeightSpaceSpec):
         single = params.ndim == 1
         if single:
             params = params.unsqueeze(0)
+        out = self._levels(params, inputs, all_levels=False)[-1]
+        return out[0] if single else out
+
+    def neuron_values(self, params: Tensor, inputs: Tensor) -> list[Tensor]:
+        return self._levels(self.check_params(params, finite=False), inputs, all_levels=True)
+
+    def _levels(self, params: Tensor, inputs: Tensor, *, all_levels: bool) -> list[Tensor]:
+        """Spatial means ``[B, N, C_l]`` of the images and of every conv layer's activations
+        (only the last conv's unless ``all_levels``), then the logits."""
         ws, bs = self.unflatten(params)
         nets = params.shape[0]
         x = inputs.to(params.dtype)
@@ -106,13 +115,23 @@ class CNNSpec(WeightSpaceSpec):
             raise SymmergeError(
                 f"CNN inputs must be [N, C, H, W] or [{nets}, N, C, H, W], got {tuple(x.shape)}"
             )
+
+        def pooled(maps: Tensor) -> Tensor:  # [n, nets * C, h, w] -> [nets, n, C]
+            return maps.mean(dim=(-2, -1)).reshape(n, nets, -1).transpose(0, 1)
+
+        levels = []
+        if all_levels:
+            means = x.mean(dim=(-2, -1))
+            levels.append(means.expand(nets, *means.shape) if x.ndim == 4 else means)
         h = act(h)
         for w, b in zip(ws[1:-1], bs[1:-1], strict=True):
+            if all_levels:
+                levels.append(pooled(h))
             h = act(F.conv2d(h, w.reshape(-1, *w.shape[2:]), b.reshape(-1), stride=self.stride,
                              groups=nets))
-        pooled = h.mean(dim=(-2, -1)).reshape(n, nets, -1).transpose(0, 1)  # [B, N, C]
-        out = torch.matmul(pooled, ws[-1].mT) + bs[-1].unsqueeze(-2)
-        return out[0] if single else out
+        levels.append(pooled(h))
+        levels.append(torch.matmul(levels[-1], ws[-1].mT) + bs[-1].unsqueeze(-2))
+        return levels
 
     def build_module(self) -> nn.Module:
         return SmallCNN(self.layout, self.activation, self.kernel_size, self.stride)

@@ -13,24 +13,37 @@ from symmerge.errors import SymmergeError
 from symmerge.specs.base import WeightSpaceSpec, activation_fn
 
 
+def dense_levels(
+    weights: Sequence[Tensor],
+    biases: Sequence[Tensor],
+    inputs: Tensor,
+    act: Callable[[Tensor], Tensor],
+) -> list[Tensor]:
+    """Every layer's values for B dense networks: ``inputs`` is ``[N, n_0]`` (shared) or
+    ``[B, N, n_0]``; weights are ``[B, out, in]``.
+
+    Returns ``[h_0, ..., h_L]``, ``h_l [B, N, n_l]``: the inputs, each hidden layer after
+    its activation, and the (linear) outputs.
+    """
+    h = inputs.to(weights[0].dtype)
+    levels = [h.expand(weights[0].shape[0], *h.shape[-2:])]
+    last = len(weights) - 1
+    for layer, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        h = torch.matmul(h, w.mT) + b.unsqueeze(-2)
+        if layer < last:
+            h = act(h)
+        levels.append(h)
+    return levels
+
+
 def dense_forward(
     weights: Sequence[Tensor],
     biases: Sequence[Tensor],
     inputs: Tensor,
     act: Callable[[Tensor], Tensor],
 ) -> Tensor:
-    """B dense networks at once: ``inputs`` is ``[N, n_0]`` (shared) or ``[B, N, n_0]``.
-
-    Weights are ``[B, out, in]``; the activation follows every layer but the last.
-    Returns ``[B, N, n_L]``.
-    """
-    h = inputs.to(weights[0].dtype)
-    last = len(weights) - 1
-    for layer, (w, b) in enumerate(zip(weights, biases, strict=True)):
-        h = torch.matmul(h, w.mT) + b.unsqueeze(-2)
-        if layer < last:
-            h = act(h)
-    return h
+    """The outputs ``[B, N, n_L]`` of :func:`dense_levels`."""
+    return dense_levels(weights, biases, inputs, act)[-1]
 
 
 class DenseNet(nn.Module):
@@ -96,6 +109,11 @@ class MLPSpec(WeightSpaceSpec):
         ws, bs = self.unflatten(params)
         out = dense_forward(ws, bs, inputs, self._act())
         return out[0] if single else out
+
+    def neuron_values(self, params: Tensor, inputs: Tensor) -> list[Tensor]:
+        check_dense_inputs(self, params.shape[0], inputs)
+        ws, bs = self.unflatten(self.check_params(params, finite=False))
+        return dense_levels(ws, bs, inputs, self._act())
 
     def build_module(self) -> nn.Module:
         return DenseNet(self.layout, self.activation)

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from symmerge.errors import SymmergeError
 from symmerge.specs.base import WeightSpaceSpec, activation_fn
-from symmerge.specs.mlp import DenseNet, check_dense_inputs, dense_forward, uniform_
+from symmerge.specs.mlp import DenseNet, check_dense_inputs, dense_forward, dense_levels, uniform_
 
 _SEQ_KEY = re.compile(r"^seq\.(\d+)\.(weight|bias)$")
 
@@ -89,6 +89,13 @@ class SirenSpec(WeightSpaceSpec):
         ws, bs = self.unflatten(params)
         out = dense_forward(ws, bs, inputs, self._act()) + self.output_offset
         return out[0] if single else out
+
+    def neuron_values(self, params: Tensor, inputs: Tensor) -> list[Tensor]:
+        check_dense_inputs(self, params.shape[0], inputs)
+        ws, bs = self.unflatten(self.check_params(params, finite=False))
+        levels = dense_levels(ws, bs, inputs, self._act())
+        levels[-1] = levels[-1] + self.output_offset
+        return levels
 
     def render(self, params: Tensor, resolution: int = 28) -> Tensor:
         """Images ``[B, R, R]`` (``[B, R, R, C]`` if C > 1 outputs); ``img[r, c] = f(x_c, y_r)``."""

@@ -111,7 +111,7 @@ _PAPER_CNN: dict[str, Any] = {
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "encoder": {"mode": "auto", "d_hidden": 16, "num_layers": 2, "d_latent": 32,
-                    "dropout": 0.0, "latent_norm": True},
+                    "dropout": 0.0, "latent_norm": True, "probe_points": 256},
         "optim": {"lr": 3e-3, "weight_decay": 0.01, "warmup_steps": 50, "grad_clip": 10.0,
                   "batch_size": 32, "max_epochs": 60},
         "loss": {"images_per_step": 64},
@@ -125,6 +125,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         **_PAPER_CNN, "activation": "tanh",
         "encoder": {**_PAPER_CNN["encoder"], "mode": "sign", "num_io_mlps": 3},
     },
+}
+
+
+#: Preset values that depend on the zoo's family, applied before files and overrides.
+#: ``quick`` gives dense networks (INRs, MLPs) probe features at 256 random inputs
+#: (test render-MSE ratio 0.74 -> 0.42 in ``benchmarks/bench_ae_quality.py``); CNNs keep
+#: none, since probes by random images did not help the quickstart's CNN zoos.
+FAMILY_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "quick": {"cnn": {"encoder": {"probe_points": 0}}},
 }
 
 
@@ -164,10 +173,13 @@ def resolve_config(
     overrides: dict[str, Any] | None = None,
     spec: WeightSpaceSpec | None = None,
 ) -> TrainConfig:
-    """Preset, then a YAML file, then explicit overrides; ``mode: auto`` resolved from ``spec``."""
+    """Preset (with its :data:`FAMILY_PRESETS` values for ``spec``'s family), then a YAML
+    file, then explicit overrides; ``mode: auto`` resolved from ``spec``."""
     if preset not in PRESETS:
         raise SymmergeError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     data = _merge({"preset": preset}, PRESETS[preset])
+    if spec is not None:
+        data = _merge(data, FAMILY_PRESETS.get(preset, {}).get(spec.family, {}))
     if config_file is not None:
         data = _merge(data, read_yaml(config_file))
     if overrides:
