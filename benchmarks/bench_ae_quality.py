@@ -34,6 +34,8 @@ from symmerge.zoo.fit_inr import fit_inr_zoo
 VARIANTS: dict[str, dict[str, Any]] = {
     "quick": {},
     "latent_norm_off": {"encoder": {"latent_norm": False}},
+    "probes_off": {"encoder": {"probe_points": 0}},
+    "seed1": {"seed": 1},
     "pna": {"encoder": {"mode": "pna"}},
 }
 
