@@ -38,7 +38,9 @@ class EncoderConfig(BaseModel):
     every node: its value at K fixed, seeded probe inputs (hidden nodes: activations,
     which permute, flip sign and scale with their neuron, so invariance is kept;
     output nodes: the network's outputs). They give the encoder the network's function
-    directly, which the weights encode only implicitly.
+    directly, which the weights encode only implicitly. Each level's values are divided
+    by their RMS over the training split, fitted with the parameter scale
+    (``TrainConfig.scale_params``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
