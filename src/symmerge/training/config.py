@@ -131,7 +131,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 #: Preset values that depend on the zoo's family, applied before files and overrides.
 #: ``quick`` gives dense networks (INRs, MLPs) probe features at 256 random inputs
 #: (test render-MSE ratio 0.74 -> 0.42 in ``benchmarks/bench_ae_quality.py``); CNNs keep
-#: none, since probes by random images did not help the quickstart's CNN zoos.
+#: none: probe images (random or real) did not help CNN autoencoders (BENCHMARKS.md).
 FAMILY_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {"cnn": {"encoder": {"probe_points": 0}}},
 }
