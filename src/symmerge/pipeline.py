@@ -37,7 +37,7 @@ class QuickstartSize:
     stride: int = 10  # the embedded digits are sorted by class: a stride spans all ten
     per_image: int = 2
     inr_config: str = "quick"
-    ae_epochs: int = 20
+    ae_epochs: int = 30
     pna_epochs: int = 10
     cnn_networks: int = 32
     cnn_ae_epochs: int = 150  # one step per epoch on a 32-network zoo
