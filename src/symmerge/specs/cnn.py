@@ -86,7 +86,7 @@ class CNNSpec(WeightSpaceSpec):
         return out[0] if single else out
 
     def neuron_values(self, params: Tensor, inputs: Tensor) -> list[Tensor]:
-        return self._levels(self.check_params(params, finite=False), inputs, all_levels=True)
+        return self._levels(params, inputs, all_levels=True)
 
     def _levels(self, params: Tensor, inputs: Tensor, *, all_levels: bool) -> list[Tensor]:
         """Spatial means ``[B, N, C_l]`` of the images and of every conv layer's activations

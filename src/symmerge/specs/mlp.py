@@ -36,18 +36,18 @@ def dense_levels(
     return levels
 
 
-def dense_forward(
-    weights: Sequence[Tensor],
-    biases: Sequence[Tensor],
-    inputs: Tensor,
-    act: Callable[[Tensor], Tensor],
-) -> Tensor:
-    """The outputs ``[B, N, n_L]`` of :func:`dense_levels`."""
-    return dense_levels(weights, biases, inputs, act)[-1]
+def dense_spec_levels(
+    spec: WeightSpaceSpec, params: Tensor, inputs: Tensor, act: Callable[[Tensor], Tensor]
+) -> list[Tensor]:
+    """:func:`dense_levels` of the networks ``params [B, P]`` of a dense ``spec``, with the
+    inputs checked against it."""
+    check_dense_inputs(spec, params.shape[0], inputs)
+    ws, bs = spec.unflatten(params)
+    return dense_levels(ws, bs, inputs, act)
 
 
 class DenseNet(nn.Module):
-    """``nn.Module`` twin of :func:`dense_forward`; layers live in ``self.seq``."""
+    """``nn.Module`` twin of :func:`dense_levels`' forward pass; layers live in ``self.seq``."""
 
     def __init__(
         self, layout: Sequence[int], activation: str, w0: float = 1.0, output_offset: float = 0.0
@@ -105,15 +105,11 @@ class MLPSpec(WeightSpaceSpec):
         single = params.ndim == 1
         if single:
             params = params.unsqueeze(0)
-        check_dense_inputs(self, params.shape[0], inputs)
-        ws, bs = self.unflatten(params)
-        out = dense_forward(ws, bs, inputs, self._act())
+        out = self.neuron_values(params, inputs)[-1]
         return out[0] if single else out
 
     def neuron_values(self, params: Tensor, inputs: Tensor) -> list[Tensor]:
-        check_dense_inputs(self, params.shape[0], inputs)
-        ws, bs = self.unflatten(self.check_params(params, finite=False))
-        return dense_levels(ws, bs, inputs, self._act())
+        return dense_spec_levels(self, params, inputs, self._act())
 
     def build_module(self) -> nn.Module:
         return DenseNet(self.layout, self.activation)

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from symmerge.errors import SymmergeError
 from symmerge.specs.base import WeightSpaceSpec, activation_fn
-from symmerge.specs.mlp import DenseNet, check_dense_inputs, dense_forward, dense_levels, uniform_
+from symmerge.specs.mlp import DenseNet, dense_spec_levels, uniform_
 
 _SEQ_KEY = re.compile(r"^seq\.(\d+)\.(weight|bias)$")
 
@@ -85,15 +85,11 @@ class SirenSpec(WeightSpaceSpec):
         single = params.ndim == 1
         if single:
             params = params.unsqueeze(0)
-        check_dense_inputs(self, params.shape[0], inputs)
-        ws, bs = self.unflatten(params)
-        out = dense_forward(ws, bs, inputs, self._act()) + self.output_offset
+        out = self.neuron_values(params, inputs)[-1]
         return out[0] if single else out
 
     def neuron_values(self, params: Tensor, inputs: Tensor) -> list[Tensor]:
-        check_dense_inputs(self, params.shape[0], inputs)
-        ws, bs = self.unflatten(self.check_params(params, finite=False))
-        levels = dense_levels(ws, bs, inputs, self._act())
+        levels = dense_spec_levels(self, params, inputs, self._act())
         levels[-1] = levels[-1] + self.output_offset
         return levels
 
