@@ -181,9 +181,8 @@ def save_network(
     params: Tensor,
     provenance: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write one network ``[P]`` as a safetensors state dict with the spec in its metadata."""
-    if Path(path).is_dir():
-        raise SymmergeError(f"output path {path} is a directory; give a file name")
+    """Write one network ``[P]`` as a safetensors state dict with the spec in its metadata
+    (through :func:`save_safetensors`, whose atomic write refuses a directory)."""
     spec.check_params(params)
     state = {k: v.detach().float().contiguous() for k, v in spec.to_state_dict(params).items()}
     meta = {"format": NETWORK_FORMAT, "spec": spec.to_json(),
