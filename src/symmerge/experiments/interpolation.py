@@ -141,7 +141,8 @@ def _notes(methods: Sequence[str], skipped: Mapping[str, str], assumed_source: s
             "land in the same frame only if that matching is stable under the perturbation, "
             "which needs a template near the networks' orbit in weight space; the "
             "function-space training loss does not ask for that: a large endpoint distance "
-            "(compare `wm`) means the template did not pin down the alignment." + dist
+            "(compare `wm`) means the template did not pin down the alignment "
+            "(`benchmarks/bench_lift_consistency.py` measures how near it must be)." + dist
         )
     for m, why in skipped.items():
         notes.append(f"`{m}` skipped: {why}.")
