@@ -43,9 +43,14 @@ def _epoch(row: dict[str, str]) -> int:
 
 def stash_history(log_dir: Path, up_to_epoch: int) -> None:
     """Move the rows of epochs ``<= up_to_epoch`` (from the log and from a stash an
-    interrupted resume left) into the stash, and remove the log."""
-    rows = [r for name in (STASH, METRICS) for r in _read(log_dir / name)]
-    rows = [r for r in rows if _epoch(r) <= up_to_epoch]
+    interrupted resume left, each row once) into the stash, and remove the log."""
+    rows, seen = [], set()
+    for name in (STASH, METRICS):  # a crash inside restore_history leaves rows in both
+        for r in _read(log_dir / name):
+            key = tuple(sorted(r.items()))
+            if _epoch(r) <= up_to_epoch and key not in seen:
+                seen.add(key)
+                rows.append(r)
     if rows:
         _write(log_dir / STASH, rows)
     else:
