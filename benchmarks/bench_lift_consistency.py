@@ -16,6 +16,13 @@ to the base INR's render):
 
 Reported per weight-matching strategy: the mean barrier divided by the naive one.
 
+Then, how near can any template be? In the zoo's RMS units: the test networks'
+residual after projecting their sorted (canonical) forms onto the top ``k``
+principal components of the training split's (the best a linear decoder from a
+``k``-dimensional code can do in that frame), and the distance from each of
+``--networks`` test networks to the nearest of ``--neighbours`` training networks
+after aligning it to each (``forward`` matching).
+
     python benchmarks/bench_lift_consistency.py --run RUN --zoo ZOO [--networks 8]
         [--orbit-size 24] [--sigmas 0,0.1,0.3,0.5,1,2] [--strategies forward,descent]
 """
@@ -51,6 +58,30 @@ def lift(spec, template: torch.Tensor, params: torch.Tensor, strategy: str) -> t
     return weight_matching(spec, template, start, strategy=strategy).aligned
 
 
+def reachable(spec, zoo, split: dict, scale: torch.Tensor, tests: torch.Tensor,
+              components: list[int], neighbours: int) -> dict[str, object]:
+    """How near a template can get (see the module docstring), in RMS units."""
+    parts = zoo.splits(seed=int(split["seed"]), fractions=tuple(split["fractions"]),
+                       by_image=bool(split.get("by_image", True)))
+    train = zoo.get_params(parts["train"]).double()
+    test = zoo.get_params(parts["test"]).double()
+    a, b = (sort_canonicalize(spec, x)[0] / scale for x in (train, test))
+    mean = a.mean(0)
+    basis = torch.linalg.svd(a - mean, full_matrices=False).Vh
+    residual = {}
+    for c in components:
+        r = (b - mean) - (b - mean) @ basis[:c].T @ basis[:c]
+        residual[str(c)] = float(r.square().mean().sqrt())
+    pool = train[:neighbours]
+    nearest = []
+    for x in tests:
+        aligned = weight_matching(spec, pool, x.expand(pool.shape[0], -1),
+                                  strategy="forward").aligned
+        nearest.append(float(((aligned - pool) / scale).square().mean(-1).sqrt().min()))
+    return {"pca_residual_rms": residual, "nearest_train_rms": sum(nearest) / len(nearest),
+            "neighbours": pool.shape[0]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", required=True, help="trained ScaleGMN autoencoder run")
@@ -59,6 +90,8 @@ def main() -> None:
     ap.add_argument("--orbit-size", type=int, default=24)
     ap.add_argument("--sigmas", default="0,0.1,0.3,0.5,1,2")
     ap.add_argument("--strategies", default="forward,descent")
+    ap.add_argument("--pca", default="0,8,32,128,512", help="principal components to try")
+    ap.add_argument("--neighbours", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="also write the numbers to this JSON file")
     args = ap.parse_args()
@@ -117,10 +150,13 @@ def main() -> None:
             row[st] = sums[f"{template}/{st}"] / naive
         table.append(row)
     dist = float(torch.cat(tdist).mean()) if tdist else None
+    reach = reachable(spec, zoo, aes.split, scale, bases,
+                      [int(c) for c in args.pca.split(",")], args.neighbours)
     env = {
         "run": args.run, "zoo": args.zoo, "spec": spec.describe(), "networks": args.networks,
         "orbit_size": args.orbit_size, "pairs": args.networks * args.orbit_size,
-        "decoded_template_distance": dist, "naive_mean_barrier": naive / (args.networks * k),
+        "decoded_template_distance": dist, **reach,
+        "naive_mean_barrier": naive / (args.networks * k),
         "seconds": wall, "torch": torch.__version__, "threads": torch.get_num_threads(),
         "cpus": os.cpu_count(), "machine": platform.machine(),
         "python": platform.python_version(),
