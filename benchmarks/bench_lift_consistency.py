@@ -57,10 +57,8 @@ from symmerge.zoo import load_zoo
 def reachable(spec, zoo, split: dict, scale: torch.Tensor, tests: torch.Tensor,
               components: list[int], neighbours: int) -> dict[str, object]:
     """How near a template can get (see the module docstring), in RMS units."""
-    parts = zoo.splits(seed=int(split["seed"]), fractions=tuple(split["fractions"]),
-                       by_image=bool(split.get("by_image", True)))
-    train = zoo.get_params(parts["train"]).double()
-    test = zoo.get_params(parts["test"]).double()
+    train, test = (zoo.get_params(split_members(zoo, name, split)).double()
+                   for name in ("train", "test"))
     a, b = (sort_canonicalize(spec, x)[0] / scale for x in (train, test))
     mean = a.mean(0)
     basis = torch.linalg.svd(a - mean, full_matrices=False).Vh
