@@ -192,9 +192,10 @@ class SirenGridLoss:
         dy = r.mul_(2.0 / r[0].numel())
         gws: list[Tensor] = [dy] * spec.num_layers  # placeholders, all overwritten below
         gbs: list[Tensor] = [dy] * spec.num_layers
-        gws[last] = torch.bmm(dy.mT, h)
+        # Output layer backward as multiply + reduce too (batched matrix-vector products).
+        gws[last] = torch.stack([(h * d.unsqueeze(-1)).sum(1) for d in dy.unbind(-1)], dim=1)
         gbs[last] = dy.sum(1)
-        da = torch.bmm(dy, ws[last])
+        da = sum(dy[..., c : c + 1] * ws[last][:, c].unsqueeze(1) for c in range(dy.shape[-1]))
         for layer in range(last - 1, 0, -1):
             dz = coss[layer - 1].mul_(da)
             gws[layer] = torch.bmm(dz.mT, acts[layer - 1]).mul_(w0)
