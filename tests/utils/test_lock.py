@@ -19,7 +19,7 @@ def test_second_holder_gets_one_clear_error(tmp_path):
         assert lock.held and lock_holder(tmp_path / "run")["pid"] == os.getpid()
         with pytest.raises(SymmergeError, match=rf"run directory run is in use by process "
                                                 rf"{os.getpid()}"):
-            DirectoryLock(tmp_path / "run").acquire()
+            DirectoryLock(tmp_path / "run", "run directory run").acquire()
     assert not lock.held
     with DirectoryLock(tmp_path / "run"):  # free again
         pass
@@ -27,7 +27,7 @@ def test_second_holder_gets_one_clear_error(tmp_path):
 
 def test_lock_dies_with_its_process(tmp_path):
     code = ("import sys, time; from symmerge.utils.lock import DirectoryLock; "
-            f"DirectoryLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); "
+            f"lock = DirectoryLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); "
             "time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
