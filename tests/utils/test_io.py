@@ -90,3 +90,30 @@ def test_save_safetensors_same_inputs_same_bytes_and_usual_mode(tmp_path):
     assert list(meta) == sorted(meta)
     with safe_open(str(tmp_path / "a"), framework="pt") as f:  # still a valid file
         assert f.metadata()["spec"] == "specspecspec" and f.get_tensor("w")[5] == 5
+
+
+def test_read_text_refuses_binary_and_missing(tmp_path):
+    from symmerge.utils.io import read_text
+
+    (tmp_path / "a.yaml").write_text("x: 1\n")
+    assert read_text(tmp_path / "a.yaml") == "x: 1\n"
+    (tmp_path / "b.yaml").write_bytes(b"\x80\xff\x00binary")
+    with pytest.raises(SymmergeError, match=r"cannot read config b\.yaml|not a text file"):
+        read_text(tmp_path / "b.yaml", "config")
+    with pytest.raises(SymmergeError, match="spec not found"):
+        read_text(tmp_path / "missing.json", "spec")
+
+
+def test_require_finite_names_the_input_and_first_row():
+    import torch
+
+    from symmerge.utils.io import require_finite
+
+    require_finite(torch.zeros(3, 2), "x")
+    require_finite(torch.arange(3), "ints")  # integers are always finite
+    t = torch.zeros(4, 2)
+    t[2, 1] = float("nan")
+    t[3, 0] = float("inf")
+    with pytest.raises(SymmergeError, match=r"zoo z\.safetensors holds 2 non-finite .* 2 of 4 "
+                                            r"rows \(first: row 2\)"):
+        require_finite(t, "zoo z.safetensors")

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from symmerge.errors import SymmergeError
 from symmerge.specs import SirenSpec, WeightSpaceSpec, spec_from_json
 from symmerge.specs.siren import siren_layout
-from symmerge.utils.io import load_weights_only, save_safetensors
+from symmerge.utils.io import load_weights_only, read_text, save_safetensors
 from symmerge.zoo.io import FORMAT as ZOO_FORMAT
 from symmerge.zoo.io import load_zoo
 
@@ -51,7 +51,7 @@ def parse_spec(text: str) -> WeightSpaceSpec:
     if not path.is_file():
         raise SymmergeError(f"--spec must be spec JSON, a .json file or a zoo file; got {text!r}")
     if path.suffix == ".json":
-        return spec_from_json(path.read_text())
+        return spec_from_json(read_text(path, "spec file"))
     meta = _safetensors_metadata(path)
     if meta is None or "spec" not in meta:
         raise SymmergeError(f"{path} holds no architecture spec")

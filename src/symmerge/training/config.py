@@ -155,11 +155,12 @@ def validate_config(data: dict[str, Any], where: str) -> TrainConfig:
 
 
 def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    from symmerge.utils.io import read_text
+
     p = Path(path)
-    if not p.is_file():
-        raise SymmergeError(f"config file not found: {p}")
+    text = read_text(p, "config file")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise SymmergeError(f"cannot parse config {p}: {exc}") from exc
     if not isinstance(data, dict):

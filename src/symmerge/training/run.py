@@ -42,7 +42,7 @@ from symmerge.training.config import (
 from symmerge.training.losses import RenderLoss, cnn_accuracy_report
 from symmerge.training.metrics_log import STASH, restore_history, stash_history
 from symmerge.training.module import AutoencoderModule, NonFiniteLossError
-from symmerge.utils.io import atomic_path, load_weights_only, save_safetensors
+from symmerge.utils.io import atomic_path, load_weights_only, read_text, save_safetensors
 from symmerge.zoo import Zoo, load_zoo
 from symmerge.zoo.images import held_out_images
 
@@ -114,7 +114,7 @@ def _load_run_config(run: Path, spec: WeightSpaceSpec) -> TrainConfig:
             )
     cfg = load_config(run / "config.yaml")
     try:
-        saved = spec_from_json((run / "spec.json").read_text())
+        saved = spec_from_json(read_text(run / "spec.json", "run spec"))
     except SymmergeError as exc:
         raise SymmergeError(f"cannot resume {run}: corrupt spec.json ({exc})") from exc
     if saved != spec:
@@ -316,7 +316,7 @@ def load_autoencoder(
         if not (run / name).is_file():
             raise SymmergeError(f"{run} is not a finished training run (missing {name})")
     try:
-        spec = spec_from_json((run / "spec.json").read_text())
+        spec = spec_from_json(read_text(run / "spec.json", "run spec"))
         cfg = load_config(run / "config.yaml")
         model = build_autoencoder(spec, cfg.encoder, cfg.decoder_widths)
         state = load_file(str(run / "model.safetensors"))

@@ -153,6 +153,37 @@ def _usual_mode(chmod: Any) -> None:
         chmod(0o666 & ~_umask())
 
 
+def read_text(path: str | os.PathLike[str], what: str = "file") -> str:
+    """The text of a UTF-8 file; a missing, unreadable or binary file is one
+    :class:`SymmergeError` naming ``what`` and the path."""
+    p = Path(path)
+    if not p.is_file():
+        raise SymmergeError(f"{what} not found: {p}")
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SymmergeError(f"cannot read {what} {p}: not a text file (binary content)") from None
+    except OSError as exc:
+        raise SymmergeError(f"cannot read {what} {p}: {exc.strerror or exc}") from exc
+
+
+def require_finite(t: Any, what: str) -> None:
+    """Raise a :class:`SymmergeError` naming ``what`` if tensor ``t`` holds NaN or Inf."""
+    import torch
+
+    t = torch.as_tensor(t)
+    if not (t.is_floating_point() or t.is_complex()):
+        return
+    bad = ~torch.isfinite(t)
+    if bool(bad.any()):
+        where = ""
+        if t.ndim >= 1:
+            rows = bad.reshape(t.shape[0], -1).any(1).nonzero().flatten()
+            where = f" in {rows.numel()} of {t.shape[0]} rows (first: row {int(rows[0])})"
+        raise SymmergeError(f"{what} holds {int(bad.sum())} non-finite values (NaN or Inf)"
+                            + where)
+
+
 def require_file(path: str | os.PathLike[str], what: str = "file") -> Path:
     """Return ``path`` as a Path, or raise a SymmergeError naming what is missing."""
     p = Path(path)

@@ -23,7 +23,7 @@ from torch import Tensor
 from symmerge import __version__
 from symmerge.errors import SymmergeError
 from symmerge.specs.base import WeightSpaceSpec, spec_from_json
-from symmerge.utils.io import save_safetensors
+from symmerge.utils.io import require_finite, save_safetensors
 
 FORMAT = "symmerge-zoo/1"
 RESERVED = ("params", "labels", "image_index")
@@ -174,6 +174,11 @@ class Zoo:
     @cached_property
     def image_index(self) -> Tensor | None:
         return self._read("image_index") if "image_index" in self._keys else None
+
+    def check_finite(self) -> Zoo:
+        """Raise a :class:`SymmergeError` naming this file if any parameter is NaN or Inf."""
+        require_finite(self.params, f"zoo {self.path}: params")
+        return self
 
     @property
     def metric_names(self) -> list[str]:

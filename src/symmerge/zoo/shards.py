@@ -41,7 +41,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from symmerge.errors import SymmergeError
-from symmerge.utils.io import atomic_path, check_output_path, save_safetensors
+from symmerge.utils.io import atomic_path, check_output_path, read_text, save_safetensors
 
 C = TypeVar("C")
 
@@ -171,7 +171,7 @@ class ShardStore:
         wanted = json.loads(json.dumps(self.manifest, sort_keys=True, default=str))
         if manifest_path.is_file():
             try:
-                found = json.loads(manifest_path.read_text())
+                found = json.loads(read_text(manifest_path, "shard manifest"))
             except (OSError, json.JSONDecodeError) as exc:
                 raise SymmergeError(f"unreadable shard manifest {manifest_path}: {exc}") from exc
             if found != wanted:
