@@ -15,7 +15,7 @@ from symmerge.canon import (
 from symmerge.symmetry import assert_function_preserved, function_error, make_orbit
 from symmerge.symmetry.testing import tolerance
 from symmerge.training import load_autoencoder, reconstruct
-from symmerge.zoo import load_zoo
+from symmerge.zoo import load_zoo, save_zoo
 
 SPECS = [SirenSpec((2, 12, 10, 1)), MLPSpec((3, 8, 7, 2), "tanh"), MLPSpec((3, 8, 7, 2), "relu"),
          CNNSpec((1, 4, 5, 3), "relu"), CNNSpec((1, 4, 5, 3), "tanh")]
@@ -112,3 +112,13 @@ def test_canonicalize_zoo(assets, tmp_path, method):
     assert dst.provenance["canonicalization"] == method
     if method == "sort":
         assert_function_preserved(src.spec, src.params, dst.params)
+
+
+@pytest.mark.parametrize("method", ["sort", "ae"])
+def test_canonicalize_zoo_keeps_a_stored_split(assets, tmp_path, method):
+    src = load_zoo(assets.inr_zoo)
+    split = torch.arange(len(src)) % 3
+    zoo = tmp_path / "split.safetensors"
+    save_zoo(zoo, src.spec, src.params, src.labels, image_index=src.image_index, split=split)
+    canonicalize_zoo(zoo, tmp_path / "out.safetensors", method, run=assets.run)
+    assert torch.equal(load_zoo(tmp_path / "out.safetensors").stored_split, split)

@@ -98,3 +98,14 @@ def test_train_cli_errors(zoo_and_run, tmp_path, capsys):
     code, _, err = run_cli(["train", "--zoo", zoo, "--out", tmp_path / "r",
                             "--preset", "paper-cnn-relu"], capsys)
     assert code == 2 and "paper-cnn-relu" in err and not (tmp_path / "r").exists()
+
+
+def test_reconstruct_keeps_a_stored_split(zoo_and_run, tmp_path, capsys):
+    zoo, run = zoo_and_run
+    src = load_zoo(zoo)
+    split = torch.arange(40) % 3
+    with_split = tmp_path / "split.safetensors"
+    save_zoo(with_split, src.spec, src.params, src.labels, split=split)
+    out = tmp_path / "rec.safetensors"
+    code, _, _ = run_cli(["reconstruct", "--run", run, "--zoo", with_split, "--out", out], capsys)
+    assert code == 0 and torch.equal(load_zoo(out).stored_split, split)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -12,15 +13,22 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from symmerge import SirenSpec
+from symmerge import CNNSpec, SirenSpec
+from symmerge.specs.siren import coordinate_grid
+from symmerge.symmetry import assert_function_preserved, tolerance
 from symmerge.zoo.io import FORMAT, load_zoo, save_zoo
 from tests.cli._util import run_cli
+from tests.symmetry.nets import random_params
 from tests.zoo.published import (
     ReferenceSiren,
     inr_folder,
     make_cnn_zoo,
     make_dwsnets_tree,
+    make_orbit_tree,
+    mnist_split_path,
+    write_index_csv,
     write_inr,
+    write_split_json,
 )
 
 
@@ -57,6 +65,52 @@ def test_import_dwsnets_then_info(tmp_path: Path, capsys) -> None:
     assert "labels: 4: 2, 7: 1" in stdout
     assert "is_test: min 0  median 0  mean 0.333333  max 1" in stdout
     assert "importer: dwsnets" in stdout and "testing_count: 1" in stdout
+    assert "splits: train 2, val 0, test 1 (test: the published is_test; train/val: seeded" \
+        in stdout
+
+
+def test_import_dwsnets_with_split_file_then_info(tmp_path: Path, capsys) -> None:
+    src = tmp_path / "mnist-inrs"
+    entries = [("training", 4, 1), ("training", 4, 0), ("training", 2, 5), ("testing", 7, 0),
+               ("testing", 3, 8)]  # not in the split file
+    make_dwsnets_tree(src, entries, layout=(2, 4, 1))
+    write_split_json(src / "mnist_splits.json", {
+        "train": [(mnist_split_path(inr_folder("training", 4, 0)), "4"),
+                  (mnist_split_path(inr_folder("training", 2, 5)), "2")],
+        "val": [(mnist_split_path(inr_folder("training", 4, 1)), "4")],
+        "test": [(mnist_split_path(inr_folder("testing", 7, 0)), "7")]})
+    out = tmp_path / "inr.safetensors"
+    code, stdout, _ = run_cli(["zoo", "import", "dwsnets", src, "--out", out], capsys)
+    assert code == 0 and "wrote 4 networks" in stdout
+    assert f"split: train 2, val 1, test 1 (published, from {src / 'mnist_splits.json'})" in stdout
+    assert "left out 1 of the folder's networks: the split file does not list them" in stdout
+    assert load_zoo(out).stored_split.tolist() == [0, 1, 0, 2]
+    code, stdout, _ = run_cli(["zoo", "info", out], capsys)
+    assert code == 0
+    assert "splits: train 2, val 1, test 1 (stored in the zoo: the published split)" in stdout
+
+
+def test_import_orbit_dataset(tmp_path: Path, capsys) -> None:
+    make_orbit_tree(tmp_path / "orbit", members=3)
+    out = tmp_path / "orbit.safetensors"
+    code, stdout, _ = run_cli(["zoo", "import", "dwsnets", tmp_path / "orbit", "-o", out], capsys)
+    assert code == 0 and "wrote 3 networks" in stdout and "split: train 0, val 0, test 3" in stdout
+    z = load_zoo(out)
+    assert z.image_index.tolist() == [3665] * 3 and z.metric("orbit_member").tolist() == [0, 1, 2]
+
+
+def test_import_cnn_zoo_with_split_file(tmp_path: Path, capsys) -> None:
+    make_cnn_zoo(tmp_path / "cifar10", layout=(1, 4, 4, 3))
+    write_index_csv(tmp_path / "nfn_cifar10_split.csv", [7, 6, 5, 4, 3, 2, 1, 0])
+    out = tmp_path / "cnn.safetensors"
+    code, stdout, _ = run_cli(["zoo", "import", "cnn-zoo", tmp_path / "cifar10", "--activation",
+                               "relu", "--split-file", tmp_path / "nfn_cifar10_split.csv",
+                               "-o", out], capsys)
+    # final rows in file order 6 5 4 2 1: test from position 2 on (4 2 1), then relu only
+    assert code == 0 and "wrote 3 networks" in stdout and "split: train 1, val 0, test 2" in stdout
+    assert load_zoo(out).metric("source_row").tolist() == [6, 4, 1]
+    code, stdout, _ = run_cli(["zoo", "info", out], capsys)
+    assert "splits: train 1, val 0, test 2 (stored in the zoo: the published split)" in stdout
 
 
 def test_import_cnn_zoo_then_info(tmp_path: Path, capsys) -> None:
@@ -70,6 +124,60 @@ def test_import_cnn_zoo_then_info(tmp_path: Path, capsys) -> None:
     assert "labels: none" in stdout and "image_index: no" in stdout
     assert "source_row: min 2  median 3.5  mean 3.5  max 5" in stdout
     assert "test_accuracy: min" in stdout and "activation: tanh" in stdout
+    assert "splits: train 2, val 0, test 0 (seeded (seed 0" in stdout
+
+
+def test_canonicalize_phase(tmp_path: Path, capsys) -> None:
+    spec = SirenSpec((2, 8, 8, 1))
+    n = 10
+    params = random_params(spec, n, dtype=torch.float32, generator=torch.Generator().manual_seed(3),
+                           bias_phase=20.0)  # |w0 b| up to 20 rad: far from canonical
+    src, out = tmp_path / "src.safetensors", tmp_path / "out" / "phase.safetensors"
+    split = torch.tensor([0, 1, 2, 0, 0, 1, 2, 0, 0, 2])
+    save_zoo(src, spec, params, torch.arange(n) % 10, image_index=torch.arange(n) + 100,
+             split=split, metrics={"psnr": torch.linspace(20, 30, n), "is_test": torch.zeros(n)},
+             provenance={"data": "mnist-embedded"})
+    code, stdout, _ = run_cli(["zoo", "canonicalize-phase", src, "--out", out,
+                               "--batch-size", 3], capsys)
+    assert code == 0 and f"to {out}" in stdout
+    z, s = load_zoo(out), load_zoo(src)
+    assert z.spec == spec
+    for name in ("labels", "image_index", "stored_split"):
+        assert torch.equal(getattr(z, name), getattr(s, name))
+    assert z.metric_names == s.metric_names
+    assert all(torch.equal(z.metric(m), s.metric(m)) for m in s.metric_names)
+    assert z.provenance["data"] == "mnist-embedded"
+    assert z.provenance["phase_canonicalized_from"] == str(src)
+    assert not torch.equal(z.params, s.params)
+    grid = coordinate_grid(64, dtype=torch.float64)
+    # the exact (float64) functions of the stored float32 parameters agree to float32 precision
+    assert_function_preserved(spec, s.params.double(), z.params.double(), grid,
+                              rtol=tolerance(torch.float32))
+    _, biases = spec.unflatten(z.params.double())
+    for b in biases[:-1]:
+        phase = spec.w0 * b
+        assert phase.min() >= 0 and phase.max() <= math.pi / 2 + 1e-5
+
+
+def test_canonicalize_phase_errors(tmp_path: Path, capsys) -> None:
+    cnn = tmp_path / "cnn.safetensors"
+    save_zoo(cnn, CNNSpec((1, 4, 3)), torch.zeros(2, CNNSpec((1, 4, 3)).num_params))
+    out = tmp_path / "out" / "z.safetensors"
+    code, _, err = run_cli(["zoo", "canonicalize-phase", cnn, "--out", out], capsys)
+    assert_one_error(code, err, "applies to SIREN zoos only", str(cnn))
+    assert_nothing_written(out)
+    bad = tmp_path / "nan.safetensors"
+    params = SirenSpec((2, 4, 1)).init_params(3)
+    params[1, 2] = float("nan")  # written around save_zoo, which refuses it
+    save_file({"params": params, "labels": torch.zeros(3, dtype=torch.long)}, str(bad),
+              metadata={"format": FORMAT, "spec": SirenSpec((2, 4, 1)).to_json()})
+    code, _, err = run_cli(["zoo", "canonicalize-phase", bad, "--out", out], capsys)
+    assert_one_error(code, err, str(bad), "NaN")
+    assert_nothing_written(out)
+    code, _, err = run_cli(["zoo", "canonicalize-phase", tmp_path / "absent.safetensors",
+                            "--out", out], capsys)
+    assert_one_error(code, err, "not found")
+    assert_nothing_written(out)
 
 
 # ------------------------------------------------------------------ errors
@@ -222,3 +330,46 @@ def test_info_values_match_zoo(tmp_path: Path, capsys) -> None:
     assert "labels: 0: 1, 2: 2 (unlabelled: 1)" in stdout
     assert "psnr: min 1  median 2.5  mean 4  max 10" in stdout
     assert "  note: x" in stdout
+
+
+# ------------------------------------------------ published layouts: bad input
+def _bad_split_file(tmp_path: Path) -> list:
+    src = tmp_path / "inrs"
+    make_dwsnets_tree(src, [("training", 1, 0), ("testing", 2, 0)], layout=(2, 4, 1))
+    write_split_json(src / "mnist_splits.json", {
+        "train": [(mnist_split_path(inr_folder("training", 1, 0)), "1"),
+                  (mnist_split_path(inr_folder("training", 3, 9)), "3")],
+        "test": [(mnist_split_path(inr_folder("testing", 2, 0)), "2")]})
+    return ["dwsnets", src], ["names 1 network that is not under", "mnist_png_training_3_9"]
+
+
+def _cnn_without_final(tmp_path: Path) -> list:
+    make_cnn_zoo(tmp_path / "zoo", layout=(1, 4, 4, 3), steps=(0, 85, 85, 40, 85, 85, 85, 0))
+    write_index_csv(tmp_path / "split.csv", range(8))
+    return (["cnn-zoo", tmp_path / "zoo", "--activation", "relu", "--split-file",
+             tmp_path / "split.csv"], ["no final checkpoints (step == 86)"])
+
+
+def _index_wrong_length(tmp_path: Path) -> list:
+    make_cnn_zoo(tmp_path / "zoo", layout=(1, 4, 4, 3))
+    write_index_csv(tmp_path / "split.csv", range(9))
+    return (["cnn-zoo", tmp_path / "zoo", "--activation", "relu", "--split-file",
+             tmp_path / "split.csv"], ["has 9 row indices, weights.npy has 8 rows"])
+
+
+def _orbit_mixing_images(tmp_path: Path) -> list:
+    make_orbit_tree(tmp_path / "orbit", members=2)
+    make_orbit_tree(tmp_path / "orbit", image=("testing", 1, 7), members=2, seed=1,
+                    split_file=False)
+    return ["dwsnets", tmp_path / "orbit"], ["mixes the orbits of 2 images"]
+
+
+@pytest.mark.parametrize("case", [_bad_split_file, _cnn_without_final, _index_wrong_length,
+                                  _orbit_mixing_images])
+def test_published_layout_bad_input(tmp_path: Path, capsys, case) -> None:
+    args, fragments = case(tmp_path)
+    out = tmp_path / "out" / "z.safetensors"
+    code, stdout, err = run_cli(["zoo", "import", *args, "--out", out], capsys)
+    assert_one_error(code, err, *fragments)
+    assert stdout == ""
+    assert_nothing_written(out)

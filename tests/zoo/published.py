@@ -1,9 +1,12 @@
-"""Writers of tiny zoos in the published formats (DWSNets INRs, Small CNN Zoo), for tests."""
+"""Writers of tiny zoos in the published formats, for tests: DWSNets MNIST and Fashion-MNIST
+INRs with their split files, the paper's orbit datasets, the Small CNN Zoo and NFN's index
+file."""
 
 from __future__ import annotations
 
 import csv
 import gzip
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,6 +63,98 @@ def make_dwsnets_tree(
         write_inr(root, folder, net.state_dict())
         nets[folder] = net
     return nets
+
+
+def random_siren(layout: Sequence[int], generator: torch.Generator) -> ReferenceSiren:
+    net = ReferenceSiren(layout)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.rand(p.shape, generator=generator) * 0.2 - 0.1)
+    return net
+
+
+def write_split_json(path: Path, splits: dict[str, list[tuple[str, object]]]) -> None:
+    """``{split: {"path": [...], "label": [...]}}`` from ``(path, label)`` pairs per split."""
+    data = {name: {"path": [p for p, _ in items], "label": [lab for _, lab in items]}
+            for name, items in splits.items()}
+    path.write_text(json.dumps(data, indent=4))
+
+
+def mnist_split_path(folder: str, prefix: str = "dataset/mnist-inrs") -> str:
+    """How DWSNets' split script names a checkpoint: relative to where it ran."""
+    return f"{prefix}/{folder}/checkpoints/model_final.pth"
+
+
+def orbit_folder(split: str, label: int, index: int, member: int) -> str:
+    return f"{inr_folder(split, label, index)}_augmented_{member}"
+
+
+def signed_permutation(state: dict[str, torch.Tensor], generator: torch.Generator
+                       ) -> dict[str, torch.Tensor]:
+    """A random permutation and sign flip of every hidden layer (the orbit script's ``PD``)."""
+    out = {k: v.clone() for k, v in state.items()}
+    n_layers = len(out) // 2
+    for h in range(n_layers - 1):
+        w, b, w_next = out[f"seq.{h}.weight"], out[f"seq.{h}.bias"], out[f"seq.{h + 1}.weight"]
+        perm = torch.randperm(b.numel(), generator=generator)
+        signs = torch.randint(0, 2, (b.numel(),), generator=generator).float() * 2 - 1
+        out[f"seq.{h}.weight"] = signs[:, None] * w[perm]
+        out[f"seq.{h}.bias"] = signs * b[perm]
+        out[f"seq.{h + 1}.weight"] = w_next[:, perm] * signs[None, :]
+    return out
+
+
+def make_orbit_tree(
+    root: Path,
+    image: tuple[str, int, int] = ("testing", 6, 3665),
+    members: int = 12,
+    layout: Sequence[int] = (2, 8, 8, 1),
+    seed: int = 0,
+    split_file: bool = True,
+) -> ReferenceSiren:
+    """The orbit script's output: ``{image folder}_augmented_{k}`` folders, each a signed
+    permutation of one base INR, and ``mnist_orbit_splits.json`` (one ``test`` split, string
+    labels, paths as the script wrote them). Returns the base INR."""
+    gen = torch.Generator().manual_seed(seed)
+    base = random_siren(layout, gen)
+    split, label, index = image
+    items = []
+    for k in range(members):
+        folder = orbit_folder(split, label, index, k)
+        write_inr(root, folder, signed_permutation(base.state_dict(), gen))
+        items.append((f"analysis/tmp_dir/orbit/{folder}/checkpoints/model_final.pth", str(label)))
+    if split_file:
+        write_split_json(root / "mnist_orbit_splits.json", {"test": items})
+    return base
+
+
+def write_fmnist_inr(root: Path, split: str, index: int, state: dict, label: object) -> Path:
+    path = root / split / f"model_{index}.pth"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({**state, "label": label}, path)
+    return path
+
+
+def make_fmnist_tree(
+    root: Path,
+    entries: Sequence[tuple[str, int, int]],
+    layout: Sequence[int] = (2, 8, 8, 1),
+    seed: int = 0,
+) -> dict[tuple[str, int], ReferenceSiren]:
+    """The DWSNets Fashion-MNIST INRs: ``{train|test}/model_{idx}.pth`` per ``(split, label,
+    idx)``, the class as the checkpoint's ``label`` entry. Returns the modules."""
+    gen = torch.Generator().manual_seed(seed)
+    nets = {}
+    for split, label, index in entries:
+        net = random_siren(layout, gen)
+        write_fmnist_inr(root, split, index, net.state_dict(), label)
+        nets[(split, index)] = net
+    return nets
+
+
+def write_index_csv(path: Path, order: Sequence[int]) -> None:
+    """NFN's index file: one row index per line, no header."""
+    path.write_text("".join(f"{int(i)}\n" for i in order))
 
 
 def cnn_layout_rows(layout: Sequence[int], kernel: int = 3) -> list[tuple[str, tuple[int, ...]]]:

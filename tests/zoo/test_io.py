@@ -265,6 +265,47 @@ def test_zoo_splits_follow_images_and_a_published_test_split(tmp_path: Path) -> 
     assert load_zoo(tmp_path / "b.safetensors").split("test").tolist() == list(range(30, 40))
 
 
+def test_stored_split_is_returned_exactly(tmp_path: Path) -> None:
+    spec = SirenSpec((2, 4, 1))
+    n = 12
+    split = torch.tensor([2, 0, 0, 1, 2, 0, 1, 0, 0, 2, 0, 1])
+    # is_test disagrees on purpose: a stored split wins over it and over every argument
+    save_zoo(tmp_path / "z.safetensors", spec, spec.init_params(n), split=split,
+             image_index=torch.arange(n) // 3, metrics={"is_test": torch.zeros(n)})
+    z = load_zoo(tmp_path / "z.safetensors")
+    assert z.stored_split.dtype == torch.int64 and torch.equal(z.stored_split, split)
+    assert "split" not in z.metric_names
+    expected = {"train": [1, 2, 5, 7, 8, 10], "val": [3, 6, 11], "test": [0, 4, 9]}
+    for kwargs in ({}, {"seed": 7, "fractions": (0.2, 0.2, 0.6)}, {"by_image": False}):
+        assert {k: v.tolist() for k, v in z.splits(**kwargs).items()} == expected
+    assert z.split("val").tolist() == [3, 6, 11]
+    _write(tmp_path / "plain.safetensors", spec, n=4)
+    assert load_zoo(tmp_path / "plain.safetensors").stored_split is None
+
+
+def test_bad_stored_split(tmp_path: Path) -> None:
+    spec = SirenSpec((2, 4, 1))
+    with pytest.raises(SymmergeError, match=r"split values must be 0 \(train\), 1 \(val\) or 2 "
+                       r"\(test\), found \[-1, 3\]"):
+        save_zoo(tmp_path / "a.safetensors", spec, spec.init_params(4),
+                 split=torch.tensor([0, 3, -1, 2]))
+    with pytest.raises(SymmergeError, match="split has 3 entries, params has 4"):
+        save_zoo(tmp_path / "a.safetensors", spec, spec.init_params(4), split=torch.zeros(3))
+    with pytest.raises(SymmergeError, match="metric name 'split' is reserved"):
+        save_zoo(tmp_path / "a.safetensors", spec, spec.init_params(4),
+                 metrics={"split": torch.zeros(4)})
+    assert not (tmp_path / "a.safetensors").exists()
+    base = {"params": spec.init_params(4), "labels": torch.zeros(4, dtype=torch.long)}
+    meta = {"format": FORMAT, "spec": spec.to_json()}
+    _raw(tmp_path / "b.safetensors", {**base, "split": torch.tensor([0, 1, 5, 2])}, **meta)
+    z = load_zoo(tmp_path / "b.safetensors")
+    with pytest.raises(SymmergeError, match=r"b.safetensors: split values .* found \[5\]"):
+        z.splits()
+    _raw(tmp_path / "c.safetensors", {**base, "split": torch.zeros(4)}, **meta)
+    with pytest.raises(SymmergeError, match="split is F32"):
+        load_zoo(tmp_path / "c.safetensors")
+
+
 @pytest.mark.parametrize(
     ("tensors", "meta", "match"),
     [

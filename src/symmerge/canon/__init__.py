@@ -10,7 +10,7 @@ from symmerge.canon.core import (
     canonicalize,
     make_canonicalizer,
 )
-from symmerge.canon.zoo import CanonicalizeReport, canonicalize_zoo
+from symmerge.canon.zoo import CanonicalizeReport, canonicalize_phase_zoo, canonicalize_zoo
 
 __all__ = [
     "CANON_METHODS",
@@ -21,6 +21,7 @@ __all__ = [
     "Canonicalizer",
     "SortCanonicalizer",
     "canonicalize",
+    "canonicalize_phase_zoo",
     "canonicalize_zoo",
     "make_canonicalizer",
 ]

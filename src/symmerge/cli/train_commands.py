@@ -97,6 +97,6 @@ def reconstruct(
     # keep the source's provenance: its data, split and input transform evaluate ZOO2 too
     provenance = {**{k: v for k, v in z.provenance.items() if k != "symmerge_version"},
                   "reconstructed_from": str(zoo), "run": str(run)}
-    save_zoo(out, spec, decoded, z.labels, image_index=z.image_index,
+    save_zoo(out, spec, decoded, z.labels, image_index=z.image_index, split=z.stored_split,
              metrics=z.split_metrics(), provenance=provenance)
     typer.echo(f"wrote {decoded.shape[0]} decoded networks to {out}")

@@ -2,9 +2,10 @@
 
 One safetensors file per zoo: ``params`` float32 ``[N, P]`` (flat PyTorch
 order), ``labels`` int64 ``[N]``, optional ``image_index`` int64 ``[N]`` (INR
-zoos) and per-network metric vectors (``psnr``, ``train_accuracy``, ...). The
-metadata holds ``spec`` (architecture JSON), ``provenance`` (JSON) and
-``format``.
+zoos), optional ``split`` int64 ``[N]`` (a published train/val/test assignment:
+0 train, 1 val, 2 test) and per-network metric vectors (``psnr``,
+``train_accuracy``, ...). The metadata holds ``spec`` (architecture JSON),
+``provenance`` (JSON) and ``format``.
 """
 
 from __future__ import annotations
@@ -26,11 +27,23 @@ from symmerge.specs.base import WeightSpaceSpec, spec_from_json
 from symmerge.utils.io import require_finite, save_safetensors
 
 FORMAT = "symmerge-zoo/1"
-RESERVED = ("params", "labels", "image_index")
+RESERVED = ("params", "labels", "image_index", "split")
 #: safetensors dtypes a zoo's reserved tensors may have
 _DTYPES = {"params": ("F32", "F64", "F16", "BF16"), "labels": ("I64", "I32"),
-           "image_index": ("I64", "I32")}
+           "image_index": ("I64", "I32"), "split": ("I64", "I32")}
+#: split names; a stored ``split`` tensor holds their positions (0 train, 1 val, 2 test)
 SPLITS = ("train", "val", "test")
+
+
+def check_split_codes(split: Tensor, what: str) -> Tensor:
+    """``split`` as int64, or a :class:`SymmergeError` naming ``what`` if a value is not
+    0 (train), 1 (val) or 2 (test)."""
+    split = torch.as_tensor(split).detach().to(torch.int64).reshape(-1).contiguous()
+    bad = torch.unique(split[(split < 0) | (split >= len(SPLITS))])
+    if bad.numel():
+        raise SymmergeError(f"{what}: split values must be 0 (train), 1 (val) or 2 (test), "
+                            f"found {bad[:5].tolist()}")
+    return split
 
 
 def save_zoo(
@@ -40,12 +53,14 @@ def save_zoo(
     labels: Tensor | None = None,
     *,
     image_index: Tensor | None = None,
+    split: Tensor | None = None,
     metrics: Mapping[str, Tensor] | None = None,
     provenance: Mapping[str, Any] | None = None,
 ) -> Path:
     """Validate and atomically write a zoo file; returns its path.
 
-    ``labels`` default to -1 (no class); metrics are stored as float32 vectors.
+    ``labels`` default to -1 (no class); ``split`` is a stored train/val/test
+    assignment (0/1/2, see :meth:`Zoo.splits`); metrics are stored as float32 vectors.
     """
     if Path(path).is_dir():
         raise SymmergeError(f"output path {path} is a directory; give a file name")
@@ -58,6 +73,8 @@ def save_zoo(
     tensors: dict[str, Tensor] = {"params": params}
     labels = torch.full((n,), -1, dtype=torch.long) if labels is None else labels
     extras = {"labels": labels, **({"image_index": image_index} if image_index is not None else {})}
+    if split is not None:
+        extras["split"] = check_split_codes(split, "zoo split")
     for name, t in extras.items():
         t = torch.as_tensor(t).detach().to(torch.int64).reshape(-1).contiguous()
         if t.shape[0] != n:
@@ -175,6 +192,14 @@ class Zoo:
     def image_index(self) -> Tensor | None:
         return self._read("image_index") if "image_index" in self._keys else None
 
+    @cached_property
+    def stored_split(self) -> Tensor | None:
+        """The stored train/val/test assignment (int64 ``[N]``: 0 train, 1 val, 2 test;
+        a published split), or None. Zoos derived from this one pass it on."""
+        if "split" not in self._keys:
+            return None
+        return check_split_codes(self._read("split"), f"zoo {self.path}")
+
     def check_finite(self) -> Zoo:
         """Raise a :class:`SymmergeError` naming this file if any parameter is NaN or Inf."""
         require_finite(self.params, f"zoo {self.path}: params")
@@ -196,14 +221,21 @@ class Zoo:
         fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
         by_image: bool = True,
     ) -> dict[str, Tensor]:
-        """Deterministic seeded train/val/test indices (sorted).
+        """Train/val/test indices (sorted).
 
-        With ``by_image``, networks sharing an ``image_index`` land in one split, and a
-        zoo with a published test split (the ``is_test`` metric of imported DWSNets INRs)
-        keeps it: those networks are the test split, the others are split into train
-        and val in the ratio ``fractions[0] : fractions[1]``. Without it: a plain
-        seeded split of the rows.
+        A zoo with a stored ``split`` (the published split of an imported zoo, passed on
+        to zoos derived from it) returns exactly that assignment; ``seed``,
+        ``fractions`` and ``by_image`` then do not apply. Otherwise the split is seeded:
+        with ``by_image``, networks sharing an ``image_index`` land in one split, and a
+        zoo with a published test split (the ``is_test`` metric of DWSNets INRs
+        imported without a split file) keeps it: those networks are the test split,
+        the others are split into train and val in the ratio
+        ``fractions[0] : fractions[1]``. Without ``by_image``: a plain seeded split of
+        the rows.
         """
+        stored = self.stored_split
+        if stored is not None:
+            return {name: torch.nonzero(stored == i).flatten() for i, name in enumerate(SPLITS)}
         if not by_image:
             return split_indices(self._n, seed=seed, fractions=fractions)
         groups = self.image_index
@@ -232,7 +264,7 @@ class Zoo:
 
     def split_metrics(self) -> dict[str, Tensor]:
         """The metrics that define :meth:`splits` (``is_test``), for zoos derived from this
-        one that drop the others."""
+        one that drop the others (they pass :attr:`stored_split` on too)."""
         return {m: self.metric(m) for m in ("is_test",) if m in self.metric_names}
 
 
