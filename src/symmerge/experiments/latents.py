@@ -1,4 +1,4 @@
-"""Latent-space experiments: orbit collapse (METHOD.md 7) and latent maps.
+"""Latent-space experiments: orbit collapse (METHOD.md 6.5) and latent maps (METHOD.md 7).
 
 Maps are UMAP (``n_neighbors=10, min_dist=0.1, metric="cosine"``) and t-SNE
 (``perplexity=10, init="pca", learning_rate="auto"``) as in the reference, but

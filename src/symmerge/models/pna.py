@@ -1,4 +1,4 @@
-"""The permutation-only Neural Graphs baseline encoder on PyG's PNAConv (METHOD.md 8.1)."""
+"""The permutation-only Neural Graphs baseline encoder on PyG's PNAConv (METHOD.md 3.7)."""
 
 from __future__ import annotations
 

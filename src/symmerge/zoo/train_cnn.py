@@ -1,6 +1,6 @@
 """Batched training of small-CNN zoos with per-network random hyperparameters.
 
-In the spirit of the Small CNN Zoo (Unterthiner et al. 2020; METHOD.md 1.4):
+In the spirit of the Small CNN Zoo (Unterthiner et al. 2020; METHOD.md 1.4, 5.2):
 every network (default layout ``[C, 16, 16, 16, n_classes]``, 3x3 stride-2
 convolutions, global average pooling, dense logits) draws its own learning
 rate, L2 weight decay, initialization scale, dropout rate and fraction of the
