@@ -51,6 +51,18 @@ def test_cnn_command_writes_a_zoo(tmp_path, capsys):
     assert {"train_accuracy", "test_accuracy", "lr", "dropout"} <= set(zoo.metric_names)
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_cnn_zoo_is_bitwise_independent_of_chunks_and_workers(tmp_path, capsys, activation):
+    base = ["zoo", "cnn", "--activation", activation, "--n", "5", "--steps", "6", "--quiet"]
+    default = tmp_path / "default.safetensors"
+    assert run_cli([*base, "--out", default], capsys)[0] == 0
+    for extra in (["--chunk-size", "3", "--workers", "1"], ["--chunk-size", "2", "--workers", "2"],
+                  ["--chunk-size", "1", "--workers", "1"]):
+        out = tmp_path / f"chunks{extra[1]}_workers{extra[3]}.safetensors"
+        assert run_cli([*base, *extra, "--out", out], capsys)[0] == 0
+        assert out.read_bytes() == default.read_bytes(), extra
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
