@@ -107,6 +107,22 @@ def test_max_chunks_then_rerun_gives_the_uninterrupted_zoo(tmp_path, capsys):
     same_zoo(ref, out)
 
 
+def test_a_shard_folder_that_cannot_be_trusted_is_one_error_line(tmp_path, capsys):
+    out = tmp_path / "zoo.safetensors"
+    common = [*INR_ARGS, "--chunk-size", "1", "--workers", "1", "--out", out]
+    assert run_cli([*common, "--max-chunks", "1"], capsys)[0] == 0
+    manifest = shard_dir_for(out) / "manifest.json"
+    for broken in (b"\x00\x9f binary", None):
+        if broken is None:
+            manifest.unlink()
+        else:
+            manifest.write_bytes(broken)
+        code, _, err = run_cli(common, capsys)
+        assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+        assert "--fresh" in err and not out.exists()
+    assert run_cli([*common, "--fresh"], capsys)[0] == 0 and len(Zoo(out)) == 4
+
+
 def test_two_ranks_under_torchrun_give_the_single_process_zoo(tmp_path, capsys):
     ref, out = tmp_path / "ref.safetensors", tmp_path / "ranks.safetensors"
     args = [*INR_ARGS, "--per-image", "2", "--chunk-size", "3"]

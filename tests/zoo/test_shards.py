@@ -354,16 +354,18 @@ def test_a_failing_worker_takes_the_others_down_without_writes(tmp_path):
     assert list(shards.glob("chunk-*")) == []
 
 
-def _orphan(parent_ready, report) -> None:  # runs in a forked child
+def _orphan(report) -> None:  # runs in a forked child
+    ready_r, ready_w = os.pipe()
     grandchild = os.fork()
     if grandchild == 0:
+        os.close(ready_r)
         sys.platform = "elsewhere"  # no prctl: the polling fallback alone
         die_with_parent(os.getppid(), interval=0.05)
-        parent_ready.wait()
+        os.write(ready_w, b"1")
         time.sleep(60)
         os._exit(0)
-    report.send(grandchild)
-    parent_ready.set()
+    os.close(ready_w)
+    report.send(grandchild if os.read(ready_r, 1) == b"1" else None)
     os._exit(0)  # the grandchild's parent dies
 
 
@@ -378,11 +380,12 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_a_worker_dies_with_its_parent_without_prctl(tmp_path):
     ctx = mp.get_context("fork")
-    ready, (receive, report) = ctx.Event(), ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_orphan, args=(ready, report))
+    receive, report = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_orphan, args=(report,))
     child.start()
     assert receive.poll(30)
     grandchild = receive.recv()
+    assert grandchild is not None  # it set itself up and was alive
     child.join()
     for _ in range(200):
         if not _alive(grandchild):

@@ -602,8 +602,10 @@ def run_chunked(
 
     ``run`` fingerprints everything that determines the result (stored in the
     manifest; a mismatch with an existing shard directory is an error unless
-    ``fresh``). ``assemble`` gets the concatenated chunk tensors and writes the
-    zoo. ``max_chunks`` stops after fitting that many chunks in this call
+    ``fresh``, which empties it first). The shard directory stays locked from
+    start to end, assembling included: a second run into the same ``out`` stops
+    with an error naming this one. ``assemble`` gets the concatenated chunk
+    tensors and writes the zoo. ``max_chunks`` stops after fitting that many chunks in this call
     (returns ``None`` without assembling), for time-limited jobs. ``workers > 1``
     fits chunks in that many local processes, each with
     ``torch.get_num_threads() // workers`` threads;

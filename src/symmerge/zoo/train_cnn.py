@@ -12,7 +12,10 @@ of a chunk train together as grouped convolutions (one ``conv2d`` with
 All randomness of network ``g`` (hyperparameters, initialization, training
 subset, minibatches, dropout masks) comes from its own generator seeded with
 ``(seed, "cnn", g)``, so chunking, resuming and ranks do not change it; the
-same ``g`` and seed give the same hyperparameters for ReLU and tanh zoos.
+same ``g`` and seed give the same hyperparameters for ReLU and tanh zoos. On the
+CPU its arithmetic does not depend on its batch neighbours or the thread count
+either (single-threaded kernels, one thread per part of the batch), so the zoo
+is bitwise the same for any chunk size, number of workers or threads.
 
 Python API::
 
@@ -408,17 +411,9 @@ class _Stopped(Exception):
     """A part of :func:`train_cnns` gave up because another part failed."""
 
 
-def _train_batch(
-    spec: CNNSpec,
-    data: CNNData,
-    hparams: dict[str, Tensor],
-    init: Tensor,
-    config: CNNTrainConfig,
-    streams: Sequence[NetStream],
-    progress: Progress | None,
-    dev: torch.device,
-    stop: threading.Event | None = None,
-) -> CNNTrainResult:
+def _train_batch(spec: CNNSpec, data: CNNData, hparams: dict[str, Tensor], init: Tensor,
+                 config: CNNTrainConfig, streams: Sequence[NetStream], progress: Progress | None,
+                 dev: torch.device, stop: threading.Event | None = None) -> CNNTrainResult:
     """The batched trainer of :func:`train_cnns` in the calling thread.
 
     On the CPU a batch of one network trains as two copies of it: a single group
@@ -555,7 +550,9 @@ def train_cnn_zoo(
     own training subset), ``test_accuracy`` (held-out split), ``diverged`` (1 for a
     network that kept its last finite parameters) and the drawn hyperparameters
     (:data:`HPARAMS`); ``labels`` are -1. Chunking, resuming,
-    ranks, ``workers`` and ``device`` behave as in :func:`symmerge.zoo.fit_inr.fit_inr_zoo`.
+    ranks, ``workers`` and ``device`` behave as in :func:`symmerge.zoo.fit_inr.fit_inr_zoo`;
+    on the CPU the zoo is bitwise the same for any chunk size, number of workers
+    or threads (:func:`train_cnns`).
     """
     cfg = cnn_config(config)
     if n <= 0:
