@@ -9,9 +9,13 @@
   (throughput per step does not depend on it).
 * ``full``: ``--n`` ReLU and ``--n`` tanh networks with the default recipe via
   ``train_cnn_zoo`` (``--workers`` processes): time and accuracy distributions.
+* ``threads``: the batched trainer alone on ``--n`` networks in one process with
+  each of ``--threads`` torch threads (alternated ``--repeats`` times): networks
+  per minute, and whether the parameters are bitwise the same for every count.
 
     python benchmarks/bench_zoo_cnn.py compare [--n 16] [--steps 200] [--threads 1]
     python benchmarks/bench_zoo_cnn.py full [--n 200] [--workers 2] [--out-dir runs]
+    python benchmarks/bench_zoo_cnn.py threads [--n 50] [--steps 100] [--threads 1 2]
 """
 
 from __future__ import annotations
@@ -110,6 +114,32 @@ def full(args: argparse.Namespace) -> dict[str, object]:
     return out
 
 
+def threads(args: argparse.Namespace) -> dict[str, object]:
+    cfg = cnn_config(args.preset, steps=args.steps)
+    data = CNNData.from_images(load_images("mnist-embedded"), cfg)
+    out: dict[str, object] = {"machine": machine(), "n": args.n, "steps": cfg.steps}
+    for activation in args.activations:
+        spec = cfg.spec(activation, 1, data.n_classes)
+        times: dict[int, list[float]] = {t: [] for t in args.threads}
+        params: dict[int, torch.Tensor] = {}
+        for _ in range(args.repeats):
+            for t in args.threads:
+                torch.set_num_threads(t)
+                hps, init, streams = draw_networks(spec, cfg, args.seed, range(args.n),
+                                                   data.train_x.shape[0])
+                start = time.perf_counter()
+                params[t] = train_cnns(spec, data, hps, init, cfg, streams).params
+                times[t].append(time.perf_counter() - start)
+        first = params[args.threads[0]]
+        out[activation] = {
+            f"threads_{t}": {"seconds": [round(x, 1) for x in times[t]],
+                             "networks_per_min": round(60 * args.n / min(times[t]), 2)}
+            for t in args.threads
+        } | {"bitwise_equal": all(torch.equal(first, p) for p in params.values()),
+             "loadavg_1m_end": round(os.getloadavg()[0], 2)}
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -130,8 +160,17 @@ def main() -> None:
     f.add_argument("--out-dir", default="runs")
     f.add_argument("--fresh", action="store_true")
     f.add_argument("--quiet", action="store_true")
+    t = sub.add_parser("threads")
+    t.add_argument("--n", type=int, default=50)
+    t.add_argument("--steps", type=int, default=100)
+    t.add_argument("--preset", default="default")
+    t.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    t.add_argument("--repeats", type=int, default=3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--activations", nargs="+", default=["relu", "tanh"])
     args = p.parse_args()
-    print(json.dumps({"compare": compare, "full": full}[args.cmd](args), indent=1))
+    print(json.dumps({"compare": compare, "full": full, "threads": threads}[args.cmd](args),
+                     indent=1))
 
 
 if __name__ == "__main__":

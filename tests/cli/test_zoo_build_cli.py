@@ -51,6 +51,18 @@ def test_cnn_command_writes_a_zoo(tmp_path, capsys):
     assert {"train_accuracy", "test_accuracy", "lr", "dropout"} <= set(zoo.metric_names)
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_cnn_zoo_is_bitwise_independent_of_chunks_and_workers(tmp_path, capsys, activation):
+    base = ["zoo", "cnn", "--activation", activation, "--n", "5", "--steps", "6", "--quiet"]
+    default = tmp_path / "default.safetensors"
+    assert run_cli([*base, "--out", default], capsys)[0] == 0
+    for extra in (["--chunk-size", "3", "--workers", "1"], ["--chunk-size", "2", "--workers", "2"],
+                  ["--chunk-size", "1", "--workers", "1"]):
+        out = tmp_path / f"chunks{extra[1]}_workers{extra[3]}.safetensors"
+        assert run_cli([*base, *extra, "--out", out], capsys)[0] == 0
+        assert out.read_bytes() == default.read_bytes(), extra
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -93,6 +105,22 @@ def test_max_chunks_then_rerun_gives_the_uninterrupted_zoo(tmp_path, capsys):
     assert code == 2 and "different run" in err and "seed" in err
     assert run_cli([*common, "--out", out], capsys)[0] == 0
     same_zoo(ref, out)
+
+
+def test_a_shard_folder_that_cannot_be_trusted_is_one_error_line(tmp_path, capsys):
+    out = tmp_path / "zoo.safetensors"
+    common = [*INR_ARGS, "--chunk-size", "1", "--workers", "1", "--out", out]
+    assert run_cli([*common, "--max-chunks", "1"], capsys)[0] == 0
+    manifest = shard_dir_for(out) / "manifest.json"
+    for broken in (b"\x00\x9f binary", None):
+        if broken is None:
+            manifest.unlink()
+        else:
+            manifest.write_bytes(broken)
+        code, _, err = run_cli(common, capsys)
+        assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+        assert "--fresh" in err and not out.exists()
+    assert run_cli([*common, "--fresh"], capsys)[0] == 0 and len(Zoo(out)) == 4
 
 
 def test_two_ranks_under_torchrun_give_the_single_process_zoo(tmp_path, capsys):

@@ -3,6 +3,8 @@ hyperparameters, determinism and resume."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
@@ -101,6 +103,44 @@ def test_batched_training_matches_module_recipe(data, activation):
         torch.testing.assert_close(res.params[i], ref.params[0], rtol=0, atol=2e-5)
         assert float(res.test_accuracy[i]) == pytest.approx(float(ref.test_accuracy[0]), abs=0.03)
     assert res.train_accuracy.shape == res.test_accuracy.shape == (3,)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_a_network_trains_the_same_alone_in_any_batch_with_any_threads(data, activation):
+    spec = FAST.spec(activation)
+
+    def train(indices, threads: int):
+        hps, init, streams = draw_networks(spec, FAST, 4, indices, 160)
+        with torch_threads(threads):
+            return train_cnns(spec, data, hps, init, FAST, streams)
+
+    ref = train(range(5), 1)
+    layouts = [([[i] for i in range(5)], 1), ([[i] for i in range(5)], 2),
+               ([range(3), range(3, 5)], 2), ([range(5)], 2), ([range(5)], 3)]
+    for parts, threads in layouts:
+        results = [train(part, threads) for part in parts]
+        for name in ("params", "train_accuracy", "test_accuracy", "diverged"):
+            got = torch.cat([getattr(r, name) for r in results])
+            assert torch.equal(got, getattr(ref, name)), (name, parts, threads)
+
+
+def test_input_standardization_does_not_depend_on_threads(digits):
+    with torch_threads(1):
+        one = CNNData.from_images(digits, FAST)
+    with torch_threads(3):
+        three = CNNData.from_images(digits, FAST)
+    assert torch.equal(one.shift, three.shift) and torch.equal(one.scale, three.scale)
+    assert torch.equal(one.train_x, three.train_x)
 
 
 def test_diverging_networks_keep_their_last_finite_parameters(data):

@@ -1,7 +1,8 @@
 """``symmerge zoo inr`` and ``symmerge zoo cnn``: build model zoos.
 
-Both run in resumable chunks (``<out>.shards/``), show a progress bar and, when
-launched by ``torchrun --nproc-per-node W``, split the chunks over W ranks.
+Both run in resumable chunks (``<out>.shards/``, locked while a run uses it), show a
+progress bar and, when launched by ``torchrun --nproc-per-node W``, split the chunks over
+W ranks. Their worker processes end with the command, however it is stopped.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ _CHUNK = typer.Option(
 _WORKERS = typer.Option(
     None, "--workers", help="Local worker processes (default: one per torch thread)."
 )
-_FRESH = typer.Option(False, "--fresh", help="Discard chunks of an earlier, different run.")
+_FRESH = typer.Option(
+    False, "--fresh", help="Empty the shard folder (<out>.shards/) first: discard its chunks."
+)
 _KEEP = typer.Option(False, "--keep-shards", help="Keep the chunk files after assembling.")
 _MAX_CHUNKS = typer.Option(
     None, "--max-chunks", min=1, help="Fit at most this many chunks, then exit."

@@ -401,12 +401,13 @@ def fit_inr_zoo(
     Network ``g = i * per_image + k`` fits image ``i`` from its own seed
     ``(seed, g)``; the zoo stores ``params``, ``labels``, ``image_index`` and the
     metrics ``psnr`` (dB, images in [0, 1]) and ``steps``. Work is done in
-    chunks of ``chunk_size`` networks under ``<out>.shards/`` (resumable, and
-    split across ranks when launched by ``torchrun``); the zoo is written
-    atomically at the end. ``workers`` local processes fit chunks in parallel
-    (default: one single-threaded worker per torch thread, which beats intra-op
-    threads on a busy CPU; the zoo is bitwise the same for any number of workers,
-    threads or ranks). ``device`` (e.g. ``"cuda"``) runs the fits there, in one
+    chunks of ``chunk_size`` networks under ``<out>.shards/`` (resumable, locked
+    against a second run into the same ``out``, and split across ranks when
+    launched by ``torchrun``); the zoo is written atomically at the end.
+    ``workers`` local processes fit chunks in parallel (default: one
+    single-threaded worker per torch thread, which beats intra-op threads on a
+    busy CPU; the zoo is bitwise the same for any number of workers, threads or
+    ranks). ``device`` (e.g. ``"cuda"``) runs the fits there, in one
     process. Returns ``out``, or ``None`` if ``max_chunks`` stopped the run early.
     """
     cfg = inr_config(config)

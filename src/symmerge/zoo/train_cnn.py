@@ -12,7 +12,10 @@ of a chunk train together as grouped convolutions (one ``conv2d`` with
 All randomness of network ``g`` (hyperparameters, initialization, training
 subset, minibatches, dropout masks) comes from its own generator seeded with
 ``(seed, "cnn", g)``, so chunking, resuming and ranks do not change it; the
-same ``g`` and seed give the same hyperparameters for ReLU and tanh zoos.
+same ``g`` and seed give the same hyperparameters for ReLU and tanh zoos. On the
+CPU its arithmetic does not depend on its batch neighbours or the thread count
+either (single-threaded kernels, one thread per part of the batch), so the zoo
+is bitwise the same for any chunk size, number of workers or threads.
 
 Python API::
 
@@ -24,10 +27,13 @@ Python API::
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +160,21 @@ def cnn_config(config: CNNTrainConfig | str | None, **overrides: Any) -> CNNTrai
 
 
 # ----------------------------------------------------------------- data
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run torch's CPU kernels single-threaded inside the block (restored afterwards).
+
+    A multi-threaded reduction splits its sum over the threads, so its rounding
+    depends on the thread count; a zoo must not.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @dataclass(frozen=True)
 class CNNData:
     """Training inputs and labels of the train and held-out test splits.
@@ -191,7 +212,8 @@ class CNNData:
         u = images.images.to(torch.float32) * 2.0 - 1.0
         channels = u.shape[1]
         if config.inputs == "standardize":
-            shift, scale = u[train].mean(dim=(0, 2, 3)), u[train].std(dim=(0, 2, 3))
+            with single_threaded():  # sums in a fixed order: the same inputs for any thread count
+                shift, scale = u[train].mean(dim=(0, 2, 3)), u[train].std(dim=(0, 2, 3))
             scale = torch.where(scale > 0, scale, torch.ones_like(scale))
         else:
             shift, scale = torch.zeros(channels), torch.ones(channels)
@@ -346,26 +368,80 @@ def train_cnns(
     (the ``torch.optim.Adam`` update with the network's own learning rate). A network
     whose parameters become non-finite stops with its last finite parameters.
     Runs on ``device`` (default: where ``init`` is); results come back on the CPU.
+
+    On the CPU a network's result is bitwise the same whatever batch it trains in
+    and however many torch threads there are: the kernels run single-threaded
+    (the convolution backward of oneDNN splits its weight and bias sums over
+    threads, so their order depends on the thread count) and the batch is cut into
+    one part per torch thread, each part trained in its own Python thread.
     """
     dev = torch.device(device) if device is not None else init.device
+    nb = init.shape[0]
+    if dev.type != "cpu":
+        return _train_batch(spec, data, hparams, init, config, streams, progress, dev)
+    parts = torch.arange(nb).tensor_split(min(torch.get_num_threads(), nb))
+    lock, stop = threading.Lock(), threading.Event()
+
+    def report(n: float, values: Tensor | None) -> None:
+        with lock:
+            progress(n, values)  # type: ignore[misc]
+
+    def train_part(idx: Tensor) -> CNNTrainResult:
+        torch.set_num_threads(1)  # this thread's OpenMP setting
+        return _train_batch(spec, data, {k: v[idx] for k, v in hparams.items()}, init[idx],
+                            config, [streams[i] for i in idx.tolist()],
+                            None if progress is None else report, dev, stop)
+
+    with single_threaded():
+        if len(parts) == 1:
+            return _train_batch(spec, data, hparams, init, config, streams, progress, dev)
+        with ThreadPoolExecutor(len(parts), thread_name_prefix="train_cnns") as pool:
+            futures = [pool.submit(train_part, idx) for idx in parts]
+            try:
+                for f in wait(futures, return_when=FIRST_EXCEPTION).done:
+                    f.result()  # re-raise a part's error
+            finally:
+                stop.set()  # after an error or interrupt, the other parts stop at their next step
+            results = [f.result() for f in futures]
+    return CNNTrainResult(*(torch.cat([getattr(r, f.name) for r in results])
+                            for f in fields(CNNTrainResult)))
+
+
+class _Stopped(Exception):
+    """A part of :func:`train_cnns` gave up because another part failed."""
+
+
+def _train_batch(spec: CNNSpec, data: CNNData, hparams: dict[str, Tensor], init: Tensor,
+                 config: CNNTrainConfig, streams: Sequence[NetStream], progress: Progress | None,
+                 dev: torch.device, stop: threading.Event | None = None) -> CNNTrainResult:
+    """The batched trainer of :func:`train_cnns` in the calling thread.
+
+    On the CPU a batch of one network trains as two copies of it: a single group
+    takes other convolution kernels, whose sums round differently.
+    """
     if dev != data.train_x.device:
         data = CNNData(*(t.to(dev) for t in (data.train_x, data.train_y, data.test_x,
                                               data.test_y)), data.n_classes, data.shift,
                        data.scale)
-    params = init.detach().clone().to(dev, torch.float32)
-    nb = params.shape[0]
-    lr = hparams["lr"].to(dev, torch.float32).unsqueeze(1)
-    wd = hparams["weight_decay"].to(dev, torch.float32).unsqueeze(1) * weight_mask(spec).to(dev)
-    p_drop = hparams["dropout"].to(torch.float32).view(nb, 1, 1)
+    nb = init.shape[0]
+    copies = 2 if nb == 1 and dev.type == "cpu" else 1
+    params = init.detach().to(dev, torch.float32).repeat(copies, 1)
+    rows = params.shape[0]
+    lr = hparams["lr"].to(dev, torch.float32).repeat(copies).unsqueeze(1)
+    wd = (hparams["weight_decay"].to(dev, torch.float32).repeat(copies).unsqueeze(1)
+          * weight_mask(spec).to(dev))
+    p_drop = hparams["dropout"].to(torch.float32).repeat(copies).view(rows, 1, 1)
     m, v = torch.zeros_like(params), torch.zeros_like(params)
-    stopped = torch.zeros(nb, 1, dtype=torch.bool, device=dev)  # diverged: kept as they were
+    stopped = torch.zeros(rows, 1, dtype=torch.bool, device=dev)  # diverged: kept as they were
     b1, b2 = config.betas
     reported = 0.0
     for step in range(config.steps):
+        if stop is not None and stop.is_set():
+            raise _Stopped
         if progress is not None and step and step % STREAM_BLOCK == 0:
             progress(nb * STREAM_BLOCK / config.steps, None)  # fractional networks
             reported += nb * STREAM_BLOCK / config.steps
-        draws = [s.next() for s in streams]
+        draws = [s.next() for s in streams] * copies
         idx = torch.stack([d[0] for d in draws]).to(dev)  # [B, batch]
         keep = ((torch.stack([d[1] for d in draws]) >= p_drop) / (1.0 - p_drop)).to(dev)
         x, y = data.train_x[idx], data.train_y[idx]
@@ -385,11 +461,12 @@ def train_cnns(
         stopped |= ~torch.isfinite(params).all(1, keepdim=True)  # no host sync: masks only
         params = torch.where(stopped, before, params)
         m, v = m.masked_fill_(stopped, 0.0), v.masked_fill_(stopped, 0.0)
-    train_acc, test_acc = _evaluate(spec, params, data, [s.subset for s in streams],
+    train_acc, test_acc = _evaluate(spec, params, data, [s.subset for s in streams] * copies,
                                     config.eval_batch)
     if progress is not None:
-        progress(nb - reported, test_acc)
-    return CNNTrainResult(params.cpu(), train_acc, test_acc, stopped.squeeze(1).float().cpu())
+        progress(nb - reported, test_acc[:nb])
+    return CNNTrainResult(params[:nb].cpu(), train_acc[:nb], test_acc[:nb],
+                          stopped[:nb].squeeze(1).float().cpu())
 
 
 def train_cnn_module(
@@ -473,7 +550,9 @@ def train_cnn_zoo(
     own training subset), ``test_accuracy`` (held-out split), ``diverged`` (1 for a
     network that kept its last finite parameters) and the drawn hyperparameters
     (:data:`HPARAMS`); ``labels`` are -1. Chunking, resuming,
-    ranks, ``workers`` and ``device`` behave as in :func:`symmerge.zoo.fit_inr.fit_inr_zoo`.
+    ranks, ``workers`` and ``device`` behave as in :func:`symmerge.zoo.fit_inr.fit_inr_zoo`;
+    on the CPU the zoo is bitwise the same for any chunk size, number of workers
+    or threads (:func:`train_cnns`).
     """
     cfg = cnn_config(config)
     if n <= 0:
