@@ -8,6 +8,7 @@ from symmerge.canon.core import (
     Canonicalizer,
     SortCanonicalizer,
     canonicalize,
+    load_run,
     make_canonicalizer,
 )
 from symmerge.canon.zoo import CanonicalizeReport, canonicalize_zoo
@@ -22,5 +23,6 @@ __all__ = [
     "SortCanonicalizer",
     "canonicalize",
     "canonicalize_zoo",
+    "load_run",
     "make_canonicalizer",
 ]
