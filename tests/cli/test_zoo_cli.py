@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 
 from symmerge import SirenSpec
 from symmerge.zoo.io import FORMAT, load_zoo, save_zoo
-from tests.cli._util import overwrite_params, run_cli
+from tests.cli._util import run_cli
 from tests.zoo.published import (
     ReferenceSiren,
     inr_folder,
@@ -191,24 +191,6 @@ def test_info_with_non_finite_metric_values(tmp_path: Path, capsys) -> None:
     assert "dead: no finite values  (3 not finite)" in stdout
 
 
-def test_info_flags_non_finite_networks(tmp_path: Path, capsys) -> None:
-    path = tmp_path / "z.safetensors"
-    save_zoo(path, SirenSpec(), torch.zeros(14, 1185))
-    params = torch.zeros(14, 1185)
-    params[3, 7] = params[3, 8] = float("nan")
-    params[12, 0] = float("-inf")
-    params[13, 1] = float("inf")
-    overwrite_params(path, params)
-    code, stdout, err = run_cli(["zoo", "info", path], capsys)
-    assert code == 0, err  # described, not refused
-    assert ("params: NOT FINITE in 3 of 14 networks (2 NaN, 2 Inf values): networks 3, 12, 13"
-            in stdout.splitlines())
-    assert load_zoo(path).non_finite(chunk=5).networks.tolist() == [3, 12, 13]
-    save_zoo(path, SirenSpec(), torch.zeros(2, 1185))
-    _, stdout, _ = run_cli(["zoo", "info", path], capsys)
-    assert "params: all finite" in stdout.splitlines()
-
-
 def test_bad_activation_is_a_usage_error(tmp_path: Path, capsys) -> None:
     make_cnn_zoo(tmp_path / "zoo", layout=(1, 4, 4, 3))
     out = tmp_path / "out" / "z.safetensors"
@@ -240,4 +222,3 @@ def test_info_values_match_zoo(tmp_path: Path, capsys) -> None:
     assert "labels: 0: 1, 2: 2 (unlabelled: 1)" in stdout
     assert "psnr: min 1  median 2.5  mean 4  max 10" in stdout
     assert "  note: x" in stdout
-
