@@ -65,8 +65,8 @@ def _temp_prefix(target: Path) -> str:
 
 
 def _process_gone(pid: int) -> bool:
-    """True only if no process ``pid`` exists on this machine."""
-    if pid <= 0 or pid == os.getpid():
+    """True only if no process ``pid`` exists on this machine (POSIX; elsewhere never)."""
+    if os.name != "posix" or pid <= 0 or pid == os.getpid():
         return False
     try:
         os.kill(pid, 0)
