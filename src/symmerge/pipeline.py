@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 
 from symmerge import __version__
 from symmerge.errors import SymmergeError
-from symmerge.utils.io import atomic_path
+from symmerge.limits import MAX_SEED, check_range
+from symmerge.utils.io import atomic_path, error_summary, read_text
 
 T = TypeVar("T")
 
@@ -111,6 +112,7 @@ def quickstart(
         pair_interpolation,
         write_report,
     )
+    from symmerge.experiments.common import prepare_out
     from symmerge.training import train
     from symmerge.zoo.fit_inr import fit_inr_zoo
     from symmerge.zoo.train_cnn import train_cnn_zoo
@@ -118,8 +120,8 @@ def quickstart(
     if size not in SIZES:
         raise SymmergeError(f"unknown quickstart size {size!r}; choose {', '.join(SIZES)}")
     s = SIZES[size]
-    root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
+    check_range(seed, "seed", 0, MAX_SEED)
+    root = prepare_out(out)
     zoo_dir, run_dir, exp_dir = root / "zoo", root / "runs", root / "experiments"
     result = QuickstartResult(str(root), seed, __version__, size)
     t_all = time.perf_counter()
@@ -146,7 +148,7 @@ def quickstart(
                  "encoder": {**s.ae_overrides.get("encoder", {}), **encoder}}
             step(label, lambda: train(zoo, run, preset="quick", overrides=o, max_epochs=epochs,
                                       progress=progress))
-        return json.loads((run / "result.json").read_text())["metrics"]
+        return _run_metrics(run)
 
     sgmn, pna = run_dir / "scalegmn", run_dir / "pna"
     for run, epochs, enc in ((sgmn, s.ae_epochs, {}), (pna, s.pna_epochs, {"mode": "pna"})):
@@ -210,6 +212,19 @@ def quickstart(
     result.report = str(report)
     result.save()
     return result
+
+
+def _run_metrics(run: Path) -> dict[str, Any]:
+    """The metrics in a finished run's ``result.json``; a damaged file is one clear error."""
+    path = run / "result.json"
+    try:
+        metrics = json.loads(read_text(path, "run result"))["metrics"]
+        if not isinstance(metrics, dict):
+            raise TypeError(f"metrics is a {type(metrics).__name__}")
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise SymmergeError(f"cannot read run result {path}: {error_summary(exc)}; delete "
+                            f"{run} to train it again") from exc
+    return metrics
 
 
 def _ae_table(metrics: dict[str, Any]) -> str:

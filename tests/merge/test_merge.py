@@ -31,10 +31,38 @@ def test_merge_weights():
                         ({"alpha": 1.5, "n": 2}, r"in \[0, 1\]"),
                         ({"weights": [1, 2], "n": 3}, "2 weights for 3"),
                         ({"weights": [1, -1], "n": 2}, "non-negative"),
+                        ({"weights": [float("nan"), 1], "n": 2}, "finite"),
+                        ({"weights": [float("inf"), 1], "n": 2}, "finite"),
+                        ({"weights": [0, 0], "n": 2}, "not all zero"),
+                        ({"alpha": float("nan"), "n": 2}, r"in \[0, 1\]"),
                         ({"n": 1}, "at least 2")]:
         n = kwargs.pop("n")
         with pytest.raises(SymmergeError, match=msg):
             merge_weights(n, **kwargs)
+
+
+def test_huge_weights_normalize_without_overflow():
+    # their sum overflows float64: dividing by it gave weights 0, 0 and an all-zero network
+    torch.testing.assert_close(merge_weights(2, weights=[1e308, 1e308]),
+                               torch.tensor([0.5, 0.5], dtype=torch.float64))
+    torch.testing.assert_close(merge_weights(3, weights=[1e308, 0, 5e307]),
+                               torch.tensor([2 / 3, 0, 1 / 3], dtype=torch.float64))
+    params = SPEC.init_params(2, generator=torch.Generator().manual_seed(0))
+    merged = merge(params, SPEC, "naive", weights=[1e308, 1e308]).params
+    torch.testing.assert_close(merged, params.mean(0))
+
+
+def test_merge_options_are_checked_before_work():
+    from symmerge.merge import check_merge_options
+
+    params = SPEC.init_params(2, generator=torch.Generator().manual_seed(0))
+    for kwargs, msg in [({"restarts": 10**20}, r"restarts must be an integer in \[0, 1000\]"),
+                        ({"max_iter": 0}, "max_iter"), ({"seed": -1}, "seed"),
+                        ({"wm_iters": 10**6}, "wm_iters")]:
+        with pytest.raises(SymmergeError, match=msg):
+            check_merge_options(2, **kwargs)
+        with pytest.raises(SymmergeError, match=msg):
+            merge(params, SPEC, "wm", **kwargs)
 
 
 def test_naive_is_the_weighted_mean():

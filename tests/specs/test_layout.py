@@ -96,6 +96,8 @@ def test_bad_state_dicts_raise(gen):
         spec.from_state_dict({**sd, "seq.2.weight": torch.zeros(1)})
     with pytest.raises(SymmergeError, match="shape"):
         spec.from_state_dict({**sd, "seq.0.weight": sd["seq.0.weight"].T})
+    with pytest.raises(SymmergeError, match=r"'seq.1.bias' is torch.complex64 \(complex\)"):
+        spec.from_state_dict({**sd, "seq.1.bias": sd["seq.1.bias"].to(torch.complex64)})
 
 
 def test_bad_inputs_raise(gen):
@@ -123,6 +125,10 @@ def test_bad_inputs_raise(gen):
         (lambda: CNNSpec(layout=(1, 10)), "conv layer"),
         (lambda: CNNSpec(kernel_size=0), "positive"),
         (lambda: SirenSpec(w0=0.0), "w0"),
+        (lambda: SirenSpec(w0=float("inf")), "w0 must be positive and finite"),
+        (lambda: SirenSpec(output_offset=float("nan")), "output_offset must be finite"),
+        (lambda: MLPSpec(layout=(2, 4.7, 1)), "integers"),
+        (lambda: MLPSpec(layout=(2, True, 1)), "integers"),
         (lambda: SirenSpec(activation="relu"), "activation"),
     ],
 )

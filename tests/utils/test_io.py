@@ -117,3 +117,66 @@ def test_require_finite_names_the_input_and_first_row():
     with pytest.raises(SymmergeError, match=r"zoo z\.safetensors holds 2 non-finite .* 2 of 4 "
                                             r"rows \(first: row 2\)"):
         require_finite(t, "zoo z.safetensors")
+
+
+_WRITER = (
+    "import sys, time\n"
+    "from symmerge.utils.io import atomic_path\n"
+    "with atomic_path(sys.argv[1]) as tmp:\n"
+    "    tmp.write_bytes(b'x' * 4096)\n"
+    "    print(tmp, flush=True)\n"
+    "    time.sleep(600)\n"
+)
+
+
+def _start_writer(target):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(target)],
+                            stdout=subprocess.PIPE, text=True)
+    tmp = proc.stdout.readline().strip()
+    assert tmp, "the writer did not start"
+    return proc, tmp
+
+
+def test_temp_file_of_a_killed_writer_is_removed_by_the_next_write(tmp_path):
+    import signal
+    from pathlib import Path
+
+    target = tmp_path / "out.bin"
+    proc, tmp = _start_writer(target)
+    tmp = Path(tmp)
+    try:
+        assert tmp.parent == tmp_path and f".{proc.pid}." in tmp.name
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)  # dies before its rename, as kill -9 would
+        proc.wait(timeout=60)
+        proc.stdout.close()
+    assert tmp.stat().st_size == 4096 and not target.exists()
+    # a dead writer's leftovers of another target, and a foreign file, are not ours
+    other = tmp_path / tmp.name.replace(".out.bin.", ".other.bin.")
+    other.write_bytes(b"y")
+    foreign = tmp_path / ".out.bin.notes.tmp"
+    foreign.write_bytes(b"z")
+    with atomic_path(target) as new:
+        new.write_text("done")
+    assert target.read_text() == "done"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [target.name, other.name, foreign.name])
+
+
+def test_temp_file_of_a_live_writer_is_kept(tmp_path):
+    import signal
+    from pathlib import Path
+
+    target = tmp_path / "out.bin"
+    proc, tmp = _start_writer(target)
+    try:
+        with atomic_path(target) as new:
+            new.write_text("mine")
+        assert Path(tmp).is_file() and target.read_text() == "mine"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        proc.stdout.close()

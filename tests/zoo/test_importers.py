@@ -93,6 +93,7 @@ def _broken_tree(tmp_path: Path, state_change) -> Path:
         (lambda s: s["seq.0.bias"].__setitem__(2, float("nan")), "NaN or infinite"),
         (lambda s: s.update({"extra": torch.zeros(1)}), "unexpected keys"),
         (lambda s: s.pop("seq.1.bias"), "missing keys"),
+        (lambda s: s.update({"seq.1.bias": s["seq.1.bias"] + 1j}), "complex"),
     ],
 )
 def test_dwsnets_bad_checkpoint_is_named(tmp_path: Path, change, pattern: str) -> None:
@@ -405,6 +406,14 @@ def test_cnn_zoo_layout_must_be_contiguous_and_sorted(tmp_path: Path) -> None:
     wrong = text[:1] + [text[1].replace(",0,36,", ",0,35,")] + text[2:]
     path.write_text("\n".join(wrong) + "\n")
     with pytest.raises(SymmergeError, match=r"spans 0:35 but has shape \(3, 3, 1, 4\)"):
+        read_cnn_zoo_layout(path)
+
+
+@pytest.mark.parametrize(("row", "fields"), [("k,0,9", 3), ('k,0,9,"(3, 3)",x', 5)])
+def test_cnn_zoo_csv_rows_must_match_the_header(tmp_path: Path, row: str, fields: int) -> None:
+    path = tmp_path / "layout.csv"
+    path.write_text(f'varname,start_idx,end_idx,shape\nk0,0,9,"(3, 3)"\n{row}\n')
+    with pytest.raises(SymmergeError, match=f"layout.csv line 3 has {fields} fields, its header 4"):
         read_cnn_zoo_layout(path)
 
 

@@ -12,6 +12,7 @@ from symmerge.align.matching import (
     MODES,
     STRATEGIES,
     MatchResult,
+    check_matching_options,
     check_strategy,
     weight_matching,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "MODES",
     "STRATEGIES",
     "MatchResult",
+    "check_matching_options",
     "check_strategy",
     "closest_scales",
     "scale_normalization",

@@ -49,6 +49,7 @@ from torch import Tensor
 from symmerge.align._layers import as_batch, incoming, layer_element, outgoing, select
 from symmerge.align.canonical import closest_scales, scale_normalization
 from symmerge.errors import SymmergeError
+from symmerge.limits import MAX_ITER, MAX_RESTARTS, MAX_SEED, check_range
 from symmerge.specs.base import WeightSpaceSpec
 from symmerge.symmetry.group import GroupElement, sample_group_elements
 
@@ -90,6 +91,14 @@ def check_strategy(strategy: str) -> str:
             f"unknown matching strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
         )
     return strategy
+
+
+def check_matching_options(restarts: int = 0, max_iter: int = 100, seed: int = 0) -> None:
+    """Raise a :class:`SymmergeError` unless ``restarts``, ``max_iter`` and ``seed`` lie
+    within :mod:`symmerge.limits`' bounds (callers check before any work)."""
+    check_range(restarts, "restarts", 0, MAX_RESTARTS)
+    check_range(max_iter, "max_iter", 1, MAX_ITER)
+    check_range(seed, "seed", 0, MAX_SEED)
 
 
 def _solve(cost: np.ndarray, signed: bool) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -235,8 +244,7 @@ def weight_matching(
     if a.shape[0] not in (1, b.shape[0]):
         raise SymmergeError(f"params_a has {a.shape[0]} networks, params_b {b.shape[0]}")
     a = a.expand(b.shape[0], -1)
-    if restarts < 0 or max_iter < 1:
-        raise SymmergeError("restarts must be >= 0 and max_iter >= 1")
+    check_matching_options(restarts, max_iter, seed)
     signed = mode == "sign"
     norm_a = norm_b = None
     if mode == "scale":

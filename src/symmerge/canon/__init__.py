@@ -8,6 +8,7 @@ from symmerge.canon.core import (
     Canonicalizer,
     SortCanonicalizer,
     canonicalize,
+    load_run,
     make_canonicalizer,
 )
 from symmerge.canon.zoo import CanonicalizeReport, canonicalize_phase_zoo, canonicalize_zoo
@@ -23,5 +24,6 @@ __all__ = [
     "canonicalize",
     "canonicalize_phase_zoo",
     "canonicalize_zoo",
+    "load_run",
     "make_canonicalizer",
 ]

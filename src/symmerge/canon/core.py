@@ -15,15 +15,22 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import sys
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from symmerge.errors import SymmergeError
+from symmerge.limits import check_range
 from symmerge.specs import WeightSpaceSpec
+from symmerge.utils.io import require_finite
+
+if TYPE_CHECKING:
+    from symmerge.training.config import TrainConfig
 
 CANON_METHODS = ("sort", "ae", "ae-lift")
 #: Methods that need a trained autoencoder run.
@@ -31,7 +38,7 @@ RUN_METHODS = frozenset({"ae", "ae-lift"})
 
 
 def _chunks(params: Tensor, size: int) -> Iterator[Tensor]:
-    yield from params.split(max(1, size))
+    yield from params.split(size)
 
 
 class Canonicalizer:
@@ -44,6 +51,7 @@ class Canonicalizer:
     exact: ClassVar[bool] = True
 
     def __init__(self, spec: WeightSpaceSpec, *, batch_size: int = 1024) -> None:
+        check_range(batch_size, "batch_size", 1, sys.maxsize)
         self.spec = spec
         self.batch_size = batch_size
 
@@ -131,9 +139,10 @@ class AELiftCanonicalizer(AECanonicalizer):
         strategy: str = "forward",
         batch_size: int = 1024,
     ) -> None:
-        from symmerge.align.matching import check_strategy
+        from symmerge.align.matching import check_matching_options, check_strategy
 
         check_strategy(strategy)  # before any decoding
+        check_matching_options(restarts, max_iter, seed)
         super().__init__(spec, model, batch_size=batch_size)
         self.mode, self.restarts, self.max_iter, self.seed = mode, restarts, max_iter, seed
         self.presort, self.strategy = presort, strategy
@@ -157,6 +166,30 @@ class AELiftCanonicalizer(AECanonicalizer):
         return self.lift(params)[0]
 
 
+def load_run(
+    run: str | os.PathLike[str],
+    spec: WeightSpaceSpec | None = None,
+    *,
+    what: str = "run",
+    holder: str = "the input",
+) -> tuple[nn.Module, WeightSpaceSpec, TrainConfig]:
+    """A finished run's autoencoder, spec and config
+    (:func:`symmerge.training.load_autoencoder`), refused with a :class:`SymmergeError`
+    if its weights hold NaN or Inf, or if it was trained on another architecture than
+    ``spec`` (``holder`` names what holds ``spec`` networks, ``what`` the run)."""
+    from symmerge.training import load_autoencoder
+
+    model, run_spec, cfg = load_autoencoder(run)
+    for name, t in itertools.chain(model.named_parameters(), model.named_buffers()):
+        require_finite(t.detach(), f"{what} {run}: weight {name!r}")
+    if spec is not None and run_spec != spec:
+        raise SymmergeError(
+            f"{what} {run} was trained on {run_spec.describe()}, but {holder} holds "
+            f"{spec.describe()}"
+        )
+    return model, run_spec, cfg
+
+
 def make_canonicalizer(
     method: str,
     spec: WeightSpaceSpec | None = None,
@@ -170,16 +203,21 @@ def make_canonicalizer(
     seed: int = 0,
     presort: bool = True,
     strategy: str = "forward",
+    holder: str = "the input",
 ) -> Canonicalizer:
     """The canonicalizer ``method`` (sort | ae | ae-lift) for networks of ``spec``.
 
     ``ae`` and ``ae-lift`` need a trained autoencoder: a ``run`` directory or a
-    loaded ``model`` (then ``spec`` is required). The run's spec must equal ``spec``.
+    loaded ``model`` (then ``spec`` is required). The run's spec must equal ``spec``
+    (``holder``: what the networks come from, for the error that says otherwise).
     """
+    from symmerge.align.matching import check_matching_options
+
     if method not in CANON_METHODS:
         raise SymmergeError(
             f"unknown canonicalization method {method!r}; choose one of {', '.join(CANON_METHODS)}"
         )
+    check_matching_options(restarts, max_iter, seed)  # before loading a run
     if method == "sort":
         if spec is None:
             raise SymmergeError("the sort canonicalizer needs the networks' spec")
@@ -190,15 +228,7 @@ def make_canonicalizer(
                 f"method {method!r} needs a trained autoencoder: pass --run RUN (a training run "
                 "directory)"
             )
-        from symmerge.training import load_autoencoder
-
-        model, run_spec, _ = load_autoencoder(run)
-        if spec is not None and run_spec != spec:
-            raise SymmergeError(
-                f"run {run} was trained on {run_spec.describe()}, but the networks are "
-                f"{spec.describe()}"
-            )
-        spec = run_spec
+        model, spec, _ = load_run(run, spec, holder=holder)
     elif spec is None:
         raise SymmergeError("pass the spec together with a loaded autoencoder model")
     if method == "ae":

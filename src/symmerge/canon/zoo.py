@@ -47,15 +47,16 @@ def canonicalize_zoo(
 ) -> CanonicalizeReport:
     """Canonicalize every network of ``zoo`` into a new zoo file ``out``.
 
-    Labels and image indices are kept. Per-network metrics are kept for exact
-    methods (the functions are unchanged) and dropped for ``ae`` (they describe
-    the original networks, not the reconstructions).
+    A zoo holding NaN or Inf parameters is refused. Labels and image indices are kept.
+    Per-network metrics are kept for exact methods (the functions are unchanged) and
+    dropped for ``ae`` (they describe the original networks, not the reconstructions).
     """
     z = load_zoo(zoo)
     canon = make_canonicalizer(
         method, z.spec, run=run, batch_size=batch_size, restarts=restarts, max_iter=max_iter,
-        seed=seed, strategy=strategy,
+        seed=seed, strategy=strategy, holder=f"zoo {z.path}",
     )
+    z.check_finite()
     params = z.params.float()
     t0 = time.perf_counter()
     with torch.no_grad():

@@ -8,6 +8,7 @@ import typer
 
 from symmerge.cli.app import app
 from symmerge.errors import SymmergeError
+from symmerge.limits import MAX_ITER, MAX_RESTARTS, MAX_SEED
 
 
 def _parse_weights(text: str | None) -> list[float] | None:
@@ -39,9 +40,12 @@ def canonicalize(
         "forward", help="ae-lift: weight matching to the template, forward (one in-order pass) "
         "| descent (coordinate ascent; --restarts, --max-iter, --seed apply)."
     ),
-    restarts: int = typer.Option(0, min=0, help="ae-lift, descent: random restarts."),
-    max_iter: int = typer.Option(100, min=1, help="ae-lift, descent: weight-matching sweeps."),
-    seed: int = typer.Option(0, help="ae-lift, descent: weight-matching seed."),
+    restarts: int = typer.Option(0, min=0, max=MAX_RESTARTS,
+                                 help="ae-lift, descent: random restarts."),
+    max_iter: int = typer.Option(100, min=1, max=MAX_ITER,
+                                 help="ae-lift, descent: weight-matching sweeps."),
+    seed: int = typer.Option(0, min=0, max=MAX_SEED, help="ae-lift, descent: weight-matching "
+                             "seed."),
 ) -> None:
     """Map every network of a zoo to its canonical representative."""
     from symmerge.align import check_strategy
@@ -66,22 +70,25 @@ def merge(
     out: Path = typer.Option(..., help="Output .safetensors state dict (spec in its metadata)."),
     method: str = typer.Option("naive", help="naive | wm | sort | ae | ae-lift"),
     run: Path | None = typer.Option(None, help="Training run directory (ae, ae-lift)."),
-    alpha: float | None = typer.Option(None, help="Two networks: weight of the second (0..1)."),
+    alpha: float | None = typer.Option(None, min=0.0, max=1.0,
+                                       help="Two networks: weight of the second (0..1)."),
     weights: str | None = typer.Option(None, help="Comma-separated weights, one per network."),
     spec: str | None = typer.Option(
         None, help="Architecture for .pth inputs: spec JSON, a .json file or a zoo file."
     ),
-    wm_iters: int = typer.Option(5, min=0, help="wm, N > 2: rounds of re-matching to the mean."),
+    wm_iters: int = typer.Option(5, min=0, max=MAX_ITER,
+                                 help="wm, N > 2: rounds of re-matching to the mean."),
     strategy: str = typer.Option(
         "forward", help="ae-lift: matching to the template, forward | descent (as canonicalize)."
     ),
-    restarts: int = typer.Option(0, min=0, help="Weight-matching random restarts (wm; ae-lift "
-                                 "with --strategy descent)."),
-    seed: int = typer.Option(0, help="Weight-matching seed (wm; ae-lift with descent)."),
+    restarts: int = typer.Option(0, min=0, max=MAX_RESTARTS, help="Weight-matching random "
+                                 "restarts (wm; ae-lift with --strategy descent)."),
+    seed: int = typer.Option(0, min=0, max=MAX_SEED,
+                             help="Weight-matching seed (wm; ae-lift with descent)."),
 ) -> None:
     """Merge networks of one architecture by a weighted average in an aligned frame."""
     from symmerge.align import check_strategy
-    from symmerge.merge import MERGE_METHODS, merge_weights, parse_spec
+    from symmerge.merge import MERGE_METHODS, check_merge_options, parse_spec
     from symmerge.merge import merge as run_merge
     from symmerge.merge.io import load_network, save_network, stack_networks
     from symmerge.utils.io import check_output_path
@@ -91,7 +98,8 @@ def merge(
     if len(networks) < 2:
         raise SymmergeError(f"merge needs at least two networks, got {len(networks)}")
     w = _parse_weights(weights)
-    merge_weights(len(networks), alpha=alpha, weights=w)  # validate before loading anything
+    check_merge_options(len(networks), alpha=alpha, weights=w, wm_iters=wm_iters,
+                        restarts=restarts, seed=seed)  # before loading anything
     check_output_path(out)  # before loading and merging
     given = parse_spec(spec) if spec else None
     nets = [load_network(n, given) for n in networks]

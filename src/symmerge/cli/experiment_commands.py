@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from symmerge.cli.app import app
+from symmerge.limits import MAX_ORBIT, MAX_PERTURBATION, MAX_RESTARTS, MAX_SEED, MAX_STEPS
 
 experiment_app = typer.Typer(
     help="Run the experiments (metrics.json, PNG plots and report.md in --out).",
@@ -22,8 +23,8 @@ _METHODS = typer.Option(None, help="Comma-separated methods (default: all that a
 _SPLIT = typer.Option(
     "test", help="Networks from split train | val | test | heldout (val+test) | all."
 )
-_SEED = typer.Option(0, help="Seed: same seed, same numbers.")
-_RESTARTS = typer.Option(0, min=0, help="Weight-matching random restarts.")
+_SEED = typer.Option(0, min=0, max=MAX_SEED, help="Seed: same seed, same numbers.")
+_RESTARTS = typer.Option(0, min=0, max=MAX_RESTARTS, help="Weight-matching random restarts.")
 _MAPS = typer.Option("umap,tsne", help="Comma-separated maps: umap, tsne (or empty).")
 
 
@@ -49,10 +50,12 @@ def orbit_interpolation_cmd(
     zoo: Path = _ZOO, out: Path = _OUT, run: Path | None = _RUN, pna_run: Path | None = _PNA,
     methods: str | None = _METHODS,
     runs: int = typer.Option(10, min=1, help="Base networks (one orbit each)."),
-    orbit_size: int = typer.Option(512, min=2, help="Orbit members = pairs per network."),
+    orbit_size: int = typer.Option(512, min=2, max=MAX_ORBIT,
+                                   help="Orbit members = pairs per network."),
     transform: str = typer.Option("PD", help="P | D | PD"),
-    perturbation: float = typer.Option(0.005, min=0.0, help="Noise std of the second orbit."),
-    steps: int = typer.Option(40, min=2, help="Alpha steps."),
+    perturbation: float = typer.Option(0.005, min=0.0, max=MAX_PERTURBATION,
+                                       help="Noise std of the second orbit."),
+    steps: int = typer.Option(40, min=2, max=MAX_STEPS, help="Alpha steps."),
     split: str = _SPLIT,
     data: str | None = typer.Option(None, help="Image source (default: the zoo's)."),
     seed: int = _SEED, restarts: int = _RESTARTS,
@@ -72,7 +75,7 @@ def pair_interpolation_cmd(
     zoo: Path = _ZOO, out: Path = _OUT, run: Path | None = _RUN, pna_run: Path | None = _PNA,
     methods: str | None = _METHODS,
     pairs: int | None = typer.Option(None, min=1, help="At most this many pairs (default all)."),
-    steps: int = typer.Option(40, min=2, help="Alpha steps."),
+    steps: int = typer.Option(40, min=2, max=MAX_STEPS, help="Alpha steps."),
     split: str = typer.Option("heldout", help="train | val | test | heldout (val+test) | all."),
     data: str | None = typer.Option(None, help="Image source (default: the zoo's)."),
     seed: int = _SEED, restarts: int = _RESTARTS,
@@ -91,7 +94,7 @@ def cnn_interpolation_cmd(
     zoo: Path = _ZOO, out: Path = _OUT, run: Path | None = _RUN, pna_run: Path | None = _PNA,
     methods: str | None = _METHODS,
     pairs: int = typer.Option(20, min=1, help="Disjoint pairs."),
-    steps: int = typer.Option(21, min=2, help="Alpha steps."),
+    steps: int = typer.Option(21, min=2, max=MAX_STEPS, help="Alpha steps."),
     top: int | None = typer.Option(1500, min=2, help="Keep the most accurate networks first."),
     split: str = _SPLIT,
     images: str | None = typer.Option(None, help="Evaluation image source (default: the zoo's)."),
@@ -112,7 +115,7 @@ def cnn_interpolation_cmd(
 def orbit_collapse_cmd(
     zoo: Path = _ZOO, out: Path = _OUT, run: Path | None = _RUN, pna_run: Path | None = _PNA,
     networks: int = typer.Option(10, min=2, help="Networks (one orbit each)."),
-    orbit_size: int = typer.Option(64, min=2, help="Orbit members."),
+    orbit_size: int = typer.Option(64, min=2, max=MAX_ORBIT, help="Orbit members."),
     transform: str = typer.Option("PD", help="P | D | PD"),
     background: int = typer.Option(500, min=5, help="Background networks in the maps."),
     map_orbits: int = typer.Option(3, min=0, help="Orbits overlaid on the maps."),

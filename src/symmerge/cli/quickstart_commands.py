@@ -7,12 +7,13 @@ from pathlib import Path
 import typer
 
 from symmerge.cli.app import app
+from symmerge.limits import MAX_SEED
 
 
 @app.command()
 def quickstart(
     out: Path = typer.Option(Path("quickstart-out"), help="Output directory."),
-    seed: int = typer.Option(0, help="Seed of every stage."),
+    seed: int = typer.Option(0, min=0, max=MAX_SEED, help="Seed of every stage."),
     size: str = typer.Option("default", help="default (about 5 min on 2 cores) | tiny"),
 ) -> None:
     """Zoo -> autoencoder -> experiments -> report, on the embedded MNIST digits."""

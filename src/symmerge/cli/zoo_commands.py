@@ -88,6 +88,17 @@ def _format_value(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def _finiteness(zoo: Zoo, show: int = 10) -> str:
+    """``params: all finite``, or which networks hold NaN / Inf values."""
+    bad = zoo.non_finite()
+    if not bad.networks.numel():
+        return "params: all finite"
+    first = ", ".join(str(i) for i in bad.networks[:show].tolist())
+    more = ", ..." if bad.networks.numel() > show else ""
+    return (f"params: NOT FINITE in {bad.networks.numel()} of {len(zoo)} networks "
+            f"({bad.nan} NaN, {bad.inf} Inf values): networks {first}{more}")
+
+
 def describe_zoo(zoo: Zoo) -> list[str]:
     """Lines of ``symmerge zoo info``: spec, count, labels, splits, metrics, provenance."""
     import numpy as np
@@ -97,6 +108,7 @@ def describe_zoo(zoo: Zoo) -> list[str]:
         f"zoo: {zoo.path}",
         f"spec: {zoo.spec.describe()}",
         f"networks: {len(zoo)} ({zoo.spec.num_params} parameters each)",
+        _finiteness(zoo),
     ]
     labels = zoo.labels
     labelled = labels[labels >= 0]

@@ -81,9 +81,12 @@ def cnn_interpolation(
     z = open_zoo(zoo)
     spec = z.spec
     if not isinstance(spec, CNNSpec):
-        raise SymmergeError(f"cnn-interpolation needs a CNN zoo, got {spec.describe()}")
+        raise SymmergeError(
+            f"cnn-interpolation needs a CNN zoo, but {z.path} holds {spec.describe()}"
+        )
     alphas = alpha_grid(steps)
-    aes = load_autoencoders(spec, run, pna_run, restarts=restarts, max_iter=max_iter, seed=seed)
+    aes = load_autoencoders(spec, run, pna_run, restarts=restarts, max_iter=max_iter, seed=seed,
+                            holder=f"zoo {z.path}")
     todo, skipped = resolve_methods(methods, CNN_METHODS, aes)
     held = held_out_images(z, images, eval_images)
     gen = torch.Generator().manual_seed(seed)

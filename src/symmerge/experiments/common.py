@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from symmerge.canon import AECanonicalizer, AELiftCanonicalizer, SortCanonicalizer
+from symmerge.align import check_matching_options
+from symmerge.canon import AECanonicalizer, AELiftCanonicalizer, SortCanonicalizer, load_run
 from symmerge.errors import SymmergeError
 from symmerge.specs import WeightSpaceSpec
 from symmerge.utils.io import save_safetensors
@@ -70,26 +71,20 @@ def load_autoencoders(
     seed: int = 0,
     batch_size: int = 1024,
     lift_strategy: str = "forward",
+    holder: str = "the zoo",
 ) -> Autoencoders:
-    """Load the ScaleGMN run and the permutation-only run; both must fit ``spec``.
+    """Load the ScaleGMN run and the permutation-only run; both must fit ``spec`` (the
+    networks of ``holder``) and hold finite weights (:func:`symmerge.canon.load_run`).
 
     The network split (for choosing held-out networks) is the one the ScaleGMN
     run was trained with (else the PNA run's, else seed 0 / 80-10-10).
     """
+    check_matching_options(restarts, max_iter, seed)
     out = Autoencoders(spec)
-    if run is None and pna_run is None:
-        return out
-    from symmerge.training import load_autoencoder
-
     for which, path in (("run", run), ("pna_run", pna_run)):
         if path is None:
             continue
-        model, run_spec, cfg = load_autoencoder(path)
-        if run_spec != spec:
-            raise SymmergeError(
-                f"{which} {path} was trained on {run_spec.describe()}, but the zoo holds "
-                f"{spec.describe()}"
-            )
+        model, _, cfg = load_run(path, spec, what=which, holder=holder)
         out.encoder_modes[which] = cfg.encoder.mode
         if which == "run":
             out.ae = AECanonicalizer(spec, model, batch_size=batch_size)
@@ -136,7 +131,8 @@ def resolve_methods(
 
 # ---------------------------------------------------------- selection
 def open_zoo(zoo: str | os.PathLike[str] | Zoo) -> Zoo:
-    return zoo if isinstance(zoo, Zoo) else load_zoo(zoo)
+    """The zoo, refused (naming its file) if any of its parameters is NaN or Inf."""
+    return (zoo if isinstance(zoo, Zoo) else load_zoo(zoo)).check_finite()
 
 
 def split_members(zoo: Zoo, split: str, split_cfg: Mapping[str, Any]) -> Tensor:

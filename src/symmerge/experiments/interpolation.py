@@ -35,6 +35,7 @@ from symmerge.experiments.images import ground_truth
 from symmerge.experiments.metrics import alpha_grid, summarize_curves
 from symmerge.experiments.plots import bar_figure, curves_figure
 from symmerge.experiments.report import ExperimentResult, ReportSection, markdown_table
+from symmerge.limits import MAX_ORBIT, MAX_PERTURBATION, check_range
 from symmerge.specs import SirenSpec
 from symmerge.symmetry import TRANSFORMS, make_orbit
 from symmerge.zoo import Zoo
@@ -164,7 +165,9 @@ def _notes(methods: Sequence[str], skipped: Mapping[str, str], assumed_source: s
 
 def _check_inr(zoo: Zoo, what: str) -> SirenSpec:
     if not isinstance(zoo.spec, SirenSpec):
-        raise SymmergeError(f"{what} needs an INR (SIREN) zoo, got {zoo.spec.describe()}")
+        raise SymmergeError(
+            f"{what} needs an INR (SIREN) zoo, but {zoo.path} holds {zoo.spec.describe()}"
+        )
     return zoo.spec
 
 
@@ -253,12 +256,11 @@ def orbit_interpolation(
         raise SymmergeError(
             f"unknown transform {transform!r}; choose one of {', '.join(TRANSFORMS)}"
         )
-    if orbit_size < 2:
-        raise SymmergeError(f"orbit size must be at least 2, got {orbit_size}")
-    if perturbation < 0:
-        raise SymmergeError(f"perturbation must be >= 0, got {perturbation}")
+    check_range(orbit_size, "orbit_size", 2, MAX_ORBIT)
+    check_range(perturbation, "perturbation", 0.0, MAX_PERTURBATION)
     alphas = alpha_grid(steps)
-    aes = load_autoencoders(spec, run, pna_run, restarts=restarts, max_iter=max_iter, seed=seed)
+    aes = load_autoencoders(spec, run, pna_run, restarts=restarts, max_iter=max_iter, seed=seed,
+                            holder=f"zoo {z.path}")
     todo, skipped = resolve_methods(methods, INR_METHODS, aes)
     gen = torch.Generator().manual_seed(seed)
     chosen = sample_indices(split_members(z, split, aes.split), runs, gen, "networks")
@@ -373,7 +375,8 @@ def pair_interpolation(
     z = open_zoo(zoo)
     spec = _check_inr(z, "pair-interpolation")
     alphas = alpha_grid(steps)
-    aes = load_autoencoders(spec, run, pna_run, restarts=restarts, max_iter=max_iter, seed=seed)
+    aes = load_autoencoders(spec, run, pna_run, restarts=restarts, max_iter=max_iter, seed=seed,
+                            holder=f"zoo {z.path}")
     todo, skipped = resolve_methods(methods, INR_METHODS, aes)
     gen = torch.Generator().manual_seed(seed)
     chosen = image_pairs(z, split_members(z, split, aes.split), pairs, gen)

@@ -29,6 +29,7 @@ from symmerge.experiments.common import (
 )
 from symmerge.experiments.plots import plt, save_figure, scatter_map
 from symmerge.experiments.report import ExperimentResult, ReportSection, markdown_table
+from symmerge.limits import MAX_ORBIT, check_range
 from symmerge.symmetry import TRANSFORMS, make_orbit
 from symmerge.zoo import Zoo
 
@@ -134,10 +135,11 @@ def orbit_collapse(
         raise SymmergeError(
             f"unknown transform {transform!r}; choose one of {', '.join(TRANSFORMS)}"
         )
-    if orbit_size < 2 or networks < 2:
-        raise SymmergeError("orbit-collapse needs at least 2 networks and orbits of size >= 2")
+    check_range(orbit_size, "orbit_size", 2, MAX_ORBIT)
+    if networks < 2:
+        raise SymmergeError(f"orbit-collapse needs at least 2 networks, got {networks}")
     maps = _check_maps(maps)
-    aes = load_autoencoders(spec, run, pna_run)
+    aes = load_autoencoders(spec, run, pna_run, seed=seed, holder=f"zoo {z.path}")
     encoders = _encoders(aes)
     gen = torch.Generator().manual_seed(seed)
     pool = split_members(z, split, aes.split)
@@ -273,7 +275,7 @@ def latent_map(
     """
     z = open_zoo(zoo)
     maps = _check_maps(maps)
-    aes = load_autoencoders(z.spec, run, pna_run)
+    aes = load_autoencoders(z.spec, run, pna_run, seed=seed, holder=f"zoo {z.path}")
     encoders = _encoders(aes)
     gen = torch.Generator().manual_seed(seed)
     pool = split_members(z, split, aes.split)

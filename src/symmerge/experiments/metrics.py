@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from symmerge.errors import SymmergeError
+from symmerge.limits import MAX_STEPS, check_range
 
 
 def _as_numpy(x: Tensor | np.ndarray) -> np.ndarray:
@@ -17,8 +18,7 @@ def _as_numpy(x: Tensor | np.ndarray) -> np.ndarray:
 
 def alpha_grid(steps: int) -> Tensor:
     """``steps`` evenly spaced interpolation weights in [0, 1] (float64)."""
-    if steps < 2:
-        raise SymmergeError(f"need at least 2 interpolation steps, got {steps}")
+    check_range(steps, "steps", 2, MAX_STEPS)
     return torch.linspace(0.0, 1.0, steps, dtype=torch.float64)
 
 

@@ -1,6 +1,13 @@
 """Merging networks (naive, weight matching, canonical space) and single-network files."""
 
-from symmerge.merge.core import MERGE_METHODS, MergeResult, align_networks, merge, merge_weights
+from symmerge.merge.core import (
+    MERGE_METHODS,
+    MergeResult,
+    align_networks,
+    check_merge_options,
+    merge,
+    merge_weights,
+)
 from symmerge.merge.io import (
     Network,
     infer_spec,
@@ -16,6 +23,7 @@ __all__ = [
     "MergeResult",
     "Network",
     "align_networks",
+    "check_merge_options",
     "infer_spec",
     "load_module",
     "load_network",

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from symmerge.canon import Canonicalizer, make_canonicalizer
 from symmerge.errors import SymmergeError
+from symmerge.limits import MAX_ITER, check_range
 from symmerge.specs import WeightSpaceSpec
 
 MERGE_METHODS = ("naive", "wm", "sort", "ae", "ae-lift")
@@ -47,7 +48,8 @@ def merge_weights(
     n: int, *, alpha: float | None = None, weights: Sequence[float] | None = None
 ) -> Tensor:
     """Normalized merge weights ``[n]``: uniform, ``(1 - alpha, alpha)`` for two
-    networks, or the given non-negative ``weights``."""
+    networks, or the given finite non-negative ``weights`` (any scale: they are divided by
+    their largest before their sum, so that huge weights do not overflow)."""
     if n < 2:
         raise SymmergeError(f"merging needs at least 2 networks, got {n}")
     if alpha is not None and weights is not None:
@@ -63,9 +65,31 @@ def merge_weights(
     w = torch.tensor([float(x) for x in weights], dtype=torch.float64)
     if w.numel() != n:
         raise SymmergeError(f"got {w.numel()} weights for {n} networks")
-    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.sum()) <= 0:
-        raise SymmergeError(f"weights must be non-negative with a positive sum, got {w.tolist()}")
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.max()) <= 0:
+        raise SymmergeError(
+            f"weights must be finite and non-negative, not all zero; got {w.tolist()}"
+        )
+    w = w / w.max()
     return w / w.sum()
+
+
+def check_merge_options(
+    n: int,
+    *,
+    alpha: float | None = None,
+    weights: Sequence[float] | None = None,
+    wm_iters: int = 5,
+    restarts: int = 0,
+    max_iter: int = 100,
+    seed: int = 0,
+) -> Tensor:
+    """Validate :func:`merge`'s options for ``n`` networks before anything is loaded;
+    returns the normalized weights (:func:`merge_weights`)."""
+    from symmerge.align import check_matching_options
+
+    check_range(wm_iters, "wm_iters", 0, MAX_ITER)
+    check_matching_options(restarts, max_iter, seed)
+    return merge_weights(n, alpha=alpha, weights=weights)
 
 
 def _weighted_mean(params: Tensor, weights: Tensor) -> Tensor:
@@ -127,12 +151,13 @@ def merge(
         raise SymmergeError(
             f"unknown merge method {method!r}; choose one of {', '.join(MERGE_METHODS)}"
         )
-    params = spec.check_params(params)
+    params = spec.check_params(params)  # refuses NaN and Inf
     if params.ndim != 2:
         raise SymmergeError(f"merge takes [N, P] networks, got {tuple(params.shape)}")
     if isinstance(weights, Tensor):
         weights = weights.tolist()
-    w = merge_weights(params.shape[0], alpha=alpha, weights=weights)
+    w = check_merge_options(params.shape[0], alpha=alpha, weights=weights, wm_iters=wm_iters,
+                            restarts=restarts, max_iter=max_iter, seed=seed)
     info: dict[str, Any] = {}
     t0 = time.perf_counter()
     with torch.no_grad():

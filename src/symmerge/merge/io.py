@@ -24,7 +24,12 @@ from torch import Tensor, nn
 from symmerge.errors import SymmergeError
 from symmerge.specs import SirenSpec, WeightSpaceSpec, spec_from_json
 from symmerge.specs.siren import siren_layout
-from symmerge.utils.io import load_weights_only, read_text, save_safetensors
+from symmerge.utils.io import (
+    load_weights_only,
+    read_text,
+    require_finite,
+    save_safetensors,
+)
 from symmerge.zoo.io import FORMAT as ZOO_FORMAT
 from symmerge.zoo.io import load_zoo
 
@@ -51,11 +56,16 @@ def parse_spec(text: str) -> WeightSpaceSpec:
     if not path.is_file():
         raise SymmergeError(f"--spec must be spec JSON, a .json file or a zoo file; got {text!r}")
     if path.suffix == ".json":
-        return spec_from_json(read_text(path, "spec file"))
-    meta = _safetensors_metadata(path)
-    if meta is None or "spec" not in meta:
-        raise SymmergeError(f"{path} holds no architecture spec")
-    return spec_from_json(meta["spec"])
+        text = read_text(path, "spec file")
+    else:
+        meta = _safetensors_metadata(path)
+        if meta is None or "spec" not in meta:
+            raise SymmergeError(f"{path} holds no architecture spec")
+        text = meta["spec"]
+    try:
+        return spec_from_json(text)
+    except SymmergeError as exc:
+        raise SymmergeError(f"{path}: {exc}") from exc
 
 
 def infer_spec(state_dict: Mapping[str, Tensor]) -> WeightSpaceSpec:
@@ -115,7 +125,9 @@ def load_network(source: str | os.PathLike[str], spec: WeightSpaceSpec | None = 
         if not -len(zoo) <= index < len(zoo):
             raise SymmergeError(f"{source}: index {index} out of range for a zoo of {len(zoo)}")
         _check_same(spec, zoo.spec, source)
-        return Network(zoo.spec, zoo.get_params([index])[0].float(), source)
+        params = zoo.get_params([index])[0].float()
+        require_finite(params, f"network {source}")
+        return Network(zoo.spec, params, source)
 
     path = Path(source)
     if not path.is_file():
@@ -131,17 +143,24 @@ def load_network(source: str | os.PathLike[str], spec: WeightSpaceSpec | None = 
         from safetensors.torch import load_file
 
         state = load_file(str(path))
-        file_spec = spec_from_json(meta["spec"]) if "spec" in meta else None
+        try:
+            file_spec = spec_from_json(meta["spec"]) if "spec" in meta else None
+        except SymmergeError as exc:
+            raise SymmergeError(f"{path}: {exc}") from exc
     else:
         state = _unwrap(load_weights_only(path, "state dict"), str(path))
         file_spec = None
     if file_spec is not None:
         _check_same(spec, file_spec, source)
-    use = file_spec or spec or infer_spec(state)
+    try:
+        use = file_spec or spec or infer_spec(state)
+    except SymmergeError as exc:
+        raise SymmergeError(f"{source}: {exc}") from exc
     try:
         params = use.from_state_dict(state).float()
     except SymmergeError as exc:
         raise SymmergeError(f"{source}: {exc}") from exc
+    require_finite(params, f"network {source}")  # float64 beyond float32's range too
     return Network(use, params, source, inferred=file_spec is None and spec is None)
 
 

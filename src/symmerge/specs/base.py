@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from functools import cached_property
@@ -41,6 +42,8 @@ class WeightSpaceSpec:
             _FAMILIES[cls.family] = cls
 
     def __post_init__(self) -> None:
+        if any(isinstance(n, bool) or not isinstance(n, numbers.Integral) for n in self.layout):
+            raise SymmergeError(f"layout entries must be integers, got {list(self.layout)}")
         layout = tuple(int(n) for n in self.layout)
         object.__setattr__(self, "layout", layout)
         if len(layout) < 2:
@@ -181,6 +184,10 @@ class WeightSpaceSpec:
             t = state_dict[key]
             if not isinstance(t, Tensor):
                 t = torch.as_tensor(t)
+            if t.is_complex():
+                raise SymmergeError(
+                    f"state dict entry {key!r} is {t.dtype} (complex); expected real weights"
+                )
             if tuple(t.shape) != shape:
                 raise SymmergeError(
                     f"state dict entry {key!r} has shape {tuple(t.shape)}, expected {shape}"

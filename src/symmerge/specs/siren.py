@@ -74,8 +74,10 @@ class SirenSpec(WeightSpaceSpec):
         super().__post_init__()
         object.__setattr__(self, "w0", float(self.w0))
         object.__setattr__(self, "output_offset", float(self.output_offset))
-        if not self.w0 > 0:
-            raise SymmergeError(f"w0 must be positive, got {self.w0}")
+        if not 0 < self.w0 < math.inf:
+            raise SymmergeError(f"w0 must be positive and finite, got {self.w0}")
+        if not math.isfinite(self.output_offset):
+            raise SymmergeError(f"output_offset must be finite, got {self.output_offset}")
 
     def _act(self) -> Callable[[Tensor], Tensor]:
         return activation_fn("sine", self.w0)

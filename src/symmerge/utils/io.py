@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -19,7 +20,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
     A failure (or interrupt) inside the block removes the temporary file, so no
-    half-written output is ever visible under the final name.
+    half-written output is ever visible under the final name. The temporary file is
+    ``.NAME.HOST.PID.RANDOM.tmp``: a writer killed before its rename (``kill -9``, power
+    loss) leaves it behind, and the next write to ``path`` removes it once no process
+    ``PID`` runs on this host (:func:`remove_stale_temps`).
     """
     target = Path(path)
     if target.is_dir():
@@ -34,8 +38,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise SymmergeError(f"cannot write {target}: {parent} is not a directory")
     if not os.access(parent, os.W_OK):
         raise SymmergeError(f"output directory {parent} is not writable")
+    remove_stale_temps(target)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+        fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(target)}{os.getpid()}.",
+                                   suffix=".tmp", dir=parent)
     except OSError as exc:
         raise SymmergeError(f"cannot write {target}: {exc.strerror or exc}") from exc
     _usual_mode(lambda mode: os.fchmod(fd, mode))  # mkstemp creates 0600
@@ -47,6 +53,53 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _host() -> str:
+    """This machine's name as it appears in temporary file names (no dots)."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+
+
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}.{_host()}."
+
+
+def _process_gone(pid: int) -> bool:
+    """True only if no process ``pid`` exists on this machine (POSIX; elsewhere never)."""
+    if os.name != "posix" or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, but belongs to another user (or cannot be asked): keep
+        return False
+    return False
+
+
+def remove_stale_temps(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files :func:`atomic_path` left beside ``path`` when its writer
+    died before renaming them; returns the files removed.
+
+    Only files named exactly as :func:`atomic_path` names them for ``path`` on this host
+    are considered, and only those whose writer process is gone: another live writer's
+    file (this process's included) is never touched.
+    """
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    stale = re.compile(re.escape(_temp_prefix(target)) + r"(\d+)\.[A-Za-z0-9_]+\.tmp")
+    removed = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = stale.fullmatch(entry.name)
+        if match and _process_gone(int(match[1])) and entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(OSError):  # gone already, or not ours to remove
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
 
 
 def check_output_path(out: str | os.PathLike[str]) -> Path:
@@ -168,7 +221,8 @@ def read_text(path: str | os.PathLike[str], what: str = "file") -> str:
 
 
 def require_finite(t: Any, what: str) -> None:
-    """Raise a :class:`SymmergeError` naming ``what`` if tensor ``t`` holds NaN or Inf."""
+    """Raise a :class:`SymmergeError` naming ``what`` if tensor ``t`` holds NaN or Inf
+    (for a ``[N, ...]`` tensor, also how many rows and the first)."""
     import torch
 
     t = torch.as_tensor(t)
@@ -177,7 +231,7 @@ def require_finite(t: Any, what: str) -> None:
     bad = ~torch.isfinite(t)
     if bool(bad.any()):
         where = ""
-        if t.ndim >= 1:
+        if t.ndim >= 2:
             rows = bad.reshape(t.shape[0], -1).any(1).nonzero().flatten()
             where = f" in {rows.numel()} of {t.shape[0]} rows (first: row {int(rows[0])})"
         raise SymmergeError(f"{what} holds {int(bad.sum())} non-finite values (NaN or Inf)"

@@ -384,7 +384,15 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
             missing = [c for c in required if c not in (reader.fieldnames or [])]
             if missing:
                 raise SymmergeError(f"{path} has no column {', '.join(missing)}")
-            return list(reader)
+            rows = []
+            for row in reader:  # short rows fill with None, long ones put the rest under None
+                if None in row or None in row.values():
+                    fields = sum(v is not None for k, v in row.items() if k is not None)
+                    fields += len(row.get(None) or [])  # type: ignore[call-overload]
+                    raise SymmergeError(f"{path} line {reader.line_num} has {fields} fields, "
+                                        f"its header {len(reader.fieldnames or [])}")
+                rows.append(row)
+            return rows
     except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
         raise SymmergeError(f"cannot read {path}: {error_summary(exc)}") from exc
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,15 @@ def save_zoo(
     meta = {"format": FORMAT, "spec": spec.to_json(), "provenance": json.dumps(prov, default=str)}
     save_safetensors(path, tensors, meta)
     return Path(path)
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """Networks of a zoo whose parameters hold NaN or Inf (:meth:`Zoo.non_finite`)."""
+
+    networks: Tensor  #: their indices, ascending
+    nan: int  #: NaN values in all
+    inf: int  #: infinite values in all
 
 
 class Zoo:
@@ -204,6 +214,18 @@ class Zoo:
         """Raise a :class:`SymmergeError` naming this file if any parameter is NaN or Inf."""
         require_finite(self.params, f"zoo {self.path}: params")
         return self
+
+    def non_finite(self, chunk: int = 4096) -> NonFinite:
+        """Which networks hold NaN or Inf parameters, read ``chunk`` rows at a time."""
+        rows, nan, inf = [], 0, 0
+        for lo in range(0, self._n, chunk):
+            block = self.get_params(slice(lo, min(lo + chunk, self._n)))
+            if block.is_floating_point():
+                nan += int(torch.isnan(block).sum())
+                inf += int(torch.isinf(block).sum())
+                rows.append(torch.nonzero(~torch.isfinite(block).all(1)).flatten() + lo)
+        found = torch.cat(rows) if rows else torch.zeros(0, dtype=torch.long)
+        return NonFinite(found, nan, inf)
 
     @property
     def metric_names(self) -> list[str]:
