@@ -1,7 +1,7 @@
 """Top-level typer app: every command module registers itself here.
 
-User errors (:class:`SymmergeError`) are printed as one ``error: ...`` line on
-stderr with exit code 2; no traceback.
+User errors (:class:`SymmergeError`) and usage errors (unknown flags, option values out
+of range) are printed as one ``error: ...`` line on stderr with exit code 2; no traceback.
 """
 
 from __future__ import annotations
@@ -22,6 +22,13 @@ app = typer.Typer(
 )
 zoo_app = typer.Typer(help="Build, import and inspect model zoos.", no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
+
+
+#: click's exception classes, wherever this typer takes click from (vendored or the package)
+_CLICK_ERROR, _USAGE_ERROR = (
+    next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+    for name in ("ClickException", "UsageError")
+)
 
 
 def _version(value: bool) -> None:
@@ -58,7 +65,22 @@ def main(argv: list[str] | None = None) -> None:
     retain_freed_memory()  # large CPU tensors: reuse freed blocks (SYMMERGE_MALLOC=0: off)
     _register()
     try:
-        app(args=argv)
+        code = app(args=argv, standalone_mode=False)
     except SymmergeError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except _USAGE_ERROR as exc:  # bad flags or option values: one line, like our own errors
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare command group: its help
+            exc.show()
+            sys.exit(exc.exit_code)
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        typer.echo(f"error: {exc.format_message()}{where}", err=True)
+        sys.exit(exc.exit_code)
+    except _CLICK_ERROR as exc:
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
