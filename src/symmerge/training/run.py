@@ -58,9 +58,6 @@ from symmerge.utils.io import (
 from symmerge.zoo import Zoo, load_zoo
 from symmerge.zoo.images import held_out_images
 
-__all__ = ["TrainResult", "encode", "last_checkpoint", "load_autoencoder", "reconstruct",
-           "train"]
-
 
 @dataclass
 class TrainResult:
@@ -154,6 +151,13 @@ def _with_max_epochs(cfg: TrainConfig, max_epochs: int | None, run: Path) -> Tra
     return validate_config(data, f"{run / 'config.yaml'} with max_epochs={max_epochs}")
 
 
+def _epochs_trained(done: int, finished: TrainResult | None) -> int:
+    """Epochs a run has trained: its last checkpoint's (``done``), or its exported
+    result's if more (runs of older versions kept last.ckpt at the best epoch)."""
+    epochs = finished.timings.get("epochs") if finished is not None else None
+    return max(done, int(epochs)) if isinstance(epochs, int | float) else done
+
+
 def _keys(tree: dict[str, Any], prefix: str = "") -> list[str]:
     return [k for name, v in tree.items()
             for k in (_keys(v, f"{prefix}{name}.") if isinstance(v, dict) else [prefix + name])]
@@ -209,8 +213,9 @@ def train(
             ckpt = read_checkpoint(last_ckpt)
             done, total = ckpt["epoch"] + 1, cfg.optim.max_epochs
             finished = TrainResult.load(run) if (run / "model.safetensors").is_file() else None
-            if done >= total and finished is not None:
-                say(f"{run} has trained {done} epochs (max_epochs {total}); nothing to do "
+            trained = _epochs_trained(done, finished)
+            if finished is not None and trained >= total:
+                say(f"{run} has trained {trained} epochs (max_epochs {total}); nothing to do "
                     "(a larger max_epochs extends it)")
                 finished.up_to_date = True
                 return finished
