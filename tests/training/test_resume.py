@@ -226,3 +226,18 @@ def test_ddp_stop_and_resume_is_the_uninterrupted_ddp_run(siren_zoo, tmp_path):
     ddp(tmp_path / "parts", 1)
     ddp(tmp_path / "parts", 3)
     assert_same_run(tmp_path / "whole", tmp_path / "parts")
+
+
+def test_only_global_rank_zero_owns_the_run(monkeypatch):
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    from symmerge.training.launch import owns_run
+
+    monkeypatch.setattr(rank_zero_only, "rank", 0)
+    monkeypatch.delenv("NODE_RANK", raising=False)
+    assert owns_run()
+    monkeypatch.setenv("NODE_RANK", "1")  # local rank 0 of another node
+    assert not owns_run()
+    monkeypatch.setenv("NODE_RANK", "0")
+    monkeypatch.setattr(rank_zero_only, "rank", 1)  # a DDP worker Lightning launched
+    assert not owns_run()
