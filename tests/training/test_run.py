@@ -22,24 +22,6 @@ TINY = {
 }
 
 
-@pytest.fixture(scope="module")
-def siren_zoo(tmp_path_factory):
-    spec = SirenSpec((2, 8, 8, 1))
-    params = spec.init_params(48, generator=torch.Generator().manual_seed(0))
-    path = tmp_path_factory.mktemp("zoo") / "inr.safetensors"
-    save_zoo(path, spec, params, torch.arange(48) % 10)
-    return path
-
-
-@pytest.fixture(scope="module")
-def cnn_zoo(tmp_path_factory):
-    spec = CNNSpec((1, 4, 4, 10), "relu")
-    params = spec.init_params(24, generator=torch.Generator().manual_seed(0))
-    path = tmp_path_factory.mktemp("zoo") / "cnn.safetensors"
-    save_zoo(path, spec, params, provenance={"data": "mnist-embedded"})
-    return path
-
-
 def test_train_writes_run_and_resumes(siren_zoo, tmp_path):
     run = tmp_path / "run"
     result = train(siren_zoo, run, preset="quick", overrides=TINY, max_epochs=2, progress=False)
@@ -190,6 +172,7 @@ def test_nan_in_first_epoch_says_no_checkpoint(siren_zoo, tmp_path, monkeypatch)
                         lambda self, p, i, g=None: torch.tensor(float("nan")))
     with pytest.raises(SymmergeError, match="training loss became nan.*No checkpoint"):
         train(siren_zoo, tmp_path / "run", overrides=TINY, max_epochs=1, progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_bad_logger_or_out_fails_before_creating_the_run(siren_zoo, tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from symmerge.cli.app import app
-from symmerge.utils.io import save_safetensors
+from symmerge.utils.io import check_output_path, require_finite, save_safetensors
 
 
 @app.command()
@@ -22,34 +22,32 @@ def train(
     encoder: str | None = typer.Option(
         None, help="Override the encoder mode: sign | scale | permutation | pna."
     ),
-    accelerator: str = typer.Option("cpu", help="Lightning accelerator (cpu, gpu, auto)."),
+    accelerator: str = typer.Option(
+        "cpu", help="Lightning accelerator: cpu | gpu | cuda | mps | tpu | auto."
+    ),
     devices: int = typer.Option(1, help="Devices per node (>1 uses DDP)."),
     num_nodes: int = typer.Option(1, help="Number of nodes for multi-node DDP."),
     logger: str = typer.Option("csv", help="csv | tensorboard | wandb (csv is always written)."),
     seed: int | None = typer.Option(None, help="Override the configuration's seed."),
 ) -> None:
-    """Train the symmetry-aware autoencoder on a zoo."""
-    from symmerge.training import train as run_train
-    from symmerge.training.run import last_checkpoint
+    """Train the symmetry-aware autoencoder on a zoo.
 
-    if last_checkpoint(out).is_file():
-        given = [f"--{name}" for name, value in
-                 (("preset", preset), ("config", config), ("encoder", encoder), ("seed", seed))
-                 if value is not None]
-        if given:
-            typer.echo(f"note: resuming {out} with its saved config.yaml; "
-                       f"{', '.join(given)} ignored", err=True)
+    An existing run resumes from its last epoch with its saved config.yaml (a larger
+    --max-epochs extends it); a finished run is left as it is.
+    """
+    from symmerge.training import train as run_train
+
     overrides: dict = {}
     if encoder is not None:
         overrides["encoder"] = {"mode": encoder}
     if seed is not None:
         overrides["seed"] = seed
     result = run_train(
-        zoo, out, preset=preset or "quick", config_file=config, overrides=overrides,
+        zoo, out, preset=preset, config_file=config, overrides=overrides,
         max_epochs=max_epochs, accelerator=accelerator, devices=devices, num_nodes=num_nodes,
-        logger=logger,
+        logger=logger, log=lambda msg: typer.echo(msg, err=True),
     )
-    if result.metrics:
+    if result.metrics and not result.up_to_date:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items()))
         typer.echo(f"trained in {result.timings['total_s']:.1f}s: {metrics}")
         typer.echo(f"run directory: {result.run_dir}")
@@ -68,10 +66,13 @@ def encode(
     from symmerge.training.run import check_zoo_matches
     from symmerge.zoo import load_zoo
 
+    check_output_path(out)
     model, spec, _ = load_autoencoder(run)
     z = load_zoo(zoo)
     check_zoo_matches(spec, z)
+    z.check_finite()
     latents = run_encode(model, z.params, batch_size).contiguous()
+    require_finite(latents, f"the latents of {zoo} through {run}")
     save_safetensors(out, {"latents": latents, "labels": z.labels.contiguous()},
                      {"run": str(run), "zoo": str(zoo)})
     typer.echo(f"wrote latents {tuple(latents.shape)} to {out}")
@@ -90,10 +91,13 @@ def reconstruct(
     from symmerge.training.run import check_zoo_matches
     from symmerge.zoo import load_zoo, save_zoo
 
+    check_output_path(out)
     model, spec, _ = load_autoencoder(run)
     z = load_zoo(zoo)
     check_zoo_matches(spec, z)
+    z.check_finite()
     decoded = run_reconstruct(model, z.params, batch_size)
+    require_finite(decoded, f"the networks of {zoo} decoded through {run}")
     # keep the source's provenance: its data, split and input transform evaluate ZOO2 too
     provenance = {**{k: v for k, v in z.provenance.items() if k != "symmerge_version"},
                   "reconstructed_from": str(zoo), "run": str(run)}

@@ -1,26 +1,28 @@
 """One-call training pipeline and run directories.
 
 A run directory holds ``config.yaml`` (resolved), ``spec.json``,
-``checkpoints/{best,last}.ckpt``, ``model.safetensors`` (best weights, for safe
-loading), ``logs/metrics.csv`` and ``result.json`` (seed, version, timings, metrics).
+``checkpoints/last.ckpt`` (every epoch; what a run resumes from) and
+``checkpoints/best.ckpt`` (lowest validation loss), ``model.safetensors`` (best
+weights, for safe loading), ``logs/metrics.csv`` and ``result.json`` (seed, version,
+timings, metrics), and the lock (``.symmerge.lock``) of the process training it.
 """
 
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from safetensors import SafetensorError
@@ -39,10 +41,20 @@ from symmerge.training.config import (
     save_config,
     validate_config,
 )
+from symmerge.training.launch import check_hardware, check_logger, owns_run
 from symmerge.training.losses import RenderLoss, cnn_accuracy_report
 from symmerge.training.metrics_log import STASH, restore_history, stash_history
 from symmerge.training.module import AutoencoderModule, NonFiniteLossError
-from symmerge.utils.io import atomic_path, load_weights_only, read_text, save_safetensors
+from symmerge.training.resume import RandomState, load_weights, read_checkpoint
+from symmerge.training.rundir import RunDirectory, check_run_dir, last_checkpoint
+from symmerge.utils.io import (
+    atomic_path,
+    error_summary,
+    load_weights_only,
+    read_text,
+    require_finite,
+    save_safetensors,
+)
 from symmerge.zoo import Zoo, load_zoo
 from symmerge.zoo.images import held_out_images
 
@@ -59,12 +71,24 @@ class TrainResult:
     num_networks: dict[str, int]
     timings: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    #: the run had trained all its epochs before this call, which did nothing (not saved)
+    up_to_date: bool = False
 
     def save(self) -> Path:
         path = Path(self.run_dir) / "result.json"
+        data = {k: v for k, v in asdict(self).items() if k != "up_to_date"}
         with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
+            tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
         return path
+
+    @classmethod
+    def load(cls, run: str | os.PathLike[str]) -> TrainResult | None:
+        """The saved result of a run; None if it has none (or an unreadable one)."""
+        try:
+            data = json.loads(read_text(Path(run) / "result.json", "run result"))
+            return cls(**data) if isinstance(data, dict) else None
+        except (SymmergeError, ValueError, TypeError):
+            return None
 
 
 def _cnn_images(cfg: TrainConfig, zoo: Zoo) -> tuple[Tensor, tuple[Tensor, Tensor]]:
@@ -100,11 +124,6 @@ def _loaders(
     return out
 
 
-def last_checkpoint(run: str | os.PathLike[str]) -> Path:
-    """Where a run keeps the checkpoint it resumes from (a run with one resumes)."""
-    return Path(run) / "checkpoints" / "last.ckpt"
-
-
 def _load_run_config(run: Path, spec: WeightSpaceSpec) -> TrainConfig:
     for name in ("config.yaml", "spec.json"):
         if not (run / name).is_file():
@@ -124,36 +143,39 @@ def _load_run_config(run: Path, spec: WeightSpaceSpec) -> TrainConfig:
     return cfg
 
 
-def _checkpoint_epoch(path: Path) -> int:
-    """The epoch a Lightning checkpoint was saved in; a clear error if it is unreadable."""
-    try:
-        return int(load_weights_only(path, "checkpoint")["epoch"])
-    except (SymmergeError, KeyError, TypeError, ValueError) as exc:
-        raise SymmergeError(
-            f"cannot resume from {path}: corrupt or not a Lightning checkpoint ({exc}); "
-            "delete it to start over, or choose a new run directory"
-        ) from exc
+def _with_max_epochs(cfg: TrainConfig, max_epochs: int | None, run: Path) -> TrainConfig:
+    if max_epochs is None or max_epochs == cfg.optim.max_epochs:
+        return cfg
+    data = cfg.model_dump(mode="json")
+    data["optim"]["max_epochs"] = max_epochs
+    return validate_config(data, f"{run / 'config.yaml'} with max_epochs={max_epochs}")
 
 
-#: logger -> packages that can serve it (any one is enough)
-_LOGGER_PACKAGES = {"csv": (), "tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",)}
+def _epochs_trained(done: int, finished: TrainResult | None) -> int:
+    """Epochs a run has trained: its last checkpoint's (``done``), or its exported
+    result's if more (runs of older versions kept last.ckpt at the best epoch)."""
+    epochs = finished.timings.get("epochs") if finished is not None else None
+    return max(done, int(epochs)) if isinstance(epochs, int | float) else done
 
 
-def _check_logger(logger: str) -> None:
-    if logger not in _LOGGER_PACKAGES:
-        raise SymmergeError(f"unknown logger {logger!r}; choose csv, tensorboard or wandb")
-    packages = _LOGGER_PACKAGES[logger]
-    if packages and all(importlib.util.find_spec(p) is None for p in packages):
-        raise SymmergeError(
-            f"the {logger} logger needs the {packages[0]} package: pip install {packages[0]}"
-        )
+def _keys(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    return [k for name, v in tree.items()
+            for k in (_keys(v, f"{prefix}{name}.") if isinstance(v, dict) else [prefix + name])]
+
+
+def _ignored(preset: str | None, config_file: Any, overrides: dict[str, Any] | None) -> str:
+    """What a resumed run ignores of the caller's options (it keeps its config.yaml)."""
+    parts = ([f"preset {preset}"] if preset is not None else []) + (
+        [f"config file {config_file}"] if config_file is not None else []) + (
+        _keys(overrides) if overrides else [])
+    return f"; ignored: {', '.join(parts)}" if parts else ""
 
 
 def train(
     zoo_path: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
-    preset: str = "quick",
+    preset: str | None = None,
     config_file: str | os.PathLike[str] | None = None,
     overrides: dict[str, Any] | None = None,
     max_epochs: int | None = None,
@@ -162,65 +184,138 @@ def train(
     num_nodes: int = 1,
     logger: str = "csv",
     progress: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Train an autoencoder on a zoo; resumes from ``out/checkpoints/last.ckpt`` if present."""
+    """Train an autoencoder on a zoo into the run directory ``out``.
+
+    A new run resolves its configuration from ``preset`` (default ``quick``),
+    ``config_file`` and ``overrides``. A run with ``checkpoints/last.ckpt`` resumes from
+    it with its saved config.yaml (``max_epochs`` extends or shortens it) and ends as the
+    uninterrupted run would have, bit for bit; a run that has trained all its epochs is
+    left as it is (the result says ``up_to_date``). The options and the zoo are checked
+    before anything is written; the run directory is locked for the whole call; a call
+    that fails before the run's first checkpoint leaves nothing of it behind. ``log``
+    receives a line when a run resumes or has nothing to do.
+    """
     t0 = time.perf_counter()
-    _check_logger(logger)
-    zoo = load_zoo(zoo_path)
-    spec = zoo.spec
+    check_hardware(accelerator, devices, num_nodes)
+    check_logger(logger)
     run = Path(out)
-    if run.exists() and not run.is_dir():
-        raise SymmergeError(f"run directory {run} is an existing file")
-    last_ckpt = last_checkpoint(run)
-    resuming = last_ckpt.is_file()
-    if resuming:
-        cfg = _load_run_config(run, spec)
-        resumed_epoch = _checkpoint_epoch(last_ckpt)
-        if max_epochs is not None and max_epochs != cfg.optim.max_epochs:
-            data = cfg.model_dump(mode="json")
-            data["optim"]["max_epochs"] = max_epochs
-            cfg = validate_config(data, f"{run / 'config.yaml'} with max_epochs={max_epochs}")
-            if rank_zero_only.rank == 0:
-                save_config(cfg, run / "config.yaml")
-        if rank_zero_only.rank == 0:
-            stash_history(run / "logs", resumed_epoch)
-    else:
-        extra = copy.deepcopy(overrides or {})
-        if max_epochs is not None:
-            extra.setdefault("optim", {})["max_epochs"] = max_epochs
-        cfg = resolve_config(preset, config_file, extra, spec)
-        run.mkdir(parents=True, exist_ok=True)
+    check_run_dir(run)
+    zoo = load_zoo(zoo_path).check_finite()
+    owner = owns_run()
+    say = log if log is not None and owner else (lambda _msg: None)
+    with RunDirectory(run, owner=owner):
+        last_ckpt = last_checkpoint(run)
+        ckpt = None
+        if last_ckpt.is_file():
+            cfg = _with_max_epochs(_load_run_config(run, zoo.spec), max_epochs, run)
+            ckpt = read_checkpoint(last_ckpt)
+            done, total = ckpt["epoch"] + 1, cfg.optim.max_epochs
+            finished = TrainResult.load(run) if (run / "model.safetensors").is_file() else None
+            trained = _epochs_trained(done, finished)
+            if finished is not None and trained >= total:
+                say(f"{run} has trained {trained} epochs (max_epochs {total}); nothing to do "
+                    "(a larger max_epochs extends it)")
+                finished.up_to_date = True
+                return finished
+            if done < total:
+                say(f"resuming {run} after epoch {done} of {total} with its saved config.yaml"
+                    + _ignored(preset, config_file, overrides))
+        else:
+            extra = copy.deepcopy(overrides or {})
+            if max_epochs is not None:
+                extra.setdefault("optim", {})["max_epochs"] = max_epochs
+            cfg = resolve_config(preset or "quick", config_file, extra, zoo.spec)
+        return _fit_and_export(
+            run, zoo, cfg, ckpt, accelerator=accelerator, devices=devices,
+            num_nodes=num_nodes, logger=logger, progress=progress, owner=owner, t0=t0,
+        )
+
+
+def _save_run_files(run: Path, cfg: TrainConfig, spec: WeightSpaceSpec, new: bool) -> None:
+    save_config(cfg, run / "config.yaml")
+    if new:
         (run / "logs" / STASH).unlink(missing_ok=True)  # history of an older, deleted run
-        save_config(cfg, run / "config.yaml")
         with atomic_path(run / "spec.json") as tmp:
             tmp.write_text(spec.to_json())
-    L.seed_everything(cfg.seed, verbose=False)
 
+
+def _fit_and_export(
+    run: Path, zoo: Zoo, cfg: TrainConfig, ckpt: dict[str, Any] | None, *, accelerator: str,
+    devices: int, num_nodes: int, logger: str, progress: bool, owner: bool, t0: float,
+) -> TrainResult:
+    """Train ``cfg.optim.max_epochs`` epochs (from ``ckpt``, the last checkpoint, if
+    resuming), then export the best weights and test metrics (the owner process)."""
+    spec = zoo.spec
+    L.seed_everything(cfg.seed, verbose=False)
     params = zoo.params.float()
     splits = zoo.splits(seed=cfg.split.seed, fractions=cfg.split.fractions,
                         by_image=cfg.split.by_image)
     if len(splits["train"]) == 0 or len(splits["val"]) == 0:
         raise SymmergeError(f"zoo {zoo.path} has too few networks ({len(zoo)}) for a split")
+    done = ckpt["epoch"] + 1 if ckpt is not None else 0
+    fit = done < cfg.optim.max_epochs
 
     module = AutoencoderModule(spec.to_json(), cfg.model_dump(mode="json"))
-    if cfg.scale_params:  # restored from the checkpoint when resuming
+    last_ckpt = last_checkpoint(run)
+    if ckpt is not None:  # weights that fit, before anything is written
+        load_weights(module, ckpt["state_dict"], f"the weights in {last_ckpt}")
+    elif cfg.scale_params:
         module.model.set_param_scale(params[splits["train"]])
     t_data = time.perf_counter()
     test_images = None
     if isinstance(spec, SirenSpec):
         targets = RenderLoss(spec, cfg.loss.resolution).render_targets(params)
         module.attach_loss_data(targets=targets)
-        if cfg.decoder_template and not resuming:
+        if cfg.decoder_template and ckpt is None:
             module.model.set_output_template(mean_render_template(spec, targets[splits["train"]]))
     elif isinstance(spec, CNNSpec):
         train_images, test_images = _cnn_images(cfg, zoo)
         module.attach_loss_data(train_images=train_images, test_images=test_images)
     t_data = time.perf_counter() - t_data
-    loaders = _loaders(params, splits, cfg, world_size=devices * num_nodes)
+    if owner and fit:
+        _save_run_files(run, cfg, spec, new=ckpt is None)
+
+    t_fit = time.perf_counter()
+    if fit:
+        trainer = _fit(run, module, _loaders(params, splits, cfg, world_size=devices * num_nodes),
+                       cfg, ckpt, accelerator=accelerator, devices=devices, num_nodes=num_nodes,
+                       logger=logger, progress=progress, owner=owner)
+        done = trainer.current_epoch
+    t_fit = time.perf_counter() - t_fit
+    if not owner:
+        return TrainResult(str(run), cfg.preset, cfg.seed, __version__, str(zoo.path), {})
 
     ckpt_dir = run / "checkpoints"
+    best = ckpt_dir / "best.ckpt" if (ckpt_dir / "best.ckpt").is_file() else last_ckpt
+    module.load_state_dict(load_weights_only(best, "checkpoint")["state_dict"])
+    _export_weights(module.model, run / "model.safetensors")
+
+    module.eval()
+    metrics = _evaluate(module, spec, params, splits, test_images)
+    result = TrainResult(
+        run_dir=str(run), preset=cfg.preset, seed=cfg.seed, version=__version__,
+        zoo=str(zoo.path), num_networks={k: len(v) for k, v in splits.items()},
+        timings={"total_s": time.perf_counter() - t0, "fit_s": t_fit, "loss_data_s": t_data,
+                 "epochs": float(done)},
+        metrics=metrics,
+    )
+    result.save()
+    return result
+
+
+def _make_trainer(
+    run: Path, cfg: TrainConfig, loaders: dict[str, DataLoader], *, accelerator: str,
+    devices: int, num_nodes: int, logger: str, progress: bool,
+) -> L.Trainer:
+    ckpt_dir = run / "checkpoints"
+    # best: at each validation that improves the loss; last: after every epoch, with
+    # everything a resume needs (loops, optimizer, callbacks, random states)
     best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min",
-                              save_last=True, enable_version_counter=False)
+                              enable_version_counter=False)
+    last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
+                              save_on_train_epoch_end=True, enable_version_counter=False)
     loggers: list[Any] = [CSVLogger(save_dir=str(run), name="logs", version="")]
     if logger == "tensorboard":
         from lightning.pytorch.loggers import TensorBoardLogger
@@ -232,52 +327,49 @@ def train(
         loggers.append(WandbLogger(save_dir=str(run), project="symmerge"))
     steps_per_epoch = max(1, len(loaders["train"]))
     strategy = "ddp" if devices * num_nodes > 1 else "auto"
-    trainer = L.Trainer(
-        accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
-        max_epochs=cfg.optim.max_epochs, gradient_clip_val=cfg.optim.grad_clip,
-        callbacks=[best_cb], logger=loggers, enable_progress_bar=progress,
-        enable_model_summary=False, log_every_n_steps=min(50, steps_per_epoch),
-        check_val_every_n_epoch=cfg.eval_every_n_epochs, num_sanity_val_steps=0,
-        deterministic=True,  # threaded CPU scatter sums otherwise vary from run to run
-    )
-    t_fit = time.perf_counter()
+    try:
+        return L.Trainer(
+            accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
+            max_epochs=cfg.optim.max_epochs, gradient_clip_val=cfg.optim.grad_clip,
+            callbacks=[best_cb, last_cb, RandomState({"train": loaders["train"].generator})],
+            logger=loggers, enable_progress_bar=progress, enable_model_summary=False,
+            log_every_n_steps=min(50, steps_per_epoch),
+            check_val_every_n_epoch=cfg.eval_every_n_epochs, num_sanity_val_steps=0,
+            deterministic=True,  # threaded CPU scatter sums otherwise vary from run to run
+        )
+    except (MisconfigurationException, ValueError, TypeError, ImportError) as exc:
+        raise SymmergeError(f"cannot train with accelerator {accelerator!r}, {devices} "
+                            f"device(s), {num_nodes} node(s): {error_summary(exc)}") from None
+
+
+def _fit(
+    run: Path, module: AutoencoderModule, loaders: dict[str, DataLoader], cfg: TrainConfig,
+    ckpt: dict[str, Any] | None, *, accelerator: str, devices: int, num_nodes: int,
+    logger: str, progress: bool, owner: bool,
+) -> L.Trainer:
+    trainer = _make_trainer(run, cfg, loaders, accelerator=accelerator, devices=devices,
+                            num_nodes=num_nodes, logger=logger, progress=progress)
+    last_ckpt = last_checkpoint(run)
+    if ckpt is not None and owner:
+        stash_history(run / "logs", ckpt["epoch"])
     try:
         with warnings.catch_warnings():
-            if resuming:  # expected there; the metrics history is kept (metrics_log)
+            if ckpt is not None:  # expected there; the metrics history is kept (metrics_log)
                 warnings.filterwarnings("ignore", r"(Experiment logs|Checkpoint) directory .* "
                                         "exists and is not empty")
             trainer.fit(module, loaders["train"], loaders["val"],
-                        ckpt_path=str(last_ckpt) if resuming else None, weights_only=True)
+                        ckpt_path=str(last_ckpt) if ckpt is not None else None,
+                        weights_only=True)
     except NonFiniteLossError as exc:
         kept = (f"The last good checkpoint, {last_ckpt}, is kept (resume with a lower "
                 "learning rate through a new run, or check the zoo)." if last_ckpt.is_file()
-                else "No checkpoint had been written yet; lower the learning rate or check "
-                "the zoo.")
+                else "No checkpoint had been written yet, so nothing of the run is kept; "
+                "lower the learning rate or check the zoo.")
         raise SymmergeError(f"{exc}; stopped. {kept}") from None
     finally:
-        if resuming and trainer.global_rank == 0:
+        if ckpt is not None and owner:
             restore_history(run / "logs")
-    t_fit = time.perf_counter() - t_fit
-    if trainer.global_rank != 0:
-        return TrainResult(str(run), cfg.preset, cfg.seed, __version__, str(zoo.path), {})
-
-    # not best_cb.best_model_path: after a resume it may name the run's former location
-    best = ckpt_dir / "best.ckpt" if (ckpt_dir / "best.ckpt").is_file() else last_ckpt
-    state = load_weights_only(best, "checkpoint")["state_dict"]
-    module.load_state_dict(state)
-    _export_weights(module.model, run / "model.safetensors")
-
-    module.eval()
-    metrics = _evaluate(module, spec, params, splits, test_images)
-    result = TrainResult(
-        run_dir=str(run), preset=cfg.preset, seed=cfg.seed, version=__version__,
-        zoo=str(zoo.path), num_networks={k: len(v) for k, v in splits.items()},
-        timings={"total_s": time.perf_counter() - t0, "fit_s": t_fit, "loss_data_s": t_data,
-                 "epochs": float(trainer.current_epoch)},
-        metrics=metrics,
-    )
-    result.save()
-    return result
+    return trainer
 
 
 @torch.no_grad()
@@ -310,21 +402,25 @@ def _export_weights(model: torch.nn.Module, path: Path) -> None:
 def load_autoencoder(
     run: str | os.PathLike[str],
 ) -> tuple[torch.nn.Module, WeightSpaceSpec, TrainConfig]:
-    """The best model of a finished run (weights from ``model.safetensors``), in eval mode."""
+    """The best model of a finished run (weights from ``model.safetensors``), in eval mode;
+    missing, corrupt or non-finite weights, or weights that do not fit the run's
+    config.yaml, are one clear error."""
     run = Path(run)
     for name in ("config.yaml", "spec.json", "model.safetensors"):
         if not (run / name).is_file():
             raise SymmergeError(f"{run} is not a finished training run (missing {name})")
+    spec = spec_from_json(read_text(run / "spec.json", "run spec"))
+    cfg = load_config(run / "config.yaml")
+    model = build_autoencoder(spec, cfg.encoder, cfg.decoder_widths)
     try:
-        spec = spec_from_json(read_text(run / "spec.json", "run spec"))
-        cfg = load_config(run / "config.yaml")
-        model = build_autoencoder(spec, cfg.encoder, cfg.decoder_widths)
         state = load_file(str(run / "model.safetensors"))
-        model.load_state_dict(state)
-    except (SafetensorError, RuntimeError, OSError) as exc:
+    except (SafetensorError, OSError) as exc:
         raise SymmergeError(
-            f"cannot load run {run}: corrupt or incompatible files ({exc})"
-        ) from exc
+            f"cannot load run {run}: corrupt model.safetensors ({error_summary(exc)})"
+        ) from None
+    for name, tensor in state.items():
+        require_finite(tensor, f"run {run}: model.safetensors tensor {name}")
+    load_weights(model, state, f"cannot load run {run}: the weights in model.safetensors")
     return model.eval(), spec, cfg
 
 

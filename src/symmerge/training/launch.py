@@ -1,0 +1,67 @@
+"""Checks of a training call's hardware and logger options, before any work."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+from symmerge.errors import SymmergeError
+
+#: logger -> packages that can serve it (any one is enough)
+_LOGGER_PACKAGES = {"csv": (), "tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",)}
+
+#: accelerator name -> (Lightning accelerators that can serve it, what it needs when none can)
+_ACCELERATORS = {
+    "gpu": (("cuda", "mps"), "a CUDA or Apple MPS GPU"),
+    "cuda": (("cuda",), "a CUDA GPU"),
+    "mps": (("mps",), "an Apple MPS GPU"),
+    "tpu": (("tpu",), "the torch_xla package and a TPU"),
+}
+
+
+def check_logger(logger: str) -> None:
+    """Raise unless ``logger`` is known and its package is installed."""
+    if logger not in _LOGGER_PACKAGES:
+        raise SymmergeError(f"unknown logger {logger!r}; choose csv, tensorboard or wandb")
+    packages = _LOGGER_PACKAGES[logger]
+    if packages and all(importlib.util.find_spec(p) is None for p in packages):
+        raise SymmergeError(
+            f"the {logger} logger needs the {packages[0]} package: pip install {packages[0]}"
+        )
+
+
+def _available(name: str) -> bool:
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    if name == "tpu" and importlib.util.find_spec("torch_xla") is None:
+        return False  # Lightning's check raises instead of answering without the package
+    return bool(AcceleratorRegistry[name]["accelerator"].is_available())
+
+
+def check_hardware(accelerator: str, devices: int, num_nodes: int) -> None:
+    """Raise unless ``devices`` and ``num_nodes`` are positive and ``accelerator`` is a
+    known Lightning accelerator that this machine has (``auto`` and ``cpu`` always do)."""
+    if devices < 1:
+        raise SymmergeError(f"devices must be at least 1 (got {devices})")
+    if num_nodes < 1:
+        raise SymmergeError(f"num_nodes must be at least 1 (got {num_nodes})")
+    if accelerator in ("auto", "cpu"):
+        return
+    if accelerator not in _ACCELERATORS:
+        raise SymmergeError(f"unknown accelerator {accelerator!r}; choose cpu, gpu, cuda, mps, "
+                            "tpu or auto")
+    names, needs = _ACCELERATORS[accelerator]
+    if not any(_available(n) for n in names):
+        cuda = f", CUDA {torch.version.cuda}" if torch.version.cuda else ", without CUDA"
+        raise SymmergeError(f"accelerator {accelerator!r} is not available here: it needs "
+                            f"{needs} (torch {torch.__version__}{cuda}); use cpu")
+
+
+def owns_run() -> bool:
+    """Whether this process owns the run it trains: global rank 0. The DDP workers
+    Lightning launches for it (and the processes of other nodes) carry their rank in
+    the environment and join the owner's run without taking its lock."""
+    return rank_zero_only.rank == 0 and int(os.environ.get("NODE_RANK") or 0) == 0
