@@ -34,7 +34,6 @@ CNN = CNNSpec((1, 4, 4, 10), "relu")
 TINY_AE = {"encoder": {"d_hidden": 8, "num_layers": 1, "d_latent": 8, "dropout": 0.0},
            "decoder_widths": [2]}
 HUGE = "99999999999999999999"  # more than an int64 holds
-TRAIN_RESUME = "fixed on branch train-resume"
 
 
 # ---------------------------------------------------------------- valid inputs
@@ -272,8 +271,8 @@ def _run_case(argv: list[str], out: Path, watched: list[Path], capsys,
     assert "Traceback" not in err, err
     lines = [ln for ln in err.splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.startswith("error: ")]
-    usage = "Invalid value for" in err or "Missing " in err  # typer's own usage errors
-    assert len(errors) == 1 or (code == 2 and usage and not errors), err
+    notes = [ln for ln in lines if ln.startswith("note: ")]
+    assert len(errors) == 1 and len(lines) == len(errors) + len(notes), err  # usage errors too
     if expect:
         assert any(e in err for e in expect), f"expected one of {expect} in: {err}"
     leftovers = sorted(str(p.relative_to(out)) for p in out.rglob("*")) if out.exists() else []
@@ -319,7 +318,6 @@ INFO_OK = {"nan", "inf", "all-nan", "other-arch"}
 #: merge of a zoo of the other family is a valid merge
 MERGE_OK = {"other-arch"}
 #: cases fixed on another branch (the training commands)
-XFAIL = {(c, k) for c in ("train", "encode", "reconstruct") for k in ("nan", "inf", "all-nan")}
 
 
 def _zoo_cases():
@@ -329,10 +327,7 @@ def _zoo_cases():
                 if (name == "info" and kind in INFO_OK) or (
                         name in ("merge", "canonicalize", "train", "info") and kind in MERGE_OK):
                     continue
-                marks = [pytest.mark.xfail(strict=False, reason=TRAIN_RESUME)] if (
-                    name, kind) in XFAIL else []
-                yield pytest.param(name, template, kind, spec_name, id=f"{name}-{kind}",
-                                   marks=marks)
+                yield pytest.param(name, template, kind, spec_name, id=f"{name}-{kind}")
 
 
 @pytest.mark.parametrize(("name", "template", "kind", "spec_name"), list(_zoo_cases()))
@@ -385,13 +380,10 @@ RUN_COMMANDS = {
 }
 RUN_KINDS = ("missing", "zoo", "empty-dir", "binary-config", "binary-spec", "json-config",
              "empty-model", "truncated-model", "nan-model", "other-arch")
-RUN_XFAIL = {(c, k) for c in ("encode", "reconstruct") for k in ("nan-model", "other-arch")}
 
 
 @pytest.mark.parametrize(("name", "kind"), [
-    pytest.param(n, k, id=f"{n}-{k}", marks=[pytest.mark.xfail(strict=False, reason=TRAIN_RESUME)]
-                 if (n, k) in RUN_XFAIL else [])
-    for n in RUN_COMMANDS for k in RUN_KINDS
+    pytest.param(n, k, id=f"{n}-{k}") for n in RUN_COMMANDS for k in RUN_KINDS
 ])
 def test_broken_run(inputs, tmp_path, capsys, name, kind):
     bad = _run_kind(kind, inputs.root, tmp_path / "in")
@@ -617,13 +609,9 @@ NUMBERS = {
     "quickstart-seed-huge": [*_QUICK, "--seed", HUGE],
     "quickstart-seed-negative": [*_QUICK, "--seed", "-1"],
 }
-NUMBERS_XFAIL = {"train-devices-zero": TRAIN_RESUME, "train-seed-huge": TRAIN_RESUME}
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=[pytest.mark.xfail(strict=False, reason=NUMBERS_XFAIL[n])]
-                 if n in NUMBERS_XFAIL else []) for n in NUMBERS
-])
+@pytest.mark.parametrize("name", list(NUMBERS))
 def test_nonsense_number(inputs, tmp_path, capsys, name):
     out = tmp_path / "out"
     _run_case(_fill(NUMBERS[name], inputs.inr, out, inputs), out, [inputs.root], capsys)
@@ -645,9 +633,7 @@ OUTPUTS = {
 
 
 @pytest.mark.parametrize(("name", "where"), [
-    pytest.param(n, w, id=f"{n}-{w}", marks=[pytest.mark.xfail(strict=False, reason=TRAIN_RESUME)]
-                 if (n, w) == ("train", "under-a-file") else [])
-    for n in OUTPUTS for w in ("taken", "under-a-file")
+    pytest.param(n, w, id=f"{n}-{w}") for n in OUTPUTS for w in ("taken", "under-a-file")
 ])
 def test_unusable_output_path(inputs, tmp_path, capsys, name, where):
     """``--out`` is an existing file where a directory goes (or the reverse), or lies

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import sys
 from collections.abc import Iterator
@@ -27,7 +26,6 @@ from torch import Tensor, nn
 from symmerge.errors import SymmergeError
 from symmerge.limits import check_range
 from symmerge.specs import WeightSpaceSpec
-from symmerge.utils.io import require_finite
 
 if TYPE_CHECKING:
     from symmerge.training.config import TrainConfig
@@ -179,9 +177,7 @@ def load_run(
     ``spec`` (``holder`` names what holds ``spec`` networks, ``what`` the run)."""
     from symmerge.training import load_autoencoder
 
-    model, run_spec, cfg = load_autoencoder(run)
-    for name, t in itertools.chain(model.named_parameters(), model.named_buffers()):
-        require_finite(t.detach(), f"{what} {run}: weight {name!r}")
+    model, run_spec, cfg = load_autoencoder(run)  # refuses non-finite weights itself
     if spec is not None and run_spec != spec:
         raise SymmergeError(
             f"{what} {run} was trained on {run_spec.describe()}, but {holder} holds "

@@ -61,15 +61,13 @@ def encode(
     batch_size: int = typer.Option(1024, min=1),
 ) -> None:
     """Encode every network of a zoo to its latent (zoo order)."""
+    from symmerge.canon import load_run
     from symmerge.training import encode as run_encode
-    from symmerge.training import load_autoencoder
-    from symmerge.training.run import check_zoo_matches
     from symmerge.zoo import load_zoo
 
     check_output_path(out)
-    model, spec, _ = load_autoencoder(run)
     z = load_zoo(zoo)
-    check_zoo_matches(spec, z)
+    model, spec, _ = load_run(run, z.spec, holder=str(zoo))
     z.check_finite()
     latents = run_encode(model, z.params, batch_size).contiguous()
     require_finite(latents, f"the latents of {zoo} through {run}")
@@ -86,15 +84,13 @@ def reconstruct(
     batch_size: int = typer.Option(1024, min=1),
 ) -> None:
     """Decode every network of a zoo through the autoencoder into a new zoo file."""
-    from symmerge.training import load_autoencoder
+    from symmerge.canon import load_run
     from symmerge.training import reconstruct as run_reconstruct
-    from symmerge.training.run import check_zoo_matches
     from symmerge.zoo import load_zoo, save_zoo
 
     check_output_path(out)
-    model, spec, _ = load_autoencoder(run)
     z = load_zoo(zoo)
-    check_zoo_matches(spec, z)
+    model, spec, _ = load_run(run, z.spec, holder=str(zoo))
     z.check_finite()
     decoded = run_reconstruct(model, z.params, batch_size)
     require_finite(decoded, f"the networks of {zoo} decoded through {run}")

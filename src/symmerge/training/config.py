@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from symmerge.errors import SymmergeError
+from symmerge.limits import MAX_SEED
 from symmerge.models import EncoderConfig
 from symmerge.specs import WeightSpaceSpec
 
@@ -44,7 +45,7 @@ class SplitConfig(_Strict):
     split and a published test split is kept (:meth:`symmerge.zoo.Zoo.splits`). Run
     directories written before this option existed load with ``by_image: false``."""
 
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     by_image: bool = True
 
@@ -55,7 +56,7 @@ class TrainConfig(_Strict):
     preset: str = "custom"
     family: Literal["siren", "cnn", "mlp", "any"] = "any"
     activation: Literal["sine", "relu", "tanh", "any"] = "any"
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     decoder_widths: tuple[int, ...] = (2, 4)
     optim: OptimConfig = Field(default_factory=OptimConfig)

@@ -436,11 +436,3 @@ def reconstruct(model: torch.nn.Module, params: Tensor, batch_size: int = 1024) 
     """Decoded networks ``[N, P]`` of ``params [N, P]``, batched, in eval mode."""
     model.eval()
     return torch.cat([model(p) for p in params.float().split(batch_size)])
-
-
-def check_zoo_matches(spec: WeightSpaceSpec, zoo: Zoo) -> None:
-    """Raise unless the zoo holds networks of the run's architecture."""
-    if zoo.spec != spec:
-        raise SymmergeError(
-            f"the run was trained on {spec.describe()}, but {zoo.path} holds {zoo.spec.describe()}"
-        )

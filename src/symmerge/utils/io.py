@@ -8,6 +8,7 @@ import os
 import re
 import socket
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -172,7 +173,9 @@ def load_weights_only(path: str | os.PathLike[str], what: str = "file") -> Any:
     import torch
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on odd pickles: the error says enough
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types for unreadable or unsafe files
         lines = [ln.strip() for ln in _ANSI.sub("", str(exc)).splitlines() if ln.strip()]
         if lines and lines[0].startswith("Weights only load failed"):
