@@ -38,6 +38,7 @@ from symmerge.experiments.report import ExperimentResult, ReportSection, markdow
 from symmerge.limits import MAX_ORBIT, MAX_PERTURBATION, check_range
 from symmerge.specs import SirenSpec
 from symmerge.symmetry import TRANSFORMS, make_orbit
+from symmerge.utils.device import resolve_device
 from symmerge.zoo import Zoo
 
 
@@ -236,8 +237,10 @@ def orbit_interpolation(
     restarts: int = 0,
     max_iter: int = 100,
     chunk: int = 2048,
+    device: str | torch.device | None = "auto",
 ) -> InterpolationResult:
-    """The paper's orbit interpolation (METHOD.md 6.1) on an INR zoo.
+    """The paper's orbit interpolation (METHOD.md 6.1) on an INR zoo, computed on
+    ``device`` (``auto``: a CUDA GPU when there is one).
 
     ``runs`` networks are drawn (seeded) from ``split`` of the zoo under the
     run's own train/val/test split. For each, an orbit ``O`` of ``orbit_size``
@@ -259,16 +262,18 @@ def orbit_interpolation(
     check_range(orbit_size, "orbit_size", 2, MAX_ORBIT)
     check_range(perturbation, "perturbation", 0.0, MAX_PERTURBATION)
     alphas = alpha_grid(steps)
+    dev = resolve_device(device)
     aes = load_autoencoders(spec, run, pna_run, restarts=restarts, max_iter=max_iter, seed=seed,
-                            holder=f"zoo {z.path}")
+                            holder=f"zoo {z.path}", device=dev)
     todo, skipped = resolve_methods(methods, INR_METHODS, aes)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # on the CPU: the same choices on every device
     chosen = sample_indices(split_members(z, split, aes.split), runs, gen, "networks")
     gt = ground_truth(z, chosen, data)
     out_dir = prepare_out(out)  # after the checks that can fail
-    base = z.get_params(chosen).float()
-    fits = spec.render(base, gt.images.shape[1])
-    orbit_seeds = torch.randint(0, 2**62, (runs,), generator=gen).tolist()
+    base = z.get_params(chosen).float().to(dev)
+    images = gt.images.to(dev)
+    fits = spec.render(base, images.shape[1])
+    orbit_seeds = torch.randint(0, 2**62, (runs,), generator=gen, device=gen.device).tolist()
     opts = PathOptions(restarts=restarts, max_iter=max_iter, seed=seed)
 
     parts = []
@@ -279,7 +284,7 @@ def orbit_interpolation(
         noisy, _ = make_orbit(spec, base[r], orbit_size, transform, noise_std=perturbation,
                               generator=torch.Generator().manual_seed(orbit_seeds[r]))
         a, b = clean, noisy.roll(-1, dims=0)
-        targets = {"mse": gt.images[r].expand(orbit_size, *gt.images.shape[1:]),
+        targets = {"mse": images[r].expand(orbit_size, *images.shape[1:]),
                    "render_mse": fits[r].expand(orbit_size, *fits.shape[1:])}
         fn = render_curves(spec, targets, chunk=chunk)
         parts.append(run_methods(todo, spec, a, b, alphas, fn, aes, opts))
@@ -298,7 +303,7 @@ def orbit_interpolation(
         "settings": settings, "networks": chosen.tolist(), "pairs": pairs,
         "labels": z.labels[chosen].tolist(), "image_index": z.image_index[chosen].tolist(),
         "encoder_modes": aes.encoder_modes,
-        "base_fit_mse": float(((fits - gt.images) ** 2).mean()),
+        "base_fit_mse": float(((fits - images) ** 2).mean()),
     }
     title = f"Orbit interpolation ({transform}, perturbation {perturbation:g})"
     text = (
@@ -325,7 +330,7 @@ def image_pairs(zoo: Zoo, pool: Tensor, count: int | None, generator: torch.Gene
     (seeded choice: one random pair per image, then ``count`` random images)."""
     if zoo.image_index is None:
         raise SymmergeError(f"{zoo.path} has no image_index; pairs need INRs of the same image")
-    pool = pool[torch.randperm(pool.numel(), generator=generator)]
+    pool = pool[torch.randperm(pool.numel(), generator=generator, device=generator.device)]
     by_image: dict[int, list[int]] = {}
     for i, img in zip(pool.tolist(), zoo.image_index[pool].tolist(), strict=True):
         by_image.setdefault(img, []).append(i)
@@ -335,8 +340,8 @@ def image_pairs(zoo: Zoo, pool: Tensor, count: int | None, generator: torch.Gene
             f"no two networks of the selected split of {zoo.path} share an image; build the zoo "
             "with --per-image 2 (or more), or use split 'all'"
         )
-    t = torch.tensor(pairs, dtype=torch.long)
-    t = t[torch.randperm(t.shape[0], generator=generator)]
+    t = torch.tensor(pairs, dtype=torch.long, device="cpu")  # indices into the zoo
+    t = t[torch.randperm(t.shape[0], generator=generator, device=generator.device)]
     if count is not None:
         if count < 1:
             raise SymmergeError(f"need at least one pair, got {count}")
@@ -361,8 +366,10 @@ def pair_interpolation(
     restarts: int = 0,
     max_iter: int = 100,
     chunk: int = 2048,
+    device: str | torch.device | None = "auto",
 ) -> InterpolationResult:
-    """Interpolation between INRs fitted to the same image from different seeds.
+    """Interpolation between INRs fitted to the same image from different seeds, computed
+    on ``device`` (``auto``: a CUDA GPU when there is one).
 
     Pairs come from a zoo built with ``--per-image 2`` (or more): networks of
     ``split`` (default ``heldout``: val and test, never seen by the autoencoder)
@@ -375,20 +382,22 @@ def pair_interpolation(
     z = open_zoo(zoo)
     spec = _check_inr(z, "pair-interpolation")
     alphas = alpha_grid(steps)
+    dev = resolve_device(device)
     aes = load_autoencoders(spec, run, pna_run, restarts=restarts, max_iter=max_iter, seed=seed,
-                            holder=f"zoo {z.path}")
+                            holder=f"zoo {z.path}", device=dev)
     todo, skipped = resolve_methods(methods, INR_METHODS, aes)
     gen = torch.Generator().manual_seed(seed)
     chosen = image_pairs(z, split_members(z, split, aes.split), pairs, gen)
     n = chosen.shape[0]
     gt = ground_truth(z, chosen[:, 0], data)
     out_dir = prepare_out(out)  # after the checks that can fail
-    params = z.get_params(chosen.reshape(-1)).float().reshape(n, 2, -1)
+    params = z.get_params(chosen.reshape(-1)).float().reshape(n, 2, -1).to(dev)
     a, b = params[:, 0], params[:, 1]
-    fit_a, fit_b = spec.render(a, gt.images.shape[1]), spec.render(b, gt.images.shape[1])
+    images = gt.images.to(dev)
+    fit_a, fit_b = spec.render(a, images.shape[1]), spec.render(b, images.shape[1])
     opts = PathOptions(restarts=restarts, max_iter=max_iter, seed=seed)
     results = run_methods(
-        todo, spec, a, b, alphas, render_curves(spec, {"mse": gt.images}, chunk=chunk), aes, opts
+        todo, spec, a, b, alphas, render_curves(spec, {"mse": images}, chunk=chunk), aes, opts
     )
     train_idx = split_members(z, "train", aes.split)
     seen = int(torch.isin(chosen, train_idx).sum()) if aes.run or aes.pna_run else 0
@@ -405,7 +414,7 @@ def pair_interpolation(
         "encoder_modes": aes.encoder_modes,
         "endpoints_in_ae_training_split": seen,
         "endpoint_fit_mse": float(
-            (((fit_a - gt.images) ** 2).mean() + ((fit_b - gt.images) ** 2).mean()) / 2
+            (((fit_a - images) ** 2).mean() + ((fit_b - images) ** 2).mean()) / 2
         ),
         "endpoint_param_distance": float((a - b).norm(dim=1).mean()),
     }

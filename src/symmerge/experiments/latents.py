@@ -31,6 +31,7 @@ from symmerge.experiments.plots import plt, save_figure, scatter_map
 from symmerge.experiments.report import ExperimentResult, ReportSection, markdown_table
 from symmerge.limits import MAX_ORBIT, check_range
 from symmerge.symmetry import TRANSFORMS, make_orbit
+from symmerge.utils.device import resolve_device
 from symmerge.zoo import Zoo
 
 MAPS = ("umap", "tsne")
@@ -81,7 +82,7 @@ def _encoders(aes: Autoencoders) -> dict[str, tuple[str, AECanonicalizer]]:
 
 
 def _upper(d: Tensor) -> Tensor:
-    i, j = torch.triu_indices(d.shape[-1], d.shape[-1], 1)
+    i, j = torch.triu_indices(d.shape[-1], d.shape[-1], 1, device=d.device)
     return d[..., i, j]
 
 
@@ -117,8 +118,10 @@ def orbit_collapse(
     maps: Sequence[str] = MAPS,
     split: str = "test",
     seed: int = 0,
+    device: str | torch.device | None = "auto",
 ) -> ExperimentResult:
     """Do orbits collapse in latent space? ScaleGMN (``run``) vs. permutation-only (``pna_run``).
+    The encoders run on ``device`` (``auto``: a CUDA GPU when there is one).
 
     For ``networks`` networks of ``split``, an exact orbit of ``orbit_size``
     ``transform`` elements is encoded. Metrics per encoder: mean pairwise latent
@@ -139,7 +142,8 @@ def orbit_collapse(
     if networks < 2:
         raise SymmergeError(f"orbit-collapse needs at least 2 networks, got {networks}")
     maps = _check_maps(maps)
-    aes = load_autoencoders(spec, run, pna_run, seed=seed, holder=f"zoo {z.path}")
+    aes = load_autoencoders(spec, run, pna_run, seed=seed, holder=f"zoo {z.path}",
+                            device=resolve_device(device))
     encoders = _encoders(aes)
     gen = torch.Generator().manual_seed(seed)
     pool = split_members(z, split, aes.split)
@@ -166,9 +170,10 @@ def orbit_collapse(
         within = _upper(torch.cdist(zo, zo))  # [m, K(K-1)/2]
         flat = zo.reshape(networks * orbit_size, -1)
         d_all = torch.cdist(flat, flat)
-        owner = torch.arange(networks).repeat_interleave(orbit_size)
+        owner = torch.arange(networks, device=flat.device).repeat_interleave(orbit_size)
         between = d_all[owner[:, None] != owner[None, :]]
-        bg = _upper(torch.cdist(zbg, zbg)) if zbg.shape[0] > 1 else torch.zeros(1)
+        bg = (_upper(torch.cdist(zbg, zbg)) if zbg.shape[0] > 1
+              else torch.zeros(1, dtype=zbg.dtype, device=zbg.device))
         to_base = (zo - zb[:, None]).norm(dim=-1)
         b_mean = float(between.mean())
         stats[key] = {
@@ -266,8 +271,10 @@ def latent_map(
     max_points: int = 2000,
     maps: Sequence[str] = MAPS,
     seed: int = 0,
+    device: str | torch.device | None = "auto",
 ) -> ExperimentResult:
-    """UMAP and t-SNE maps of the latents of a zoo split, coloured by label.
+    """UMAP and t-SNE maps of the latents of a zoo split, coloured by label (encoded on
+    ``device``; ``auto``: a CUDA GPU when there is one).
 
     Up to ``max_points`` networks of ``split`` (seeded choice). Metrics per
     encoder: 5-fold cross-validated 5-NN label accuracy and the silhouette score
@@ -275,7 +282,8 @@ def latent_map(
     """
     z = open_zoo(zoo)
     maps = _check_maps(maps)
-    aes = load_autoencoders(z.spec, run, pna_run, seed=seed, holder=f"zoo {z.path}")
+    aes = load_autoencoders(z.spec, run, pna_run, seed=seed, holder=f"zoo {z.path}",
+                            device=resolve_device(device))
     encoders = _encoders(aes)
     gen = torch.Generator().manual_seed(seed)
     pool = split_members(z, split, aes.split)

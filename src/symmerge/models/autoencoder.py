@@ -16,13 +16,17 @@ from symmerge.models.config import EncoderConfig, resolve_mode
 from symmerge.models.pna import PNAEncoder
 from symmerge.models.scalegmn import ScaleGMNEncoder
 from symmerge.specs.base import WeightSpaceSpec
+from symmerge.utils.device import float32_region
 
 #: Seed of the probe inputs: the same inputs in every run, for every spec.
 PROBE_SEED = 0
 
 
 class MLPDecoder(nn.Sequential):
-    """``Linear(d_latent, h_1) -> SiLU -> ... -> Linear(h_k, num_params)``."""
+    """``Linear(d_latent, h_1) -> SiLU -> ... -> Linear(h_k, num_params)``.
+
+    Under mixed precision the last layer runs in float32: the decoded weights keep
+    float32 precision (a SIREN's first layer is multiplied by ``w0``)."""
 
     def __init__(self, d_latent: int, num_params: int, hidden: Sequence[int]) -> None:
         sizes = [d_latent, *hidden]
@@ -31,6 +35,14 @@ class MLPDecoder(nn.Sequential):
             layers += [nn.Linear(a, b), nn.SiLU()]
         layers.append(nn.Linear(sizes[-1], num_params))
         super().__init__(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        *body, last = self
+        h = z
+        for layer in body:
+            h = layer(h)
+        with float32_region(h):
+            return last(h.to(last.weight.dtype))
 
 
 class Autoencoder(nn.Module):
@@ -79,8 +91,9 @@ class Autoencoder(nn.Module):
 
     @torch.no_grad()
     def set_param_scale(self, params: Tensor) -> Tensor:
-        """Set ``param_scale`` to each tensor's root-mean-square over ``params [N, P]``."""
-        params = self.spec.check_params(params).to(self.param_scale.dtype)
+        """Set ``param_scale`` to each tensor's root-mean-square over ``params [N, P]``
+        (computed on the model's device)."""
+        params = self.spec.check_params(params).to(self.param_scale)
         offsets = self.spec.offsets
         scale = torch.empty_like(self.param_scale)
         for a, b in itertools.pairwise(offsets):
@@ -107,7 +120,7 @@ class Autoencoder(nn.Module):
         last = self.decoder[-1]
         if not isinstance(last, nn.Linear):
             raise SymmergeError("the decoder's last layer must be linear to take a template")
-        template = self.spec.check_params(template.reshape(-1).to(last.bias.dtype))
+        template = self.spec.check_params(template.reshape(-1).to(last.bias))
         last.bias.copy_(template / self.param_scale)
         last.weight.mul_(gain)
 
@@ -127,8 +140,10 @@ class Autoencoder(nn.Module):
         return self.latent_norm(self.encoder(graph))
 
     def encode(self, params: Tensor) -> Tensor:
-        """``z [B, latent_dim]``."""
-        return self.encode_graph(self.graph(params))
+        """``z [B, latent_dim]``. Always in full precision, mixed precision or not: the
+        invariance of the latent holds to the float32 tolerance, not to bfloat16's."""
+        with float32_region(params):
+            return self.encode_graph(self.graph(params))
 
     @torch.no_grad()
     def recompute_latent_stats(self, batches: Iterable[Tensor]) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+from collections.abc import Iterator
 
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
@@ -58,6 +60,55 @@ def check_hardware(accelerator: str, devices: int, num_nodes: int) -> None:
         cuda = f", CUDA {torch.version.cuda}" if torch.version.cuda else ", without CUDA"
         raise SymmergeError(f"accelerator {accelerator!r} is not available here: it needs "
                             f"{needs} (torch {torch.__version__}{cuda}); use cpu")
+
+
+def resolve_accelerator(accelerator: str) -> str:
+    """The Lightning accelerator ``accelerator`` stands for here: ``auto`` is the first of
+    tpu, mps, cuda this machine has (Lightning's own order), else cpu; ``gpu`` is mps or
+    cuda; other names are returned as they are (checked by :func:`check_hardware`)."""
+    if accelerator == "auto":
+        return next((n for n in ("tpu", "mps", "cuda") if _available(n)), "cpu")
+    if accelerator == "gpu":
+        return next((n for n in ("mps", "cuda") if _available(n)), accelerator)
+    return accelerator
+
+
+def accelerator_device(accelerator: str) -> torch.device:
+    """The torch device this process works on for a resolved ``accelerator`` outside
+    Lightning (evaluating the trained model): the current CUDA device, MPS, else the CPU."""
+    if accelerator == "cuda":
+        return torch.device("cuda", torch.cuda.current_device())
+    if accelerator == "mps":
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def describe_accelerator(accelerator: str, devices: int, num_nodes: int) -> str:
+    """``training on cuda:0 (NVIDIA H100 80GB HBM3)``, ``training on cuda (4 devices x 2
+    nodes, DDP)``: the line a training run prints about its hardware."""
+    from symmerge.utils.device import describe_device
+
+    if devices * num_nodes > 1:
+        nodes = f" x {num_nodes} nodes" if num_nodes > 1 else ""
+        return f"training on {accelerator} ({devices} devices{nodes}, DDP)"
+    if accelerator in ("cuda", "mps", "cpu"):
+        return f"training on {describe_device(accelerator_device(accelerator))}"
+    return f"training on {accelerator}"
+
+
+@contextlib.contextmanager
+def torch_flags_kept() -> Iterator[None]:
+    """Put back the global flags a deterministic Lightning run changes (deterministic
+    algorithms, cuDNN's benchmark mode): after training, other work in the process (the
+    experiments' cross-entropy on a GPU has no deterministic kernel) runs as before."""
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    benchmark = torch.backends.cudnn.benchmark
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.backends.cudnn.benchmark = benchmark
 
 
 def owns_run() -> bool:

@@ -25,6 +25,7 @@ import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.strategies import DDPStrategy
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor
@@ -41,12 +42,21 @@ from symmerge.training.config import (
     save_config,
     validate_config,
 )
-from symmerge.training.launch import check_hardware, check_logger, owns_run
+from symmerge.training.launch import (
+    accelerator_device,
+    check_hardware,
+    check_logger,
+    describe_accelerator,
+    owns_run,
+    resolve_accelerator,
+    torch_flags_kept,
+)
 from symmerge.training.losses import RenderLoss, cnn_accuracy_report
 from symmerge.training.metrics_log import STASH, restore_history, stash_history
 from symmerge.training.module import AutoencoderModule, NonFiniteLossError
 from symmerge.training.resume import RandomState, load_weights, read_checkpoint
 from symmerge.training.rundir import RunDirectory, check_run_dir, last_checkpoint
+from symmerge.utils.device import module_device
 from symmerge.utils.io import (
     atomic_path,
     error_summary,
@@ -108,7 +118,8 @@ def mean_render_template(spec: SirenSpec, renders: Tensor) -> Tensor:
 
 
 def _loaders(
-    params: Tensor, splits: dict[str, Tensor], cfg: TrainConfig, world_size: int = 1
+    params: Tensor, splits: dict[str, Tensor], cfg: TrainConfig, world_size: int = 1,
+    pin_memory: bool = False,
 ) -> dict[str, DataLoader]:
     g = torch.Generator().manual_seed(cfg.seed)
     out = {}
@@ -119,7 +130,7 @@ def _loaders(
         # DDP every process gets ceil(n / world_size) networks (the sampler pads).
         share = math.ceil(len(idx) / world_size)
         out[name] = DataLoader(ds, batch_size=cfg.optim.batch_size, shuffle=train,
-                               generator=g if train else None,
+                               generator=g if train else None, pin_memory=pin_memory,
                                drop_last=train and share % cfg.optim.batch_size == 1)
     return out
 
@@ -179,7 +190,7 @@ def train(
     config_file: str | os.PathLike[str] | None = None,
     overrides: dict[str, Any] | None = None,
     max_epochs: int | None = None,
-    accelerator: str = "cpu",
+    accelerator: str = "auto",
     devices: int = 1,
     num_nodes: int = 1,
     logger: str = "csv",
@@ -195,10 +206,12 @@ def train(
     left as it is (the result says ``up_to_date``). The options and the zoo are checked
     before anything is written; the run directory is locked for the whole call; a call
     that fails before the run's first checkpoint leaves nothing of it behind. ``log``
-    receives a line when a run resumes or has nothing to do.
+    receives a line when a run resumes or has nothing to do, and the hardware it trains
+    on. ``accelerator="auto"`` trains on a GPU when there is one.
     """
     t0 = time.perf_counter()
     check_hardware(accelerator, devices, num_nodes)
+    accelerator = resolve_accelerator(accelerator)
     check_logger(logger)
     run = Path(out)
     check_run_dir(run)
@@ -227,6 +240,7 @@ def train(
             if max_epochs is not None:
                 extra.setdefault("optim", {})["max_epochs"] = max_epochs
             cfg = resolve_config(preset or "quick", config_file, extra, zoo.spec)
+        say(describe_accelerator(accelerator, devices, num_nodes))
         return _fit_and_export(
             run, zoo, cfg, ckpt, accelerator=accelerator, devices=devices,
             num_nodes=num_nodes, logger=logger, progress=progress, owner=owner, t0=t0,
@@ -279,9 +293,11 @@ def _fit_and_export(
 
     t_fit = time.perf_counter()
     if fit:
-        trainer = _fit(run, module, _loaders(params, splits, cfg, world_size=devices * num_nodes),
-                       cfg, ckpt, accelerator=accelerator, devices=devices, num_nodes=num_nodes,
-                       logger=logger, progress=progress, owner=owner)
+        loaders = _loaders(params, splits, cfg, world_size=devices * num_nodes,
+                           pin_memory=accelerator == "cuda")
+        trainer = _fit(run, module, loaders, cfg, ckpt, accelerator=accelerator,
+                       devices=devices, num_nodes=num_nodes, logger=logger, progress=progress,
+                       owner=owner)
         done = trainer.current_epoch
     t_fit = time.perf_counter() - t_fit
     if not owner:
@@ -292,8 +308,9 @@ def _fit_and_export(
     module.load_state_dict(load_weights_only(best, "checkpoint")["state_dict"])
     _export_weights(module.model, run / "model.safetensors")
 
-    module.eval()
-    metrics = _evaluate(module, spec, params, splits, test_images)
+    device = accelerator_device(accelerator)  # Lightning hands the module back on the CPU
+    module.to(device).eval()
+    metrics = _evaluate(module, spec, params.to(device), splits, test_images)
     result = TrainResult(
         run_dir=str(run), preset=cfg.preset, seed=cfg.seed, version=__version__,
         zoo=str(zoo.path), num_networks={k: len(v) for k, v in splits.items()},
@@ -326,11 +343,14 @@ def _make_trainer(
 
         loggers.append(WandbLogger(save_dir=str(run), project="symmerge"))
     steps_per_epoch = max(1, len(loaders["train"]))
-    strategy = "ddp" if devices * num_nodes > 1 else "auto"
+    # buffers (cached renders, images, latent statistics) are the same on every process
+    # or reduced explicitly: DDP need not broadcast them before every forward
+    strategy = DDPStrategy(broadcast_buffers=False) if devices * num_nodes > 1 else "auto"
     try:
         return L.Trainer(
             accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
             max_epochs=cfg.optim.max_epochs, gradient_clip_val=cfg.optim.grad_clip,
+            precision=cfg.precision,
             callbacks=[best_cb, last_cb, RandomState({"train": loaders["train"].generator})],
             logger=loggers, enable_progress_bar=progress, enable_model_summary=False,
             log_every_n_steps=min(50, steps_per_epoch),
@@ -353,7 +373,7 @@ def _fit(
     if ckpt is not None and owner:
         stash_history(run / "logs", ckpt["epoch"])
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch_flags_kept():
             if ckpt is not None:  # expected there; the metrics history is kept (metrics_log)
                 warnings.filterwarnings("ignore", r"(Experiment logs|Checkpoint) directory .* "
                                         "exists and is not empty")
@@ -424,15 +444,29 @@ def load_autoencoder(
     return model.eval(), spec, cfg
 
 
-@torch.no_grad()
-def encode(model: torch.nn.Module, params: Tensor, batch_size: int = 1024) -> Tensor:
-    """Latents ``[N, d]`` of ``params [N, P]``, batched, in eval mode."""
+def _batched(fn: Callable[[Tensor], Tensor], model: torch.nn.Module, params: Tensor,
+             batch_size: int, device: str | torch.device | None) -> Tensor:
+    """``fn`` over ``params`` in batches on ``device`` (moving ``model`` there; default:
+    where the model is), in eval mode; the result on ``params``' device."""
+    if device is not None:
+        model.to(device)
+    dev = module_device(model)
     model.eval()
-    return torch.cat([model.encode(p) for p in params.float().split(batch_size)])
+    return torch.cat([fn(p.to(dev, torch.float32)).to(params.device)
+                      for p in params.split(batch_size)])
 
 
 @torch.no_grad()
-def reconstruct(model: torch.nn.Module, params: Tensor, batch_size: int = 1024) -> Tensor:
-    """Decoded networks ``[N, P]`` of ``params [N, P]``, batched, in eval mode."""
-    model.eval()
-    return torch.cat([model(p) for p in params.float().split(batch_size)])
+def encode(model: torch.nn.Module, params: Tensor, batch_size: int = 1024, *,
+           device: str | torch.device | None = None) -> Tensor:
+    """Latents ``[N, d]`` of ``params [N, P]``, batched, in eval mode, computed on
+    ``device`` (the model is moved there; default: where it is), returned on ``params``'."""
+    return _batched(model.encode, model, params, batch_size, device)
+
+
+@torch.no_grad()
+def reconstruct(model: torch.nn.Module, params: Tensor, batch_size: int = 1024, *,
+                device: str | torch.device | None = None) -> Tensor:
+    """Decoded networks ``[N, P]`` of ``params [N, P]``, batched, in eval mode, computed
+    on ``device`` (as :func:`encode`), returned on ``params``' device."""
+    return _batched(model, model, params, batch_size, device)
