@@ -9,18 +9,22 @@ from symmerge.graph import graph_action, graph_template
 from symmerge.models import GaussianFourierFeatures
 from symmerge.specs import CNNSpec, SirenSpec
 from symmerge.symmetry import invariance_error, sample_group_elements
+from tests.devices import assert_on
 from tests.models._util import random_params, tiny_model
 
 SPECS = [SirenSpec((2, 8, 8, 1)), CNNSpec((1, 4, 4, 3), "relu")]
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=["siren", "cnn"])
-def test_permutation_invariant_not_sign_invariant(spec):
-    model = tiny_model(spec, mode="pna")
-    params = random_params(spec, 3)
+def test_permutation_invariant_not_sign_invariant(spec, device):
+    model = tiny_model(spec, mode="pna").to(device)
+    params = random_params(spec, 3).to(device)
+    assert_on(model.encode(params), device)
     gen = torch.Generator().manual_seed(1)
-    perm = sample_group_elements(spec, 3, diagonal=False, dtype=torch.float64, generator=gen)
-    diag = sample_group_elements(spec, 3, permute=False, dtype=torch.float64, generator=gen)
+    perm = sample_group_elements(spec, 3, diagonal=False, dtype=torch.float64, generator=gen,
+                                 device=device)
+    diag = sample_group_elements(spec, 3, permute=False, dtype=torch.float64, generator=gen,
+                                 device=device)
     assert invariance_error(model.encode, spec, params, perm) <= 1e-8
     assert invariance_error(model.encode, spec, params, diag) > 1e-4
 

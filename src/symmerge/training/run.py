@@ -295,9 +295,10 @@ def _fit_and_export(
     if fit:
         loaders = _loaders(params, splits, cfg, world_size=devices * num_nodes,
                            pin_memory=accelerator == "cuda")
-        trainer = _fit(run, module, loaders, cfg, ckpt, accelerator=accelerator,
-                       devices=devices, num_nodes=num_nodes, logger=logger, progress=progress,
-                       owner=owner)
+        with torch_flags_kept():  # the Trainer turns deterministic algorithms on
+            trainer = _fit(run, module, loaders, cfg, ckpt, accelerator=accelerator,
+                           devices=devices, num_nodes=num_nodes, logger=logger,
+                           progress=progress, owner=owner)
         done = trainer.current_epoch
     t_fit = time.perf_counter() - t_fit
     if not owner:
@@ -373,7 +374,7 @@ def _fit(
     if ckpt is not None and owner:
         stash_history(run / "logs", ckpt["epoch"])
     try:
-        with warnings.catch_warnings(), torch_flags_kept():
+        with warnings.catch_warnings():
             if ckpt is not None:  # expected there; the metrics history is kept (metrics_log)
                 warnings.filterwarnings("ignore", r"(Experiment logs|Checkpoint) directory .* "
                                         "exists and is not empty")

@@ -1,0 +1,76 @@
+"""Choosing devices: ``auto``, explicit names, machines without the device asked for."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from symmerge.errors import SymmergeError
+from symmerge.utils.device import (
+    describe_device,
+    float32_region,
+    module_device,
+    resolve_device,
+)
+from symmerge.utils.seed import draw_device
+
+
+def test_auto_is_the_gpu_when_there_is_one():
+    want = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == want
+    assert resolve_device(None).type == want
+    assert resolve_device(" CPU ") == torch.device("cpu")
+
+
+@pytest.fixture
+def two_gpus(monkeypatch):
+    """A machine with two CUDA devices, as far as resolve_device asks."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+
+
+def test_cuda_names_on_a_two_gpu_machine(two_gpus):
+    assert resolve_device("auto") == torch.device("cuda", 0)
+    assert resolve_device("cuda") == torch.device("cuda", 0)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(SymmergeError, match="has 2 CUDA device.*cuda:0 .. cuda:1"):
+        resolve_device("cuda:2")
+
+
+def test_missing_or_unknown_devices_are_one_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SymmergeError, match="--device cuda, but no CUDA GPU is available"):
+        resolve_device("cuda")
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(SymmergeError, match="unknown --device 'quantum'; choose auto, cpu"):
+        resolve_device("quantum")
+    with pytest.raises(SymmergeError, match="unsupported --device 'meta'"):
+        resolve_device("meta")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(SymmergeError, match="no Apple MPS GPU"):
+        resolve_device("mps", option="device")
+
+
+def test_describe_and_module_device():
+    assert describe_device(torch.device("cpu")) == f"cpu ({torch.get_num_threads()} threads)"
+    assert module_device(torch.nn.Linear(2, 3).to("meta")) == torch.device("meta")
+    assert module_device(torch.nn.Identity()) == torch.device("cpu")
+
+
+def test_draws_happen_on_the_generator_device():
+    assert draw_device(torch.Generator(), "meta") == torch.device("cpu")
+    assert draw_device(None, "meta") == torch.device("meta")
+    assert draw_device(None) == torch.device("cpu")
+
+
+def test_float32_region_turns_autocast_off_only_where_it_is_on():
+    x = torch.ones(2, 3)
+    w = torch.ones(4, 3)
+    with float32_region(x):
+        assert (x @ w.T).dtype == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert (x @ w.T).dtype == torch.bfloat16
+        with float32_region(x):
+            assert (x @ w.T).dtype == torch.float32
+        assert (x @ w.T).dtype == torch.bfloat16
