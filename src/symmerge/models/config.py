@@ -24,7 +24,9 @@ PNA_DEFAULTS: dict[str, Any] = {
 
 
 class EncoderConfig(BaseModel):
-    """Encoder hyperparameters (with :func:`build_autoencoder`'s, the autoencoder's).
+    """Encoder hyperparameters, and the autoencoder options :func:`build_autoencoder` reads
+    from it (``input_node_value``, ``latent_norm``, ``probe_points``, ``standardize``,
+    ``decode_standardized``).
 
     ``mode``: ``sign`` / ``scale`` (ScaleGMN, invariant to hidden-neuron
     permutations and sign flips / positive rescalings), ``permutation``
