@@ -37,10 +37,12 @@ class Autoencoder(nn.Module):
     """``decode(encode(params))``: flat ``[B, P]`` parameters in the spec's PyTorch order.
 
     ``param_scale [P]`` holds one positive constant per weight/bias tensor (1 until
-    :meth:`set_param_scale` fits it to a zoo): the encoder sees ``params / param_scale``
-    and the decoder's output is multiplied by it, so every layer is seen and
-    predicted at unit scale. A positive constant per tensor commutes with the
-    permutation, sign and positive-scale actions, so invariance is unaffected.
+    :meth:`set_param_scale` fits it to a zoo), and with ``standardize="mean-std"``
+    ``param_shift [P]`` one mean per tensor: the encoder sees ``(params - param_shift) /
+    param_scale``, and with ``decode_standardized`` the decoder's output is mapped back
+    the same way, so every layer is seen and predicted at unit scale. A positive constant
+    per tensor commutes with the permutation, sign and positive-scale actions, so
+    invariance is unaffected; a shift commutes with permutations only.
     """
 
     def __init__(
@@ -52,13 +54,21 @@ class Autoencoder(nn.Module):
         input_node_value: float | None = None,
         latent_norm: bool = False,
         probe_points: int = 0,
+        standardize: str = "rms",
+        decode_standardized: bool = True,
     ) -> None:
         super().__init__()
+        if standardize not in ("rms", "mean-std"):
+            raise SymmergeError(f"standardize must be 'rms' or 'mean-std', got {standardize!r}")
         self.spec = spec
         self.encoder = encoder
         self.decoder = decoder
         self.input_node_value = input_node_value
+        self.decode_standardized = decode_standardized
         self.register_buffer("param_scale", torch.ones(spec.num_params))
+        self.register_buffer(
+            "param_shift", torch.zeros(spec.num_params) if standardize == "mean-std" else None
+        )
         # fixed probe inputs (seeded, saved with the weights) and one positive scale per
         # level of probe values, fitted with the parameter scale
         probes = (
@@ -79,13 +89,19 @@ class Autoencoder(nn.Module):
 
     @torch.no_grad()
     def set_param_scale(self, params: Tensor) -> Tensor:
-        """Set ``param_scale`` to each tensor's root-mean-square over ``params [N, P]``."""
+        """Fit the statistics of every tensor over ``params [N, P]``: ``param_scale`` is
+        its root-mean-square, or with ``param_shift`` its standard deviation (and
+        ``param_shift`` its mean). Returns ``param_scale``."""
         params = self.spec.check_params(params).to(self.param_scale.dtype)
         offsets = self.spec.offsets
         scale = torch.empty_like(self.param_scale)
         for a, b in itertools.pairwise(offsets):
-            rms = params[:, a:b].square().mean().sqrt()
-            scale[a:b] = rms.clamp_min(1e-8)
+            block = params[:, a:b]
+            if self.param_shift is None:
+                scale[a:b] = block.square().mean().sqrt().clamp_min(1e-8)
+            else:
+                self.param_shift[a:b] = block.mean()
+                scale[a:b] = block.std().nan_to_num(0.0).clamp_min(1e-8)
         self.param_scale.copy_(scale)
         if self.probe_scale is not None:
             sums = torch.zeros_like(self.probe_scale, dtype=torch.float64)
@@ -108,14 +124,18 @@ class Autoencoder(nn.Module):
         if not isinstance(last, nn.Linear):
             raise SymmergeError("the decoder's last layer must be linear to take a template")
         template = self.spec.check_params(template.reshape(-1).to(last.bias.dtype))
-        last.bias.copy_(template / self.param_scale)
+        last.bias.copy_(self._standardized(template) if self.decode_standardized else template)
         last.weight.mul_(gain)
 
+    def _standardized(self, params: Tensor) -> Tensor:
+        shift = 0.0 if self.param_shift is None else self.param_shift.to(params.dtype)
+        return (params - shift) / self.param_scale.to(params.dtype)
+
     def graph(self, params: Tensor) -> Batch:
-        """The encoder's input for ``params [B, P]``: the graph batch of ``params /
-        param_scale`` (cached template, index gathers), with the probe features
-        appended to the node features when the encoder takes them."""
-        scaled = params / self.param_scale.to(params.dtype)
+        """The encoder's input for ``params [B, P]``: the graph batch of the standardized
+        parameters (cached template, index gathers), with the probe features appended to
+        the node features when the encoder takes them."""
+        scaled = self._standardized(params)
         graph = params_to_graph(self.spec, scaled, input_node_value=self.input_node_value)
         if self.probe_inputs is not None:
             probes = probe_node_features(self.spec, params, self.probe_inputs.to(params.dtype))
@@ -148,7 +168,11 @@ class Autoencoder(nn.Module):
 
     def decode(self, z: Tensor) -> Tensor:
         """``[B, P]`` in the spec's flat order."""
-        return self.decoder(z) * self.param_scale.to(z.dtype)
+        out = self.decoder(z)
+        if not self.decode_standardized:
+            return out
+        out = out * self.param_scale.to(z.dtype)
+        return out if self.param_shift is None else out + self.param_shift.to(z.dtype)
 
     def forward(self, params: Tensor) -> Tensor:
         return self.decode(self.encode(params))
@@ -182,4 +206,6 @@ def build_autoencoder(
     hidden = [int(w) * encoder.d_hidden for w in decoder_widths]
     dec = MLPDecoder(enc.latent_dim, spec.num_params, hidden)
     return Autoencoder(spec, enc, dec, input_node_value=encoder.input_node_value,
-                       latent_norm=encoder.latent_norm, probe_points=encoder.probe_points)
+                       latent_norm=encoder.latent_norm, probe_points=encoder.probe_points,
+                       standardize=encoder.standardize,
+                       decode_standardized=encoder.decode_standardized)
