@@ -305,7 +305,11 @@ def run_one(name: str, dry: bool, device: str, work: Path, result: Path) -> None
     except BaseException as exc:  # recorded, the run goes on with the next step
         traceback.print_exc()
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-    record["peak_gpu_mib"] = peak_memory_mib(device)
+    try:  # a CUDA error can leave the device unusable for the rest of this process
+        record["peak_gpu_mib"] = peak_memory_mib(device)
+    except RuntimeError as exc:
+        record["peak_gpu_mib"] = None
+        record.setdefault("error", f"peak memory unreadable: {exc}")
     result.write_text(json.dumps(record, indent=1, default=str))
 
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The GPU items of BENCHMARKS.md ("GPU") in one run on a lent machine: one JSON and one
 # log under $OUT (device_checks.json, device_checks.log). At most 8 minutes on one H200
-# from a fresh machine: installing takes about 20 s, the steps get the rest of 475 s, each
+# from a fresh machine: installing takes about 10 s, the steps get the rest of 475 s, each
 # under its own cap, each in its own process (one failing or hanging step does not stop
 # the others; benchmarks/device_checks.py says what each records).
 #
 #   step          cap (s)  expected on an H200 (s)  measures
-#   install            -   20   carried wheels (.whl/) + symmerge, no index, no deps
+#   install            -   10   carried wheels (.whl/) + symmerge, no index, no deps
 #   tests             90   45   non-slow tests parametrized over cuda (pytest -k cuda)
 #   zoo_inr          150   80   70,000 INRs (5,000 digits x 14); target < 120 s at 28 dB median
 #   train            110   50   paper-inr training, ours vs the reference design; >= 1,000

@@ -100,3 +100,16 @@ def test_device_checks_dry_run(tmp_path: Path) -> None:
     assert numbers["train"]["summary"]["max_loss_diff"] < 1e-5
     assert {"ae", "sort", "ae-lift", "wm (pairwise)"} <= set(numbers["canonicalize"]["summary"])
     assert (tmp_path / "device_checks.log").stat().st_size > 0
+
+
+def test_device_checks_header_matches_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shell script's header table states each step's cap and expected seconds."""
+    import re
+
+    monkeypatch.syspath_prepend(str(BENCH_DIR))
+    steps = _load("device_checks").STEPS
+    header = (BENCH_DIR / "device_checks.sh").read_text()
+    for step in steps:
+        row = re.search(rf"^#\s+{step.name}\s+(\d+)\s+(\d+)\s", header, re.MULTILINE)
+        assert row, f"no header row for {step.name}"
+        assert (float(row[1]), float(row[2])) == (step.cap_s, step.expected_s), step.name
