@@ -173,58 +173,53 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 _NO_ADDITIONS: dict[str, Any] = {"latent_norm": False, "probe_points": 0,
                                  "decode_standardized": False, "phase_canonical": False}
 
-_PAPER_INR: dict[str, Any] = {
-    "family": "siren",
-    "seed": 0,
-    "encoder": {"mode": "sign", "d_hidden": 128, "num_layers": 4, "d_latent": 128,
-                "dropout": 0.2, "ablate": False, "bidirectional": False, "num_io_mlps": 2,
-                "skip": True, "edge_pos_embed": True, "node_pos_embed": True,
-                "update_edges": True, "mlp_on_io": False, "input_node_value": 1.0,
-                **_NO_ADDITIONS},
+#: what every configuration the paper ran has in common
+_PAPER: dict[str, Any] = {
     "decoder_widths": (2, 4),
-    "optim": {"lr": 1e-3, "weight_decay": 0.01, "amsgrad": False, "warmup_steps": 1000,
-              "grad_clip": 10.0, "batch_size": 128, "max_epochs": 150},
-    "loss": {"resolution": 28},
-    "eval_every_n_epochs": 1,
-    "early_stopping": {"enabled": True, "monitor": "val_loss", "rule": "increasing",
-                       "patience": 50},
-    "checkpoint": {"monitor": "val_loss", "ties": "later"},
-    "scale_params": False,
-    "decoder_template": False,
-}
-_PAPER_CNN: dict[str, Any] = {
-    "family": "cnn",
-    "seed": 0,
-    "encoder": {"d_hidden": 256, "num_layers": 4, "d_latent": 256, "dropout": 0.2,
-                "ablate": False, "bidirectional": False, "skip": False,
-                "edge_pos_embed": False, "node_pos_embed": True, "update_edges": True,
-                "mlp_on_io": True, "input_node_value": 0.0, **_NO_ADDITIONS},
-    "decoder_widths": (2, 4),
-    "optim": {"lr": 1e-3, "weight_decay": 0.01, "amsgrad": False, "warmup_steps": 1000,
-              "grad_clip": 5.0, "batch_size": 64, "max_epochs": 300},
-    "loss": {"temperature": 0.6},
-    "eval_every_n_epochs": 1,
-    "early_stopping": {"enabled": False, "monitor": "val_l1", "rule": "no_improvement",
-                       "patience": 15},
-    "checkpoint": {"monitor": "val_l1", "ties": "later"},
-    "scale_params": False,
-    "decoder_template": False,
-}
-_NG_ENCODER: dict[str, Any] = {
-    "mode": "pna", "num_layers": 4, "d_latent": None, "dropout": 0.0, "skip": False,
-    "edge_pos_embed": False, "node_pos_embed": True, "update_edges": True, "rff_sigma": 3.0,
-    "rff_dim": 128, "pna_norm": "graph", "input_node_value": 0.0, "standardize": "mean-std",
-    **_NO_ADDITIONS,
-}
-_PAPER_NG: dict[str, Any] = {
-    "seed": 42,
-    "encoder": _NG_ENCODER,
-    "decoder_widths": (2, 4),
-    "optim": {"weight_decay": 5e-4, "amsgrad": True, "warmup_steps": 1000, "max_epochs": 300},
-    "early_stopping": {"enabled": False},
+    "optim": {"warmup_steps": 1000},
     "checkpoint": {"ties": "later"},
     "decoder_template": False,
 }
+#: what the ScaleGMN autoencoder configurations have in common
+_SCALEGMN: dict[str, Any] = _merge(_PAPER, {
+    "seed": 0,
+    "encoder": {"num_layers": 4, "dropout": 0.2, "ablate": False, "bidirectional": False,
+                "node_pos_embed": True, "update_edges": True, **_NO_ADDITIONS},
+    "optim": {"lr": 1e-3, "weight_decay": 0.01, "amsgrad": False},
+    "eval_every_n_epochs": 1,
+    "scale_params": False,
+})
+_PAPER_INR: dict[str, Any] = _merge(_SCALEGMN, {
+    "family": "siren",
+    "encoder": {"mode": "sign", "d_hidden": 128, "d_latent": 128, "num_io_mlps": 2,
+                "skip": True, "edge_pos_embed": True, "mlp_on_io": False,
+                "input_node_value": 1.0},
+    "optim": {"grad_clip": 10.0, "batch_size": 128, "max_epochs": 150},
+    "loss": {"resolution": 28},
+    "early_stopping": {"enabled": True, "monitor": "val_loss", "rule": "increasing",
+                       "patience": 50},
+    "checkpoint": {"monitor": "val_loss"},
+})
+_PAPER_CNN: dict[str, Any] = _merge(_SCALEGMN, {
+    "family": "cnn",
+    "encoder": {"d_hidden": 256, "d_latent": 256, "skip": False, "edge_pos_embed": False,
+                "mlp_on_io": True, "input_node_value": 0.0},
+    "optim": {"grad_clip": 5.0, "batch_size": 64, "max_epochs": 300},
+    "loss": {"temperature": 0.6},
+    "early_stopping": {"enabled": False, "monitor": "val_l1", "rule": "no_improvement",
+                       "patience": 15},
+    "checkpoint": {"monitor": "val_l1"},
+})
+#: the Neural Graphs configurations (``model=pna``)
+_PAPER_NG: dict[str, Any] = _merge(_PAPER, {
+    "seed": 42,
+    "encoder": {"mode": "pna", "num_layers": 4, "d_latent": None, "dropout": 0.0,
+                "skip": False, "edge_pos_embed": False, "node_pos_embed": True,
+                "update_edges": True, "rff_sigma": 3.0, "rff_dim": 128, "pna_norm": "graph",
+                "input_node_value": 0.0, "standardize": "mean-std", **_NO_ADDITIONS},
+    "optim": {"weight_decay": 5e-4, "amsgrad": True, "max_epochs": 300},
+    "early_stopping": {"enabled": False},
+})
 _PAPER_NG_CNN: dict[str, Any] = _merge(_PAPER_NG, {
     "family": "cnn",
     "encoder": {"d_hidden": 256},
