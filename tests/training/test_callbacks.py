@@ -50,7 +50,8 @@ def epoch_of(run, name):
 
 #: epochs 2, 3, 4 rise: the increasing rule (patience 3) stops after epoch 4
 LOSSES = [5, 4, 3, 3.5, 4, 4.5, 1, 1, 1, 1, 1, 1]
-STOPS = {**TINY, "early_stopping": {"enabled": True, "rule": "increasing", "patience": 3}}
+STOPS = {**TINY, "early_stopping": {"enabled": True, "rule": "increasing", "patience": 3},
+         "checkpoint": {"ties": "later"}}
 
 
 @pytest.mark.parametrize(("rule", "losses", "epochs"), [
@@ -76,7 +77,8 @@ def test_a_stopped_run_is_finished(rule, losses, epochs, siren_zoo, tmp_path, mo
 
 
 def test_resumed_run_stops_where_the_uninterrupted_run_stops(siren_zoo, tmp_path, monkeypatch):
-    """The rule's memory (the losses of epochs 2 and 3) survives the resume after epoch 3."""
+    """The rules' memory (the losses of epochs 2 and 3, the best one) survives the resume
+    after epoch 3."""
     monkeypatch.setattr(AutoencoderModule, "validation_step", scripted(LOSSES))
     train(siren_zoo, tmp_path / "whole", overrides=STOPS, max_epochs=10, progress=False)
     first = train(siren_zoo, tmp_path / "parts", overrides=STOPS, max_epochs=4, progress=False)

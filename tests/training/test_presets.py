@@ -301,7 +301,6 @@ def test_split_note_says_whether_the_split_is_published(siren_zoo, tmp_path):
     assert "seeded (seed 0, fractions 0.8/0.1/0.1), not published" in note
 
     lines: list[str] = []
-    small = {**TINY, "early_stopping": {"enabled": False}}
-    train(siren_zoo, tmp_path / "run", preset="paper-inr", overrides=small, max_epochs=1,
+    train(siren_zoo, tmp_path / "run", preset="paper-inr", overrides=TINY, max_epochs=1,
           progress=False, log=lines.append)
     assert lines == [note]
