@@ -233,8 +233,9 @@ def _timed_step(
 def make_ours(
     spec: SirenSpec, cfg: TrainConfig, zoo: Tensor
 ) -> tuple[Impl, AutoencoderModule]:
-    """symmerge's training step: ``AutoencoderModule`` with its cached target renders and
-    per-tensor parameter scales fitted to the zoo (as ``symmerge.training.train`` does).
+    """symmerge's training step: ``AutoencoderModule`` with its cached target renders and,
+    if the configuration asks for them, per-tensor parameter scales fitted to the zoo (as
+    ``symmerge.training.train`` does).
 
     The step is ``module._loss`` spelled out in two phases (``model.encode``, then
     ``model.decode`` and the render loss), then backward, clipping (as Lightning's
@@ -242,7 +243,7 @@ def make_ours(
     """
     device = zoo.device
     module = AutoencoderModule(spec.to_json(), cfg.model_dump(mode="json")).to(device)
-    if hasattr(module.model, "set_param_scale"):
+    if cfg.scale_params:
         module.model.set_param_scale(zoo)
     targets = RenderLoss(spec, cfg.loss.resolution).render_targets(zoo)
     module.attach_loss_data(targets=targets)

@@ -16,6 +16,8 @@ from symmerge.models.config import EncoderConfig, resolve_mode
 from symmerge.models.pna import PNAEncoder
 from symmerge.models.scalegmn import ScaleGMNEncoder
 from symmerge.specs.base import WeightSpaceSpec
+from symmerge.specs.siren import SirenSpec
+from symmerge.symmetry.phase import canonicalize_phase
 
 #: Seed of the probe inputs: the same inputs in every run, for every spec.
 PROBE_SEED = 0
@@ -43,6 +45,12 @@ class Autoencoder(nn.Module):
     the same way, so every layer is seen and predicted at unit scale. A positive constant
     per tensor commutes with the permutation, sign and positive-scale actions, so
     invariance is unaffected; a shift commutes with permutations only.
+
+    With ``phase_canonical`` (SIREN specs only) every network is phase-canonicalized
+    (:func:`~symmerge.symmetry.phase.canonicalize_phase`) before anything else sees it:
+    the parameter statistics, the graph and the probe features. It keeps the network's
+    function, so render targets do not change, and makes the latent invariant to phase
+    shifts too.
     """
 
     def __init__(
@@ -56,15 +64,21 @@ class Autoencoder(nn.Module):
         probe_points: int = 0,
         standardize: str = "rms",
         decode_standardized: bool = True,
+        phase_canonical: bool = False,
     ) -> None:
         super().__init__()
         if standardize not in ("rms", "mean-std"):
             raise SymmergeError(f"standardize must be 'rms' or 'mean-std', got {standardize!r}")
+        if phase_canonical and not isinstance(spec, SirenSpec):
+            raise SymmergeError(
+                f"phase_canonical applies to SIREN networks only, not {spec.describe()}"
+            )
         self.spec = spec
         self.encoder = encoder
         self.decoder = decoder
         self.input_node_value = input_node_value
         self.decode_standardized = decode_standardized
+        self.phase_canonical = phase_canonical
         self.register_buffer("param_scale", torch.ones(spec.num_params))
         self.register_buffer(
             "param_shift", torch.zeros(spec.num_params) if standardize == "mean-std" else None
@@ -91,8 +105,9 @@ class Autoencoder(nn.Module):
     def set_param_scale(self, params: Tensor) -> Tensor:
         """Fit the statistics of every tensor over ``params [N, P]``: ``param_scale`` is
         its root-mean-square, or with ``param_shift`` its standard deviation (and
-        ``param_shift`` its mean). Returns ``param_scale``."""
-        params = self.spec.check_params(params).to(self.param_scale.dtype)
+        ``param_shift`` its mean), of the networks the encoder sees (phase-canonical ones
+        with ``phase_canonical``). Returns ``param_scale``."""
+        params = self.canonical(self.spec.check_params(params).to(self.param_scale.dtype))
         offsets = self.spec.offsets
         scale = torch.empty_like(self.param_scale)
         for a, b in itertools.pairwise(offsets):
@@ -131,10 +146,17 @@ class Autoencoder(nn.Module):
         shift = 0.0 if self.param_shift is None else self.param_shift.to(params.dtype)
         return (params - shift) / self.param_scale.to(params.dtype)
 
+    def canonical(self, params: Tensor) -> Tensor:
+        """``params [B, P]`` as the encoder sees them: phase-canonicalized with
+        ``phase_canonical``, else unchanged."""
+        return canonicalize_phase(self.spec, params) if self.phase_canonical else params
+
     def graph(self, params: Tensor) -> Batch:
         """The encoder's input for ``params [B, P]``: the graph batch of the standardized
-        parameters (cached template, index gathers), with the probe features appended to
-        the node features when the encoder takes them."""
+        (and, with ``phase_canonical``, phase-canonical) parameters (cached template, index
+        gathers), with the probe features appended to the node features when the encoder
+        takes them."""
+        params = self.canonical(params)
         scaled = self._standardized(params)
         graph = params_to_graph(self.spec, scaled, input_node_value=self.input_node_value)
         if self.probe_inputs is not None:
@@ -208,4 +230,5 @@ def build_autoencoder(
     return Autoencoder(spec, enc, dec, input_node_value=encoder.input_node_value,
                        latent_norm=encoder.latent_norm, probe_points=encoder.probe_points,
                        standardize=encoder.standardize,
-                       decode_standardized=encoder.decode_standardized)
+                       decode_standardized=encoder.decode_standardized,
+                       phase_canonical=encoder.phase_canonical)

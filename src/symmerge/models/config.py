@@ -26,7 +26,8 @@ PNA_DEFAULTS: dict[str, Any] = {
 class EncoderConfig(BaseModel):
     """Encoder hyperparameters, and the autoencoder options :func:`build_autoencoder` reads
     from it (``input_node_value``, ``latent_norm``, ``probe_points``, ``standardize``,
-    ``decode_standardized``).
+    ``decode_standardized``, ``phase_canonical``). symmerge's additions to the reference
+    models are listed, with every key, in METHOD.md 4.2.
 
     ``mode``: ``sign`` / ``scale`` (ScaleGMN, invariant to hidden-neuron
     permutations and sign flips / positive rescalings), ``permutation``
@@ -84,6 +85,10 @@ class EncoderConfig(BaseModel):
     directly, which the weights encode only implicitly. Each level's values are divided
     by their RMS over the training split, fitted with the parameter scale
     (``TrainConfig.scale_params``).
+    ``phase_canonical`` (SIREN networks only): the autoencoder canonicalizes every input
+    network's sine phases (:func:`symmerge.symmetry.phase.canonicalize_phase`, which
+    keeps its function) before encoding it, so that phase-shifted copies of a network get
+    one latent; saved with the run, so encoding a trained model always does it.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -110,6 +115,7 @@ class EncoderConfig(BaseModel):
     probe_points: int = Field(0, ge=0)
     standardize: Literal["rms", "mean-std"] = "rms"
     decode_standardized: bool = True
+    phase_canonical: bool = False
 
     @model_validator(mode="before")
     @classmethod

@@ -12,7 +12,12 @@ from symmerge.errors import SymmergeError
 from symmerge.models import build_autoencoder
 from symmerge.specs import CNNSpec, SirenSpec, spec_from_json
 from symmerge.training.config import TrainConfig
-from symmerge.training.losses import DistillationLoss, RenderLoss, cnn_accuracy_report
+from symmerge.training.losses import (
+    DistillationLoss,
+    RenderLoss,
+    accuracy,
+    cnn_accuracy_report,
+)
 
 
 class NonFiniteLossError(SymmergeError):
@@ -36,6 +41,7 @@ class AutoencoderModule(L.LightningModule):
         self.render_loss: RenderLoss | None = None
         self.kd_loss: DistillationLoss | None = None
         self._test_images: tuple[Tensor, Tensor] | None = None
+        self._accuracies: Tensor | None = None
         self._bad_val_loss: float | None = None
 
     # ------------------------------------------------------------------ data
@@ -45,8 +51,12 @@ class AutoencoderModule(L.LightningModule):
         targets: Tensor | None = None,
         train_images: Tensor | None = None,
         test_images: tuple[Tensor, Tensor] | None = None,
+        accuracies: Tensor | None = None,
     ) -> None:
-        """Cached target renders ``[N, R, R]`` (INR) or image sets (CNN)."""
+        """Cached target renders ``[N, R, R]`` (INR) or image sets (CNN): training images,
+        held-out test images with labels, and the zoo's recorded test accuracies ``[N]``
+        (``val_l1`` compares decoded accuracies with them; without them, with the
+        original networks' accuracies on the test images)."""
         if isinstance(self.spec, SirenSpec):
             if targets is None:
                 raise ValueError("a SIREN autoencoder needs cached target renders")
@@ -60,6 +70,7 @@ class AutoencoderModule(L.LightningModule):
                 images_per_step=self.cfg.loss.images_per_step,
             )
             self._test_images = test_images
+            self._accuracies = accuracies
 
     def on_fit_start(self) -> None:
         if self._targets is not None:
@@ -112,13 +123,27 @@ class AutoencoderModule(L.LightningModule):
         if not torch.isfinite(loss) and self._bad_val_loss is None:
             self._bad_val_loss = loss.item()
         self.log("val_loss", loss, prog_bar=True, sync_dist=True, batch_size=params.shape[0])
-        if self.kd_loss is not None and self._test_images is not None and batch_idx == 0:
-            images, labels = self._test_images
-            report = cnn_accuracy_report(
-                self.spec, params, self.model(params), images.to(self.device), labels
-            )
+        l1 = "val_l1" in self.cfg.monitors
+        if self.kd_loss is None or self._test_images is None or not (l1 or batch_idx == 0):
+            return
+        images, labels = self._test_images[0].to(self.device), self._test_images[1]
+        decoded = self.model(params)
+        if batch_idx == 0:  # a quick look at the first batch
+            report = cnn_accuracy_report(self.spec, params, decoded, images, labels)
             self.log_dict({f"val_{k}": v for k, v in report.items()}, sync_dist=True,
                           batch_size=params.shape[0])
+        if l1:  # over every validation network
+            self.log("val_l1", self._accuracy_l1(params, index, decoded, images, labels),
+                     sync_dist=True, batch_size=params.shape[0])
+
+    def _accuracy_l1(
+        self, params: Tensor, index: Tensor, decoded: Tensor, images: Tensor, labels: Tensor
+    ) -> float:
+        """Mean ``|accuracy of decoded - recorded accuracy|`` of a batch on the test images."""
+        reference = (self._accuracies[index.cpu()] if self._accuracies is not None
+                     else accuracy(self.spec, params, images, labels))
+        diff = accuracy(self.spec, decoded, images, labels) - reference.float()
+        return float(diff.abs().mean())
 
     def on_validation_epoch_end(self) -> None:
         """Stop before the checkpoint callback saves weights whose loss is not finite."""
@@ -143,7 +168,8 @@ class AutoencoderModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         o = self.cfg.optim
-        opt = torch.optim.AdamW(self.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        opt = torch.optim.AdamW(self.parameters(), lr=o.lr, weight_decay=o.weight_decay,
+                                amsgrad=o.amsgrad)
         warm = max(o.warmup_steps, 1)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warm))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
