@@ -15,7 +15,7 @@ of the ``quick`` preset's size is used: the timing of ``ae`` does not depend on
 the weights, while ``ae-lift``'s matching may take a different number of sweeps.
 
     python benchmarks/bench_canonicalize.py [--zoo ZOO] [--run RUN] [--pairs 512]
-        [--device cpu|cuda]
+        [--device cpu|cuda] [--methods ae,sort,ae-lift,ae-lift-descent,wm]
 """
 
 from __future__ import annotations
@@ -28,12 +28,17 @@ import statistics
 import time
 
 import torch
+from gpu_common import peak_memory_mib, reset_peak_memory, synchronize
 
 from symmerge import SirenSpec
 from symmerge.align import weight_matching
 from symmerge.canon import AECanonicalizer, AELiftCanonicalizer, SortCanonicalizer
 from symmerge.experiments.report import markdown_table
 from symmerge.symmetry import make_orbit
+
+#: row name -> ``--methods`` key
+METHOD_KEYS = {"ae": "ae", "sort": "sort", "ae-lift": "ae-lift",
+               "ae-lift (descent)": "ae-lift-descent", "wm (pairwise)": "wm"}
 
 
 def orbit_pairs(
@@ -68,25 +73,25 @@ def load_model(spec, run: str | None):
         "untrained quick-preset autoencoder"
 
 
-def sync(t: torch.Tensor) -> torch.Tensor:
-    """Wait for queued GPU work, so the wall time covers it."""
-    if t.is_cuda:
-        torch.cuda.synchronize(t.device)
-    return t
-
-
-def timed(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs (after one warm-up run)."""
+def timed(fn, repeats: int, device: torch.device) -> tuple[float, float | None]:
+    """Median wall time of ``fn()`` over ``repeats`` runs (after one warm-up run), each
+    run from an idle device to the end of its queued work, and the peak device memory
+    (MiB, CUDA only) over all of them."""
+    synchronize(device)
+    reset_peak_memory(device)
     fn()
     times = []
     for _ in range(repeats):
+        synchronize(device)
         t0 = time.perf_counter()
         fn()
+        synchronize(device)
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(times), peak_memory_mib(device)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Parse ``argv`` (default ``sys.argv[1:]``), time every method, print the table."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--zoo", help="INR zoo to take base networks from (default: random SIRENs)")
     ap.add_argument("--run", help="autoencoder run (default: untrained, quick-preset sized)")
@@ -96,8 +101,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (the LAPs run on the CPU)")
+    ap.add_argument("--methods", default=",".join(METHOD_KEYS.values()),
+                    help="comma-separated subset of " + ", ".join(METHOD_KEYS.values()))
     ap.add_argument("--json", help="also write the numbers to this JSON file")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not args.methods or set(args.methods) - set(METHOD_KEYS.values()):
+        ap.error(f"--methods takes names from {', '.join(METHOD_KEYS.values())}")
 
     if args.zoo:
         from symmerge.zoo import load_zoo
@@ -126,17 +136,24 @@ def main() -> None:
     rows = []
     with torch.no_grad():
         for name, c in canon.items():
-            sec = timed(lambda c=c: sync(c(both)), args.repeats)
+            if METHOD_KEYS[name] not in args.methods:
+                continue
+            sec, peak = timed(lambda c=c: c(both), args.repeats, dev)
             rows.append({"method": name, "networks": both.shape[0], "seconds": sec,
-                         "networks_per_s": both.shape[0] / sec, "pairs_per_s": args.pairs / sec})
-        sec = timed(lambda: sync(weight_matching(spec, a, b, seed=args.seed).aligned),
-                    args.repeats)
-        rows.append({"method": "wm (pairwise)", "networks": a.shape[0], "seconds": sec,
-                     "networks_per_s": a.shape[0] / sec, "pairs_per_s": args.pairs / sec})
+                         "networks_per_s": both.shape[0] / sec, "pairs_per_s": args.pairs / sec,
+                         "peak_gpu_mib": peak})
+        if "wm" in args.methods:
+            sec, peak = timed(lambda: weight_matching(spec, a, b, seed=args.seed).aligned,
+                              args.repeats, dev)
+            rows.append({"method": "wm (pairwise)", "networks": a.shape[0], "seconds": sec,
+                         "networks_per_s": a.shape[0] / sec, "pairs_per_s": args.pairs / sec,
+                         "peak_gpu_mib": peak})
 
     env = {
         "spec": spec.describe(), "pairs": args.pairs, "source": source, "model": model_note,
-        "device": str(dev), "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "device": str(dev),
+        "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+        "torch": torch.__version__, "threads": torch.get_num_threads(),
         "cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
         "repeats": args.repeats, "batch_size": args.batch_size,
     }

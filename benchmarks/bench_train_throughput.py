@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from gpu_common import peak_memory_mib, reset_peak_memory, synchronize
 from reference_design import ReferenceDesignAutoencoder, ReferenceRenderLoss
 from torch import Tensor
 from torch.profiler import ProfilerActivity, profile
@@ -96,12 +97,6 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def synchronize(device: torch.device) -> None:
-    """Wait for queued GPU work (a no-op on the CPU) so that wall times are complete."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def matmul_gflops(n: int, device: torch.device, repeats: int = 5) -> list[float]:
     """Rates (GFLOP/s) of ``repeats`` float32 ``n x n`` matmuls, after one warm-up."""
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
@@ -134,6 +129,7 @@ class Impl:
     infer_times: list[float] = field(default_factory=list)
     graph_times: list[float] = field(default_factory=list)
     flops_per_network: float = 0.0
+    peak_mib: float | None = None  # device memory of a full-batch training step
 
     def timed_step(self, params: Tensor, index: Tensor, seed: int) -> None:
         """One timed step; ``seed`` fixes the dropout masks (same seed, same masks)."""
@@ -146,6 +142,7 @@ class Impl:
 
     def timed_graph(self, params: Tensor) -> None:
         """Data -> graph only (also part of the ``encode`` phase of a step)."""
+        synchronize(self.device)
         t0 = time.perf_counter()
         self.graph(params)
         synchronize(self.device)
@@ -154,6 +151,7 @@ class Impl:
     def timed_encode(self, params: Tensor) -> None:
         """Encoder-only inference (graph included), without gradients."""
         with torch.no_grad():
+            synchronize(self.device)
             t0 = time.perf_counter()
             self.encode(params)
             synchronize(self.device)
@@ -235,8 +233,9 @@ def _timed_step(
 def make_ours(
     spec: SirenSpec, cfg: TrainConfig, zoo: Tensor
 ) -> tuple[Impl, AutoencoderModule]:
-    """symmerge's training step: ``AutoencoderModule`` with its cached target renders and
-    per-tensor parameter scales fitted to the zoo (as ``symmerge.training.train`` does).
+    """symmerge's training step: ``AutoencoderModule`` with its cached target renders and,
+    if the configuration asks for them, per-tensor parameter scales fitted to the zoo (as
+    ``symmerge.training.train`` does).
 
     The step is ``module._loss`` spelled out in two phases (``model.encode``, then
     ``model.decode`` and the render loss), then backward, clipping (as Lightning's
@@ -244,7 +243,7 @@ def make_ours(
     """
     device = zoo.device
     module = AutoencoderModule(spec.to_json(), cfg.model_dump(mode="json")).to(device)
-    if hasattr(module.model, "set_param_scale"):
+    if cfg.scale_params:
         module.model.set_param_scale(zoo)
     targets = RenderLoss(spec, cfg.loss.resolution).render_targets(zoo)
     module.attach_loss_data(targets=targets)
@@ -292,10 +291,12 @@ def count_flops(impl: Impl, params: Tensor, index: Tensor) -> float:
 def warm_up(impl: Impl, params: Tensor, index: Tensor, steps: int) -> None:
     """Untimed full-batch steps, so the allocator's heap and other caches reach their
     steady state before timing (the first full step pays for growing them); the
-    updates are undone."""
+    updates are undone. On a GPU, the peak device memory of these steps is recorded."""
     state = impl.save()
+    reset_peak_memory(impl.device)
     for _ in range(steps):
         impl.train_step(params, index)
+    impl.peak_mib = peak_memory_mib(impl.device) if steps else None
     impl.load(state)
 
 
@@ -323,8 +324,9 @@ def median(xs: list[float]) -> float:
 
 
 # --------------------------------------------------------------------------------- main
-def main() -> None:
-    """Parse arguments, run both implementations, print and save the numbers."""
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments (``argv``, default ``sys.argv[1:]``), run both implementations,
+    print and save the numbers."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=2, help="timed steps of ours")
     ap.add_argument("--baseline-steps", type=int, default=2,
@@ -349,7 +351,7 @@ def main() -> None:
                     help="profile one extra step of ours (op categories)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="also write all numbers to this JSON file")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.steps < 1 or args.baseline_steps < 1 or args.warmup_steps < 0:
         ap.error("--steps and --baseline-steps must be positive, --warmup-steps >= 0")
     torch.set_num_threads(args.threads)
@@ -448,12 +450,14 @@ def main() -> None:
             "graph_networks_per_s": B / median(impl.graph_times),
             "infer_s": impl.infer_times,
             "infer_networks_per_s": B / median(impl.infer_times),
+            "peak_gpu_mib": impl.peak_mib,
         })
     env = {
         "cpu": cpu_model(), "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "torch": torch.__version__, "python": platform.python_version(),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
         "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
         "spec": spec.describe(), "source": source, "batch_size": B,
         "preset": args.preset, "encoder": cfg.encoder.model_dump(),

@@ -1,6 +1,7 @@
 """INR zoo fitting: batched vs. sequential throughput, time breakdown, full zoo.
 
-Subcommands (all on CPU; every number is measured in the run that prints it):
+Subcommands (on the CPU, ``full`` also on a GPU; every number is measured in the run
+that prints it):
 
 * ``compare``: fit the same ``--n`` embedded digits (every ``5000 / n``-th, so
   all classes) with the batched fitter (one process, ``--threads``) and with the
@@ -13,13 +14,15 @@ Subcommands (all on CPU; every number is measured in the run that prints it):
   elementwise work, Adam) against the machine's measured sgemm peak and sine
   throughput, and the resulting floor.
 * ``full``: the default zoo of all 5,000 embedded digits via ``fit_inr_zoo``
-  (``--workers`` processes): wall time, PSNR distribution, steps, and a
-  smoothness check (PSNR of the 56x56 render against the bilinearly upsampled
-  digit).
+  (``--workers`` processes, or ``--device cuda``; ``--limit`` and ``--per-image``
+  size it, e.g. ``--per-image 14`` for 70,000 networks): wall time, PSNR
+  distribution, steps, and a smoothness check (PSNR of the 56x56 render against
+  the bilinearly upsampled digit).
 
     python benchmarks/bench_zoo_inr.py compare [--n 100] [--preset default] [--threads 1]
     python benchmarks/bench_zoo_inr.py profile [--batch 32] [--threads 1]
     python benchmarks/bench_zoo_inr.py full [--workers 2] [--out runs/inr_zoo_default.safetensors]
+        [--device cuda --per-image 14 --chunk-size 17500 --micro-batch 17500]
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from gpu_common import synchronize
 from zoo_bench_common import cpu_seconds, machine
 
 from symmerge.data import load_images
@@ -53,14 +57,17 @@ def quantiles(t: torch.Tensor) -> dict[str, float]:
             "mean": round(float(t.double().mean()), 2)}
 
 
-def smoothness(spec: SirenSpec, params: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-    """PSNR of the 2x render against the bilinear 2x upsampling of the digit (per network)."""
+def smoothness(spec: SirenSpec, params: torch.Tensor, images: torch.Tensor,
+               device: str = "cpu", batch: int = 256) -> torch.Tensor:
+    """PSNR of the 2x render against the bilinear 2x upsampling of the digit (per network),
+    computed on ``device`` in batches of ``batch`` networks; returned on the CPU."""
     res = images.shape[-1] * 2
-    up = F.interpolate(images, size=(res, res), mode="bilinear", align_corners=True)[:, 0]
     out = []
-    for s in range(0, params.shape[0], 256):
-        r = spec.render(params[s : s + 256], res)
-        out.append(-10 * torch.log10(((r - up[s : s + 256]) ** 2).mean(dim=(1, 2))))
+    for s in range(0, params.shape[0], batch):
+        img = images[s : s + batch].to(device)
+        up = F.interpolate(img, size=(res, res), mode="bilinear", align_corners=True)[:, 0]
+        r = spec.render(params[s : s + batch].to(device), res)
+        out.append((-10 * torch.log10(((r - up) ** 2).mean(dim=(1, 2)))).cpu())
     return torch.cat(out)
 
 
@@ -183,32 +190,39 @@ def profile(args: argparse.Namespace) -> dict[str, object]:
 
 # ---------------------------------------------------------------------- full
 def full(args: argparse.Namespace) -> dict[str, object]:
-    cfg = inr_config(args.preset)
+    cfg = inr_config(args.preset, micro_batch=args.micro_batch, steps=args.steps)
     cpu0 = cpu_seconds()
     load0 = os.getloadavg()
     t = time.perf_counter()
-    path = fit_inr_zoo("mnist-embedded", out=args.out, seed=args.seed, config=cfg,
-                       workers=args.workers, fresh=args.fresh, progress=not args.quiet)
+    path = fit_inr_zoo("mnist-embedded", out=args.out, limit=args.limit,
+                       per_image=args.per_image, seed=args.seed, config=cfg,
+                       chunk_size=args.chunk_size, workers=args.workers, fresh=args.fresh,
+                       progress=not args.quiet, device=args.device)
+    synchronize(args.device)
     seconds = time.perf_counter() - t
     cpu = cpu_seconds() - cpu0
     load1 = os.getloadavg()
     zoo = Zoo(path)
     psnr, steps = zoo.metric("psnr"), zoo.metric("steps")
     digits = load_images("mnist-embedded").images
-    smooth = smoothness(zoo.spec, zoo.params, digits[zoo.image_index])
+    smooth = smoothness(zoo.spec, zoo.params, digits[zoo.image_index], args.device,
+                        batch=4096 if args.device != "cpu" else 256)
     per_class = {int(c): round(float(psnr[zoo.labels == c].median()), 2)
                  for c in zoo.labels.unique()}
     return {
         "machine": machine(), "preset": args.preset, "workers": args.workers,
+        "device": args.device, "config": cfg.to_dict(), "chunk_size": args.chunk_size,
         "networks": len(zoo), "seconds": round(seconds, 1), "minutes": round(seconds / 60, 2),
         "cpu_seconds": round(cpu, 1),
-        "idle_machine_minutes_estimate": round(cpu / min(args.workers, os.cpu_count() or 1) / 60,
-                                               2),
+        "idle_machine_minutes_estimate": (  # CPU fits only
+            round(cpu / min(args.workers, os.cpu_count() or 1) / 60, 2)
+            if args.device == "cpu" else None),
         "loadavg_start_end_15m": [round(load0[2], 2), round(load1[2], 2)],
         "networks_per_s": round(len(zoo) / seconds, 2),
         "psnr": {**quantiles(psnr), "min": round(float(psnr.min()), 2),
                  "max": round(float(psnr.max()), 2),
                  "below_26db": round(float((psnr < 26).double().mean()), 4)},
+        "target_psnr": cfg.target_psnr,
         "psnr_median_by_class": per_class,
         "steps": {**quantiles(steps),
                   "at_cap": round(float((steps == cfg.steps).double().mean()), 4)},
@@ -218,7 +232,8 @@ def full(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    """Run the subcommand of ``argv`` (default ``sys.argv[1:]``); print and return its JSON."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("compare")
@@ -238,9 +253,17 @@ def main() -> None:
     f.add_argument("--out", default="runs/inr_zoo_default.safetensors")
     f.add_argument("--fresh", action="store_true")
     f.add_argument("--quiet", action="store_true")
-    args = p.parse_args()
+    f.add_argument("--limit", type=int, help="first N digits (default: all 5,000)")
+    f.add_argument("--per-image", type=int, default=1, help="networks per digit")
+    f.add_argument("--chunk-size", type=int, default=128, help="networks per resumable chunk")
+    f.add_argument("--micro-batch", type=int,
+                   help="networks per fused kernel call (default: the preset's)")
+    f.add_argument("--steps", type=int, help="step cap (default: the preset's)")
+    f.add_argument("--device", default="cpu", help="cpu or cuda (one process drives a GPU)")
+    args = p.parse_args(argv)
     result = {"compare": compare, "profile": profile, "full": full}[args.cmd](args)
     print(json.dumps(result, indent=1))
+    return result
 
 
 if __name__ == "__main__":

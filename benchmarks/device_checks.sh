@@ -1,62 +1,57 @@
 #!/usr/bin/env bash
-# The GPU items of BENCHMARKS.md in one run, for a lent device machine (15 minutes of
-# device time per session: run this once, with a timeout that leaves room to rerun).
+# The GPU items of BENCHMARKS.md ("GPU") in one run on a lent machine: one JSON and one
+# log under $OUT (device_checks.json, device_checks.log). At most 8 minutes on one H200
+# from a fresh machine: installing takes about 10 s, the steps get the rest of 475 s, each
+# under its own cap, each in its own process (one failing or hanging step does not stop
+# the others; benchmarks/device_checks.py says what each records).
 #
-#   OUT=/path/to/results bash benchmarks/device_checks.sh            # on the GPU machine
-#   DEVICE=cpu SMALL=1 OUT=/tmp/dc bash benchmarks/device_checks.sh   # smoke run anywhere
+#   step          cap (s)  expected on an H200 (s)  measures
+#   install            -   10   carried wheels (.whl/) + symmerge, no index, no deps
+#   tests             90   45   non-slow tests parametrized over cuda (pytest -k cuda)
+#   zoo_inr          150   80   70,000 INRs (5,000 digits x 14); target < 120 s at 28 dB median
+#   train            110   50   paper-inr training, ours vs the reference design; >= 1,000
+#                               networks/s and >= 5x
+#   encoder           60   20   encoder inference at batch 256 / 1,024 / 4,096; >= 30,000/s
+#   canonicalize      60   30   sort, ae, ae-lift, pairwise wm on 512 pairs
 #
-# On the lent machine: its image has torch, torch-geometric, lightning, typer, safetensors,
-# scipy, scikit-learn and matplotlib, but not pydantic or mlxtend
-# (/work/.library/device/KINDS.md): carry wheels of pydantic, pydantic-core,
-# annotated-types, typing-inspection and mlxtend (device README, "Notes") and install them
-# first. The package itself is taken from src/ (no install needed).
+# On the machine (the `run` tool, carry [".whl"], timeout_s 540; BENCHMARKS.md "GPU"):
+#   bash benchmarks/device_checks.sh                 # writes under $OUT
+# Anywhere, to test the logic at tiny sizes on the CPU (under 3 minutes, nothing installed):
+#   bash benchmarks/device_checks.sh --dry-run --out runs/device-checks-dry
 #
-# Each step has its own time cap, so one slow step cannot eat the others' time; every
-# step writes JSON (or a log) under $OUT and the script goes on if one fails.
-#   1. INR zoo fitting on the device: networks/s of the default recipe (chunks of
-#      --chunk-size networks; the 70,000-network zoo time is extrapolated from it);
-#   2. autoencoder training throughput at paper-inr, batch 128, ours vs the reference
-#      design, plus encoder-only inference (the 50,000-network epoch time follows);
-#   3. canonicalization throughput (ae, sort, ae-lift) vs pairwise weight matching.
+# The machine's image (Python 3.12, torch 2.11) lacks pydantic, mlxtend and umap-learn
+# and their own missing needs: benchmarks/fetch_device_wheels.sh puts them in .whl/ here.
+# Other arguments go to benchmarks/device_checks.py (--steps, --budget, --device, --out).
 set -u
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
-DEVICE=${DEVICE:-cuda}
-OUT=${OUT:?set OUT to a results directory}
-mkdir -p "$OUT"
-PY=${PYTHON:-python}
-if [ "${SMALL:-0}" = 1 ]; then
-  ZOO_IMAGES=8; ZOO_CHUNK=8; TP_ARGS="--preset quick --steps 1 --baseline-steps 1 --batch-size 4 --warmup-batch 2 --infer-repeats 1 --matmul-size 64"
-  CANON_ARGS="--pairs 8 --repeats 1"; CAP=300
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+SITE=${SITE:-/tmp/site}  # where the carried wheels are installed
+DRY=0
+for arg in "$@"; do [ "$arg" = --dry-run ] && DRY=1; done
+OUT_ARGS=()
+if [ -n "${OUT:-}" ]; then OUT_ARGS=(--out "$OUT"); fi  # a later --out wins
+
+if [ "$DRY" = 1 ]; then
+  NOTE="dry run: nothing installed (on the machine: pip install --no-index --no-deps --target /tmp/site .whl/*.whl, then pip install --no-index --no-deps --no-build-isolation -e .)"
 else
-  ZOO_IMAGES=4096; ZOO_CHUNK=4096; TP_ARGS="--steps 20 --baseline-steps 3"
-  CANON_ARGS="--pairs 512 --repeats 3"; CAP=240
+  shopt -s nullglob
+  wheels=(.whl/*.whl)
+  if [ ${#wheels[@]} = 0 ]; then
+    echo "error: no wheels in .whl/: run benchmarks/fetch_device_wheels.sh here and carry .whl" >&2
+    exit 2
+  fi
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target "$SITE" "${wheels[@]}" || { echo "error: installing .whl/ failed" >&2; exit 2; }
+  export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
+  install_log=$(mktemp)
+  if $PY -m pip install -q --no-index --no-deps --no-build-isolation -e . >"$install_log" 2>&1; then
+    NOTE="wheels in $SITE (${#wheels[@]}); symmerge installed editable (--no-index --no-deps)"
+  else  # no setuptools/wheel in the image: import from src/ (no console script then)
+    export PYTHONPATH=$PWD/src:$PYTHONPATH
+    NOTE="wheels in $SITE (${#wheels[@]}); editable install failed ($(grep . "$install_log" | tail -n 1)), symmerge imported from src/"
+  fi
 fi
-
-{ nvidia-smi 2>/dev/null || true; $PY -c "import torch; print(torch.__version__, torch.cuda.is_available())"; } \
-  > "$OUT/machine.txt" 2>&1
-
-step() {  # name, command...
-  local name=$1; shift
-  local t0=$SECONDS
-  timeout "$CAP" "$@" > "$OUT/$name.log" 2>&1
-  echo "$name: exit $? in $((SECONDS - t0)) s" | tee -a "$OUT/steps.txt"
-}
-
-step zoo_inr $PY -c "
-import json, time
-from symmerge.zoo.fit_inr import fit_inr_zoo
-t = time.perf_counter()
-fit_inr_zoo('mnist-embedded', out='$OUT/zoo.safetensors', limit=$ZOO_IMAGES, per_image=2,
-            seed=0,
-            chunk_size=$ZOO_CHUNK, workers=1, device='$DEVICE', fresh=True, progress=False)
-s = time.perf_counter() - t
-n = 2 * $ZOO_IMAGES
-json.dump({'networks': n, 'seconds': s, 'networks_per_s': n / s,
-           'est_70k_minutes': 70000 / (n / s) / 60}, open('$OUT/zoo_inr.json', 'w'))
-"
-# shellcheck disable=SC2086
-step train_throughput $PY benchmarks/bench_train_throughput.py --device "$DEVICE" $TP_ARGS \
-  --json "$OUT/train_throughput.json"
-# shellcheck disable=SC2086
-step canonicalize $PY benchmarks/bench_canonicalize.py --device "$DEVICE" $CANON_ARGS \
-  --json "$OUT/canonicalize.json"
+NOTE="$NOTE; ${SECONDS} s"
+echo "$NOTE"
+exec $PY benchmarks/device_checks.py "${OUT_ARGS[@]}" --budget $((475 - SECONDS)) \
+  --install-note "$NOTE" "$@"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.benchmarks.test_reference_design import BENCH_DIR, _load
 
@@ -43,18 +45,71 @@ def test_bench_ae_quality_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         assert r["epochs"] == 1 and math.isfinite(r["ratio"]) and r["ratio"] > 0
 
 
+def _device_checks(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> int:
+    monkeypatch.syspath_prepend(str(BENCH_DIR))
+    return _load("device_checks").main(argv)
+
+
+def test_device_checks_budget_spent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """No time left: every step is recorded as skipped, nothing is started, exit 1."""
+    code = _device_checks(monkeypatch, ["--dry-run", "--out", str(tmp_path), "--budget", "0"])
+    assert code == 1
+    result = json.loads((tmp_path / "device_checks.json").read_text())
+    steps = ["tests", "zoo_inr", "train", "encoder", "canonicalize"]
+    assert list(result["steps"]) == steps
+    assert {r["status"] for r in result["steps"].values()} == {"skipped"}
+    printed = capsys.readouterr().out
+    assert "the full run measures" in printed and "70,000 INRs" in printed
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_checks_failure_isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step that fails is recorded with its error, and the next step still runs."""
+    code = _device_checks(monkeypatch, ["--dry-run", "--device", "cuda", "--out", str(tmp_path),
+                                        "--steps", "encoder,canonicalize"])
+    assert code == 1
+    steps = json.loads((tmp_path / "device_checks.json").read_text())["steps"]
+    assert list(steps) == ["encoder", "canonicalize"]
+    for rec in steps.values():
+        assert rec["status"] == "failed" and rec["error"] and rec["wall_s"] > 0
+    log = (tmp_path / "device_checks.log").read_text()
+    assert "step encoder" in log and "step canonicalize" in log and "Traceback" in log
+
+
 @pytest.mark.slow
-def test_device_checks_script_smoke(tmp_path: Path) -> None:
-    """The prepared GPU script runs end to end on the CPU at tiny sizes."""
-    import os
+def test_device_checks_dry_run(tmp_path: Path) -> None:
+    """benchmarks/device_checks.sh --dry-run: every step runs at tiny sizes and passes."""
     import subprocess
 
-    env = {**os.environ, "DEVICE": "cpu", "SMALL": "1", "OUT": str(tmp_path),
-           "PYTHON": sys.executable}
-    proc = subprocess.run(["bash", str(BENCH_DIR / "device_checks.sh")], env=env,
-                          cwd=BENCH_DIR.parent, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    steps = (tmp_path / "steps.txt").read_text()
-    assert steps.count("exit 0") == 3, steps
-    for name in ("zoo_inr", "train_throughput", "canonicalize"):
-        assert json.loads((tmp_path / f"{name}.json").read_text())
+    env = {**os.environ, "PYTHON": sys.executable}
+    env.pop("OUT", None)
+    proc = subprocess.run(["bash", str(BENCH_DIR / "device_checks.sh"), "--dry-run",
+                           "--out", str(tmp_path)], env=env, cwd=BENCH_DIR.parent,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "the full run measures" in proc.stdout
+    result = json.loads((tmp_path / "device_checks.json").read_text())
+    assert result["mode"] == "dry-run"
+    assert list(result["steps"]) == ["tests", "zoo_inr", "train", "encoder", "canonicalize"]
+    for name, rec in result["steps"].items():
+        assert rec["status"] == "ok", (name, rec)
+        assert rec["numbers"] and rec["wall_s"] > 0
+    numbers = {name: rec["numbers"] for name, rec in result["steps"].items()}
+    assert numbers["zoo_inr"]["networks"] == 32
+    assert numbers["train"]["summary"]["max_loss_diff"] < 1e-5
+    assert {"ae", "sort", "ae-lift", "wm (pairwise)"} <= set(numbers["canonicalize"]["summary"])
+    assert (tmp_path / "device_checks.log").stat().st_size > 0
+
+
+def test_device_checks_header_matches_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shell script's header table states each step's cap and expected seconds."""
+    import re
+
+    monkeypatch.syspath_prepend(str(BENCH_DIR))
+    steps = _load("device_checks").STEPS
+    header = (BENCH_DIR / "device_checks.sh").read_text()
+    for step in steps:
+        row = re.search(rf"^#\s+{step.name}\s+(\d+)\s+(\d+)\s", header, re.MULTILINE)
+        assert row, f"no header row for {step.name}"
+        assert (float(row[1]), float(row[2])) == (step.cap_s, step.expected_s), step.name

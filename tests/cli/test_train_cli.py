@@ -129,3 +129,39 @@ def test_train_and_encode_find_the_device_and_say_so(zoo_and_run, tmp_path, caps
     code, _, err = run_cli(["train", "--zoo", zoo, "--out", tmp_path / "r2", "--config", cfg,
                             "--precision", "16"], capsys)
     assert code == 2 and "precision" in err and not (tmp_path / "r2").exists()
+
+
+def test_print_config_prints_the_resolved_yaml_and_trains_nothing(zoo_and_run, tmp_path,
+                                                                   capsys):
+    from symmerge.training.config import resolve_config
+
+    zoo, _ = zoo_and_run
+    code, out, err = run_cli(["train", "--preset", "paper-inr", "--print-config"], capsys)
+    assert code == 0 and not err
+    assert yaml.safe_load(out) == resolve_config("paper-inr").model_dump(mode="json")
+    # without a zoo, family-dependent values stay unresolved; with one they resolve
+    code, out, _ = run_cli(["train", "--print-config"], capsys)
+    assert code == 0 and yaml.safe_load(out)["encoder"]["mode"] == "auto"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"optim": {"lr": 0.5}}))
+    code, out, _ = run_cli(["train", "--zoo", zoo, "--out", tmp_path / "r", "--config", cfg,
+                            "--max-epochs", 7, "--seed", 3, "--print-config"], capsys)
+    printed = yaml.safe_load(out)
+    assert code == 0 and printed["encoder"]["mode"] == "sign"
+    assert printed["encoder"]["probe_points"] == 256  # quick's SIREN value
+    assert (printed["optim"]["lr"], printed["optim"]["max_epochs"], printed["seed"]) == (0.5, 7, 3)
+    code, out, _ = run_cli(["train", "--preset", "paper-inr", "--encoder", "permutation",
+                            "--print-config"], capsys)
+    assert code == 0 and yaml.safe_load(out)["encoder"]["mode"] == "permutation"
+    assert not (tmp_path / "r").exists()
+
+
+def test_train_needs_zoo_and_out_unless_printing_the_config(zoo_and_run, tmp_path, capsys):
+    zoo, _ = zoo_and_run
+    code, out, err = run_cli(["train", "--zoo", zoo], capsys)
+    assert code == 2 and not out and err == "error: train needs --out (or --print-config)\n"
+    code, _, err = run_cli(["train", "--print-config", "--preset", "nope"], capsys)
+    assert code == 2 and err.startswith("error: unknown preset 'nope'")
+    code, _, err = run_cli(["train", "--preset", "paper-cnn-relu", "--zoo", zoo,
+                            "--print-config"], capsys)
+    assert code == 2 and "paper-cnn-relu" in err and "cnn zoos" in err

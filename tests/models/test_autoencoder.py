@@ -20,19 +20,6 @@ from tests.devices import assert_on
 from tests.models._util import random_params, tiny_model
 
 
-def count(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def test_paper_parameter_counts():
-    """METHOD.md 3.8; the sign encoder lacks the reference's dead readout MLP (33,280)."""
-    spec = SirenSpec()
-    sign = build_autoencoder(spec, EncoderConfig(mode="sign"))
-    assert count(sign.encoder) == 1_936_256 - 33_280
-    assert count(sign.decoder) == 772_513
-    assert count(build_encoder(spec, EncoderConfig(mode="permutation"))) == 728_960
-
-
 @pytest.mark.parametrize("mode", ["sign", "permutation", "pna"])
 def test_api_shapes_and_order(mode, dtype, device):
     spec = SirenSpec((2, 8, 8, 1))
@@ -226,3 +213,22 @@ def test_probe_points_validated():
     with pytest.raises(ValidationError):
         EncoderConfig(probe_points=-1)
     assert EncoderConfig().probe_points == 0
+
+
+def test_phase_canonical_gives_phase_shifted_copies_one_latent():
+    from symmerge.symmetry import canonicalize_phase, invariance_error, sample_group_elements
+
+    spec = SirenSpec((2, 8, 8, 1))
+    zoo = random_params(spec, 12, seed=4)
+    g = sample_group_elements(spec, 12, phase=True, max_shift=2, dtype=torch.float64,
+                              generator=torch.Generator().manual_seed(5))
+    assert invariance_error(tiny_model(spec).encode, spec, zoo, g) > 1e-5  # shifts matter
+    model = tiny_model(spec, phase_canonical=True)
+    assert invariance_error(model.encode, spec, zoo, g) < 1e-10
+    # the parameter statistics are those of the networks the encoder sees
+    plain = tiny_model(spec, standardize="rms")
+    assert torch.allclose(model.set_param_scale(zoo),
+                          plain.set_param_scale(canonicalize_phase(spec, zoo)))
+    assert invariance_error(model.encode, spec, zoo, g) < 1e-10
+    with pytest.raises(SymmergeError, match="SIREN networks only"):
+        tiny_model(CNNSpec((1, 4, 4, 3), "relu"), phase_canonical=True)

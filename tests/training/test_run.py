@@ -339,3 +339,18 @@ def test_probe_run_reloads_with_its_probes(siren_zoo, tmp_path):
     params = load_file(str(siren_zoo))["params"][:4]
     again, _, _ = load_autoencoder(result.run_dir)
     assert torch.equal(encode(model, params), encode(again, params))
+
+
+def test_phase_canonical_run_encodes_phase_shifted_copies_alike(siren_zoo, tmp_path):
+    """The flag is saved with the run: a loaded model canonicalizes what it encodes."""
+    from symmerge.symmetry import invariance_error, sample_group_elements
+    from tests.models._util import random_params
+
+    over = {**TINY, "encoder": {**TINY["encoder"], "phase_canonical": True}}
+    result = train(siren_zoo, tmp_path / "run", overrides=over, max_epochs=1, progress=False)
+    model, spec, cfg = load_autoencoder(result.run_dir)
+    assert cfg.encoder.phase_canonical and model.phase_canonical
+    params = random_params(spec, 6, dtype=torch.float32, seed=7)
+    g = sample_group_elements(spec, 6, phase=True, max_shift=2,
+                              generator=torch.Generator().manual_seed(8))
+    assert invariance_error(lambda p: encode(model, p), spec, params, g) < 1e-4

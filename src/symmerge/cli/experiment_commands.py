@@ -28,6 +28,17 @@ _SEED = typer.Option(0, min=0, max=MAX_SEED, help="Seed: same seed, same numbers
 _RESTARTS = typer.Option(0, min=0, max=MAX_RESTARTS, help="Weight-matching random restarts.")
 _MAPS = typer.Option("umap,tsne", help="Comma-separated maps: umap, tsne (or empty).")
 _DEVICE = device_option()
+_GEN_ZOO = typer.Option(None, help="Zoo file: orbits are generated from its networks.")
+_ORBIT_ZOO = typer.Option(
+    None, "--orbit-zoo",
+    help="A published orbit (`symmerge zoo import dwsnets ORBIT_FOLDER`): its orbits, one per "
+         "image, instead of generated ones.",
+)
+_TRANSFORM = typer.Option(None, help="P | D | PD (default PD; generated orbits only).")
+_GEN_SPLIT = typer.Option(
+    None, help="Networks from split train | val | test | heldout (val+test) | all "
+               "(default test; of --zoo)."
+)
 
 
 def _list(text: str | None) -> list[str] | None:
@@ -49,24 +60,32 @@ def _print_interpolation(result) -> None:
 
 @experiment_app.command("orbit-interpolation")
 def orbit_interpolation_cmd(
-    zoo: Path = _ZOO, out: Path = _OUT, run: Path | None = _RUN, pna_run: Path | None = _PNA,
+    zoo: Path | None = _GEN_ZOO, out: Path = _OUT, orbit_zoo: Path | None = _ORBIT_ZOO,
+    run: Path | None = _RUN, pna_run: Path | None = _PNA,
     methods: str | None = _METHODS,
-    runs: int = typer.Option(10, min=1, help="Base networks (one orbit each)."),
-    orbit_size: int = typer.Option(512, min=2, max=MAX_ORBIT,
-                                   help="Orbit members = pairs per network."),
-    transform: str = typer.Option("PD", help="P | D | PD"),
+    runs: int | None = typer.Option(
+        None, min=1, help="Base networks, one orbit each (default 10); with --orbit-zoo, at "
+                          "most this many of its orbits (default all)."),
+    orbit_size: int | None = typer.Option(
+        None, min=2, max=MAX_ORBIT,
+        help="Orbit members = pairs per network (default 512; generated orbits only)."),
+    transform: str | None = _TRANSFORM,
     perturbation: float = typer.Option(0.005, min=0.0, max=MAX_PERTURBATION,
                                        help="Noise std of the second orbit."),
     steps: int = typer.Option(40, min=2, max=MAX_STEPS, help="Alpha steps."),
-    split: str = _SPLIT,
-    data: str | None = typer.Option(None, help="Image source (default: the zoo's)."),
+    split: str | None = _GEN_SPLIT,
+    data: str | None = typer.Option(
+        None, help="Image source (default: the zoo's). A published orbit of an MNIST image "
+                   "needs mnist:DIR (the IDX files) for the ground truth; without it the loss "
+                   "is the MSE to the orbit's own render."),
     seed: int = _SEED, restarts: int = _RESTARTS, device: str = _DEVICE,
 ) -> None:
     """Interpolate between orbit members of INRs (METHOD.md 6.1)."""
     from symmerge.experiments import orbit_interpolation
 
     _print_interpolation(orbit_interpolation(
-        zoo, out, run=run, pna_run=pna_run, methods=_list(methods), runs=runs,
+        zoo, out, orbit_zoo=orbit_zoo, run=run, pna_run=pna_run, methods=_list(methods),
+        runs=runs,
         orbit_size=orbit_size, transform=transform, perturbation=perturbation, steps=steps,
         split=split, data=data, seed=seed, restarts=restarts, device=use_device(device),
     ))
@@ -115,25 +134,35 @@ def cnn_interpolation_cmd(
 
 @experiment_app.command("orbit-collapse")
 def orbit_collapse_cmd(
-    zoo: Path = _ZOO, out: Path = _OUT, run: Path | None = _RUN, pna_run: Path | None = _PNA,
-    networks: int = typer.Option(10, min=2, help="Networks (one orbit each)."),
-    orbit_size: int = typer.Option(64, min=2, max=MAX_ORBIT, help="Orbit members."),
-    transform: str = typer.Option("PD", help="P | D | PD"),
+    zoo: Path | None = typer.Option(
+        None, help="Zoo file: orbits are generated from its networks; with --orbit-zoo, the "
+                   "background networks (optional)."),
+    out: Path = _OUT, orbit_zoo: Path | None = _ORBIT_ZOO,
+    run: Path | None = _RUN, pna_run: Path | None = _PNA,
+    networks: int | None = typer.Option(
+        None, min=1, help="Networks, one orbit each (default 10, at least 2); with "
+                          "--orbit-zoo, at most this many of its orbits (default all)."),
+    orbit_size: int | None = typer.Option(
+        None, min=2, max=MAX_ORBIT, help="Orbit members (default 64; generated orbits only)."),
+    transform: str | None = _TRANSFORM,
     background: int = typer.Option(500, min=5, help="Background networks in the maps."),
     map_orbits: int = typer.Option(3, min=0, help="Orbits overlaid on the maps."),
-    maps: str = _MAPS, split: str = _SPLIT, seed: int = _SEED, device: str = _DEVICE,
+    maps: str = _MAPS, split: str | None = _GEN_SPLIT, seed: int = _SEED,
+    device: str = _DEVICE,
 ) -> None:
     """Latent distances within vs. between orbits, and maps with orbits overlaid."""
     from symmerge.experiments import orbit_collapse
 
     result = orbit_collapse(
-        zoo, out, run=run, pna_run=pna_run, networks=networks, orbit_size=orbit_size,
-        transform=transform, background=background, map_orbits=map_orbits,
-        maps=_list(maps) or [], split=split, seed=seed, device=use_device(device),
+        zoo, out, orbit_zoo=orbit_zoo, run=run, pna_run=pna_run, networks=networks,
+        orbit_size=orbit_size, transform=transform, background=background,
+        map_orbits=map_orbits, maps=_list(maps) or [], split=split, seed=seed,
+        device=use_device(device),
     )
     for s in result.metrics["encoders"].values():
         typer.echo(f"{s['encoder']}: within {s['within_mean']:.4g}, between "
-                   f"{s['between_mean']:.4g}, ratio {s['ratio']:.4g}")
+                   f"{s['between_mean']:.4g}, ratio {s['ratio']:.4g}, within / latent norm "
+                   f"{s['within_vs_latent_norm']:.4g}")
     typer.echo(f"report: {result.report_path}")
 
 

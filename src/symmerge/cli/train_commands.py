@@ -13,10 +13,14 @@ from symmerge.utils.io import check_output_path, require_finite, save_safetensor
 
 @app.command()
 def train(
-    zoo: Path = typer.Option(..., help="Zoo file (safetensors) to train on."),
-    out: Path = typer.Option(..., help="Run directory (created; an existing run resumes)."),
+    zoo: Path | None = typer.Option(None, help="Zoo file (safetensors) to train on."),
+    out: Path | None = typer.Option(
+        None, help="Run directory (created; an existing run resumes)."
+    ),
     preset: str | None = typer.Option(
-        None, help="quick (default) | paper-inr | paper-cnn-relu | paper-cnn-tanh"
+        None, help="quick (default) | inr | cnn-relu | cnn-tanh | paper-inr | "
+        "paper-inr-ablation | paper-inr-permutation | paper-cnn-relu | paper-cnn-tanh | "
+        "paper-ng-inr | paper-ng-cnn-relu | paper-ng-cnn-tanh (METHOD.md 4.6)."
     ),
     max_epochs: int | None = typer.Option(None, help="Override the preset's number of epochs."),
     config: Path | None = typer.Option(None, help="YAML file overriding preset values."),
@@ -35,12 +39,18 @@ def train(
     num_nodes: int = typer.Option(1, help="Number of nodes for multi-node DDP."),
     logger: str = typer.Option("csv", help="csv | tensorboard | wandb (csv is always written)."),
     seed: int | None = typer.Option(None, help="Override the configuration's seed."),
+    print_config: bool = typer.Option(
+        False, "--print-config", help="Print the resolved configuration as YAML and exit "
+        "without training (--zoo resolves its family-dependent values; --out not needed)."
+    ),
 ) -> None:
     """Train the symmetry-aware autoencoder on a zoo.
 
     An existing run resumes from its last epoch with its saved config.yaml (a larger
-    --max-epochs extends it); a finished run is left as it is.
+    --max-epochs extends it); a finished run, or one its early-stopping rule stopped, is
+    left as it is.
     """
+    from symmerge.errors import SymmergeError
     from symmerge.training import train as run_train
 
     overrides: dict = {}
@@ -50,6 +60,13 @@ def train(
         overrides["seed"] = seed
     if precision is not None:
         overrides["precision"] = precision
+    if print_config:
+        _print_config(preset, config, overrides, max_epochs, zoo)
+        return
+    missing = [name for name, value in (("--zoo", zoo), ("--out", out)) if value is None]
+    if missing:
+        raise SymmergeError(f"train needs {' and '.join(missing)} (or --print-config)")
+    assert zoo is not None and out is not None
     result = run_train(
         zoo, out, preset=preset, config_file=config, overrides=overrides,
         max_epochs=max_epochs, accelerator=accelerator, devices=devices, num_nodes=num_nodes,
@@ -112,3 +129,18 @@ def reconstruct(
     save_zoo(out, spec, decoded, z.labels, image_index=z.image_index, split=z.stored_split,
              metrics=z.split_metrics(), provenance=provenance)
     typer.echo(f"wrote {decoded.shape[0]} decoded networks to {out}")
+
+
+def _print_config(
+    preset: str | None, config: Path | None, overrides: dict, max_epochs: int | None,
+    zoo: Path | None,
+) -> None:
+    """Echo the configuration a new run would resolve (unresolved family-dependent values
+    without a zoo, e.g. ``mode: auto``)."""
+    from symmerge.training.config import config_yaml, resolve_config
+    from symmerge.zoo import load_zoo
+
+    if max_epochs is not None:
+        overrides = {**overrides, "optim": {"max_epochs": max_epochs}}
+    spec = load_zoo(zoo).spec if zoo is not None else None
+    typer.echo(config_yaml(resolve_config(preset or "quick", config, overrides, spec)), nl=False)

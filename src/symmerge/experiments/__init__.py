@@ -1,5 +1,6 @@
 """Experiments: interpolation (orbit pairs, seed pairs, CNN pairs), orbit collapse,
-latent maps, and the shared report writer.
+latent maps, and the shared report writer. The orbit experiments take generated orbits
+or a published one (an imported orbit zoo, :func:`load_orbit_zoo`).
 
 Each experiment is a function ``experiment(zoo, out, *, run=None, pna_run=None, ...)``
 that writes ``metrics.json``, PNG plots and ``report.md`` into ``out`` and returns an
@@ -15,6 +16,7 @@ from symmerge.experiments.interpolation import (
 )
 from symmerge.experiments.latents import MAPS, embed_2d, latent_map, orbit_collapse
 from symmerge.experiments.metrics import barrier_areas, barriers, summarize_curves
+from symmerge.experiments.orbit_zoo import OrbitZoo, PublishedOrbit, load_orbit_zoo
 from symmerge.experiments.report import (
     ExperimentResult,
     ReportSection,
@@ -30,6 +32,8 @@ __all__ = [
     "METHODS",
     "ExperimentResult",
     "InterpolationResult",
+    "OrbitZoo",
+    "PublishedOrbit",
     "ReportSection",
     "barrier_areas",
     "barriers",
@@ -37,6 +41,7 @@ __all__ = [
     "embed_2d",
     "held_out_images",
     "latent_map",
+    "load_orbit_zoo",
     "markdown_table",
     "orbit_collapse",
     "orbit_interpolation",

@@ -22,16 +22,22 @@ class GroundTruth:
     assumed: bool
 
 
+def named_data_source(zoo: Zoo, data: str | None = None) -> str | None:
+    """``data`` if given, else the image source the zoo's provenance names, else None."""
+    if data:
+        return data
+    named = zoo.provenance.get("data")
+    return str(named) if named else None
+
+
 def zoo_data_source(zoo: Zoo, data: str | None = None) -> tuple[str, bool]:
     """The image source of an INR zoo: ``data`` if given, else its provenance's
     ``data``, else ``mnist-embedded`` (flagged as assumed). Zoos imported from
     DWSNets index the full MNIST and need ``data`` explicitly."""
-    if data:
-        return data, False
-    prov = zoo.provenance
-    if prov.get("data"):
-        return str(prov["data"]), False
-    if prov.get("importer") == "dwsnets":
+    named = named_data_source(zoo, data)
+    if named:
+        return named, False
+    if zoo.provenance.get("importer") == "dwsnets":
         raise SymmergeError(
             f"{zoo.path} was imported from DWSNets; its image indices refer to the full MNIST: "
             "pass the data source explicitly (--data mnist:DIR)"

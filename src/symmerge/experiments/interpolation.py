@@ -4,7 +4,7 @@ and pairs of INRs fitted to the same image from different seeds (the merging cas
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from symmerge.errors import SymmergeError
 from symmerge.experiments.common import (
     EXACT_ENDPOINTS,
     INR_METHODS,
+    Autoencoders,
     MethodRuns,
     PathOptions,
     as_numpy,
@@ -31,13 +32,20 @@ from symmerge.experiments.common import (
     split_members,
     split_phrase,
 )
-from symmerge.experiments.images import ground_truth
+from symmerge.experiments.images import GroundTruth, ground_truth, named_data_source
 from symmerge.experiments.metrics import alpha_grid, summarize_curves
+from symmerge.experiments.orbit_zoo import (
+    CHECK_RESOLUTION,
+    OrbitZoo,
+    generated_orbit_options,
+    load_orbit_zoo,
+    refuse_generation_options,
+)
 from symmerge.experiments.plots import bar_figure, curves_figure
 from symmerge.experiments.report import ExperimentResult, ReportSection, markdown_table
-from symmerge.limits import MAX_ORBIT, MAX_PERTURBATION, check_range
+from symmerge.limits import MAX_PERTURBATION, check_range
 from symmerge.specs import SirenSpec
-from symmerge.symmetry import TRANSFORMS, make_orbit
+from symmerge.symmetry import make_orbit
 from symmerge.utils.device import resolve_device
 from symmerge.zoo import Zoo
 
@@ -177,6 +185,7 @@ def _finish(
     metrics: dict[str, Any], panels: Sequence[tuple[str, str, bool]],
     tables: Sequence[tuple[str, str]], methods: Sequence[str], skipped: Mapping[str, str],
     assumed: str | None, band: str = "std", higher_is_better: Mapping[str, bool] | None = None,
+    extra_notes: Sequence[str] = (),
 ) -> InterpolationResult:
     """Summaries, files (curves, plots, metrics.json, report.md) and the result object."""
     primary, label = tables[0]
@@ -206,9 +215,9 @@ def _finish(
             for k, lab in tables
         ),
         images=[(f"{title}: curves", str(files[1])), (f"{title}: barriers", str(files[2]))],
-        notes=_notes(methods, skipped, assumed,
-                     summaries.get("ae-lift", {}).get("template_distance"),
-                     metrics["settings"].get("ae_lift_strategy"), band),
+        notes=[*extra_notes, *_notes(methods, skipped, assumed,
+                                     summaries.get("ae-lift", {}).get("template_distance"),
+                                     metrics["settings"].get("ae_lift_strategy"), band)],
     )
     result = InterpolationResult(
         name=name, out_dir=out, metrics=metrics, sections=[section], files=files, alphas=a,
@@ -219,19 +228,97 @@ def _finish(
 
 
 # ------------------------------------------------------------ orbit pairs
+@dataclass
+class _Orbits:
+    """The orbits of one orbit interpolation, per run: the network whose function the orbit
+    computes (``base [runs, P]``, whose render is ``render_mse``'s target), its zoo row,
+    label and image, the ground truth (None: unknown) and ``pairs(run, seed) -> (O, Õ)``
+    (each ``[K, P]``)."""
+
+    base: Tensor
+    rows: Tensor  # the zoo rows of ``base``
+    labels: Tensor
+    image_index: Tensor
+    gt: GroundTruth | None
+    pairs: Callable[[int, int], tuple[Tensor, Tensor]]
+    settings: dict[str, Any]
+    what: str  # the report's first sentence
+    render_of: str  # what render_mse measures against
+    check: str = ""  # what was checked about the orbits (a sentence)
+
+
+def _generated_orbits(
+    z: Zoo, spec: SirenSpec, aes: Autoencoders, gen: torch.Generator, runs: int,
+    orbit_size: int, transform: str, perturbation: float, split: str, data: str | None,
+) -> _Orbits:
+    chosen = sample_indices(split_members(z, split, aes.split), runs, gen, "networks")
+    gt = ground_truth(z, chosen, data)
+    base = z.get_params(chosen).float()
+
+    def pairs(r: int, seed: int) -> tuple[Tensor, Tensor]:
+        # two generators with one seed: the same group elements, the second adds noise
+        clean, _ = make_orbit(spec, base[r], orbit_size, transform,
+                              generator=torch.Generator().manual_seed(seed))
+        noisy, _ = make_orbit(spec, base[r], orbit_size, transform, noise_std=perturbation,
+                              generator=torch.Generator().manual_seed(seed))
+        return clean, noisy
+
+    assert z.image_index is not None  # ground_truth checked it
+    return _Orbits(
+        base, chosen, z.labels[chosen], z.image_index[chosen], gt, pairs,
+        {"zoo": str(z.path), "orbit_size": orbit_size, "transform": transform, "split": split,
+         "split_settings": aes.split},
+        f"{runs} {split_phrase(split)} INRs × {orbit_size} orbit pairs `(O_i, Õ_(i+1))` "
+        f"= {runs * orbit_size} pairs, {transform} transforms, noise std {perturbation:g}",
+        "the base INR's own render",
+    )
+
+
+def _published_orbits(
+    oz: OrbitZoo, runs: int | None, gen: torch.Generator, perturbation: float,
+    data: str | None, seed: int,
+) -> _Orbits:
+    orbits = oz.select(runs, gen)
+    first = torch.stack([o.rows[0] for o in orbits])
+    source = named_data_source(oz.zoo, data)
+    gt = ground_truth(oz.zoo, first, source) if source else None
+
+    def pairs(r: int, orbit_seed: int) -> tuple[Tensor, Tensor]:
+        clean = oz.params(orbits[r])
+        g = torch.Generator().manual_seed(orbit_seed)
+        noise = torch.randn(clean.shape, generator=g, device=g.device).to(clean.device)
+        return clean, clean + perturbation * noise
+
+    shown = "; ".join(o.describe() for o in orbits[:5]) + ("; ..." if len(orbits) > 5 else "")
+    total = sum(len(o) for o in orbits)
+    return _Orbits(
+        oz.zoo.get_params(first).float(), first, oz.zoo.labels[first],
+        torch.tensor([o.image_index for o in orbits], device="cpu"), gt, pairs,
+        {"orbit_zoo": str(oz.zoo.path), "orbits": [o.summary() for o in orbits],
+         "orbit_max_deviation": oz.max_deviation},
+        f"{len(orbits)} published orbit{'s' if len(orbits) > 1 else ''} from "
+        f"`{oz.zoo.path}`: {shown}. Pair i is `(O_i, Õ_((i+1) mod K))`: `O` the K members in "
+        f"`orbit_member` order, `Õ = O + noise` (std {perturbation:g} on every weight, drawn "
+        f"from seed {seed}); {total} pairs",
+        "the render of the orbit's first member",
+        f"Every member renders within {oz.max_deviation:.2g} of its orbit's first member.",
+    )
+
+
 def orbit_interpolation(
-    zoo: str | os.PathLike[str] | Zoo,
+    zoo: str | os.PathLike[str] | Zoo | None,
     out: str | os.PathLike[str],
     *,
+    orbit_zoo: str | os.PathLike[str] | Zoo | None = None,
     run: str | os.PathLike[str] | None = None,
     pna_run: str | os.PathLike[str] | None = None,
     methods: Sequence[str] | None = None,
-    runs: int = 10,
-    orbit_size: int = 512,
-    transform: str = "PD",
+    runs: int | None = None,
+    orbit_size: int | None = None,
+    transform: str | None = None,
     perturbation: float = 0.005,
     steps: int = 40,
-    split: str = "test",
+    split: str | None = None,
     data: str | None = None,
     seed: int = 0,
     restarts: int = 0,
@@ -242,84 +329,126 @@ def orbit_interpolation(
     """The paper's orbit interpolation (METHOD.md 6.1) on an INR zoo, computed on
     ``device`` (``auto``: a CUDA GPU when there is one).
 
-    ``runs`` networks are drawn (seeded) from ``split`` of the zoo under the
-    run's own train/val/test split. For each, an orbit ``O`` of ``orbit_size``
-    random ``transform`` (P, D or PD) elements and its copy ``Õ = O + noise``
-    (std ``perturbation``) are built; pair ``i`` is ``(O_i, Õ_{i+1 mod K})``.
-    Every method's path is rendered at ``steps`` alphas (one batched pass per
-    ``chunk`` networks); the loss is the pixel MSE to the ground-truth image
-    (the paper's metric, ``mse``) and to the base INR's own render
-    (``render_mse``). Methods needing ``run`` / ``pna_run`` are skipped without them.
-    Writes ``curves.safetensors``, ``curves.png``, ``barriers.png``,
-    ``metrics.json`` and ``report.md`` into ``out``.
+    Generated orbits (``zoo``): ``runs`` (10) networks are drawn (seeded) from ``split``
+    (``test``) of the zoo under the run's own train/val/test split. For each, an orbit
+    ``O`` of ``orbit_size`` (512) random ``transform`` (P, D or ``PD``) elements and its
+    copy ``Õ = O + noise`` (std ``perturbation``) are built; pair ``i`` is
+    ``(O_i, Õ_{i+1 mod K})``.
+
+    A published orbit (``orbit_zoo`` instead of ``zoo``: the paper's orbit dataset imported
+    with ``symmerge zoo import dwsnets``, checked by :func:`load_orbit_zoo`): each image's
+    orbit is one run (all, or ``runs`` of them drawn with the seed), its members ``O`` in
+    ``orbit_member`` order, ``Õ = O + noise`` drawn from the seed; ``orbit_size``,
+    ``transform`` and ``split`` do not apply.
+
+    Every method's path is rendered at ``steps`` alphas (one batched pass per ``chunk``
+    networks). Losses: ``mse``, the pixel MSE to the ground-truth image (the paper's
+    metric), and ``render_mse``, to the render of the network the orbit was made from
+    (a published orbit: its first member). A published orbit's image comes from ``data``
+    (``mnist:DIR``: the MNIST IDX files) or the image source its zoo names; with neither
+    there is no ``mse``: ``render_mse`` is the loss (one fixed target per orbit, as the
+    digit is; pairs' own clean members would give every ``L(0)`` zero by construction), and
+    ``metrics["loss_target"]`` and the report say so. Methods needing ``run`` /
+    ``pna_run`` are skipped without them. Writes ``curves.safetensors``, ``curves.png``,
+    ``barriers.png``, ``metrics.json`` and ``report.md`` into ``out``.
     """
-    z = open_zoo(zoo)
-    spec = _check_inr(z, "orbit-interpolation")
-    if transform not in TRANSFORMS:
-        raise SymmergeError(
-            f"unknown transform {transform!r}; choose one of {', '.join(TRANSFORMS)}"
-        )
-    check_range(orbit_size, "orbit_size", 2, MAX_ORBIT)
     check_range(perturbation, "perturbation", 0.0, MAX_PERTURBATION)
     alphas = alpha_grid(steps)
+    if (zoo is None) == (orbit_zoo is None):
+        raise SymmergeError(
+            "orbit-interpolation takes either a zoo to generate orbits from (--zoo) or a "
+            "published orbit (--orbit-zoo), " + ("not both" if zoo is not None else "got neither")
+        )
+    oz = None
+    if orbit_zoo is not None:
+        refuse_generation_options("orbit-interpolation", orbit_size=orbit_size,
+                                  transform=transform, split=split)
+        oz = load_orbit_zoo(orbit_zoo)
+        spec, holder = oz.spec, f"orbit zoo {oz.zoo.path}"
+    else:
+        z = open_zoo(zoo)  # type: ignore[arg-type]
+        spec, holder = _check_inr(z, "orbit-interpolation"), f"zoo {z.path}"
+        transform, orbit_size = generated_orbit_options(transform, orbit_size, 512)
     dev = resolve_device(device)
     aes = load_autoencoders(spec, run, pna_run, restarts=restarts, max_iter=max_iter, seed=seed,
-                            holder=f"zoo {z.path}", device=dev)
+                            holder=holder, device=dev)
     todo, skipped = resolve_methods(methods, INR_METHODS, aes)
     gen = torch.Generator().manual_seed(seed)  # on the CPU: the same choices on every device
-    chosen = sample_indices(split_members(z, split, aes.split), runs, gen, "networks")
-    gt = ground_truth(z, chosen, data)
+    if oz is None:
+        orbits = _generated_orbits(z, spec, aes, gen, 10 if runs is None else runs,
+                                   orbit_size, transform, perturbation,
+                                   split or "test", data)
+    else:
+        orbits = _published_orbits(oz, runs, gen, perturbation, data, seed)
     out_dir = prepare_out(out)  # after the checks that can fail
-    base = z.get_params(chosen).float().to(dev)
-    images = gt.images.to(dev)
-    fits = spec.render(base, images.shape[1])
-    orbit_seeds = torch.randint(0, 2**62, (runs,), generator=gen, device=gen.device).tolist()
+    gt, n_runs = orbits.gt, orbits.base.shape[0]
+    images = gt.images.to(dev) if gt is not None else None
+    fits = spec.render(orbits.base.to(dev),
+                       CHECK_RESOLUTION if images is None else images.shape[1])
+    orbit_seeds = torch.randint(0, 2**62, (n_runs,), generator=gen, device=gen.device).tolist()
     opts = PathOptions(restarts=restarts, max_iter=max_iter, seed=seed)
 
     parts = []
-    for r in range(runs):
-        # two generators with one seed: the same group elements, the second adds noise
-        clean, _ = make_orbit(spec, base[r], orbit_size, transform,
-                              generator=torch.Generator().manual_seed(orbit_seeds[r]))
-        noisy, _ = make_orbit(spec, base[r], orbit_size, transform, noise_std=perturbation,
-                              generator=torch.Generator().manual_seed(orbit_seeds[r]))
-        a, b = clean, noisy.roll(-1, dims=0)
-        targets = {"mse": images[r].expand(orbit_size, *images.shape[1:]),
-                   "render_mse": fits[r].expand(orbit_size, *fits.shape[1:])}
+    for r in range(n_runs):
+        clean, noisy = (t.to(dev) for t in orbits.pairs(r, orbit_seeds[r]))  # seeded on the CPU
+        k = clean.shape[0]
+        targets = {"render_mse": fits[r].expand(k, *fits.shape[1:])}
+        if images is not None:
+            targets = {"mse": images[r].expand(k, *images.shape[1:]), **targets}
         fn = render_curves(spec, targets, chunk=chunk)
-        parts.append(run_methods(todo, spec, a, b, alphas, fn, aes, opts))
+        parts.append(run_methods(todo, spec, clean, noisy.roll(-1, dims=0), alphas, fn, aes,
+                                 opts))
     results = MethodRuns.concat(parts)
-    pairs = runs * orbit_size
+    pairs = int(results.distances[todo[0]].numel())
     settings = {
-        "zoo": str(z.path), "run": str(aes.run) if aes.run else None,
-        "pna_run": str(aes.pna_run) if aes.pna_run else None, "runs": runs,
-        "orbit_size": orbit_size, "transform": transform, "perturbation": perturbation,
-        "steps": steps, "split": split, "split_settings": aes.split, "seed": seed,
-        "wm_restarts": restarts, "wm_max_iter": max_iter, "data_source": gt.source,
-        "ae_lift_strategy": aes.lift_strategy,
-        "data_source_assumed": gt.assumed,
+        **orbits.settings, "run": str(aes.run) if aes.run else None,
+        "pna_run": str(aes.pna_run) if aes.pna_run else None, "runs": n_runs,
+        "perturbation": perturbation, "steps": steps, "seed": seed,
+        "wm_restarts": restarts, "wm_max_iter": max_iter,
+        "data_source": gt.source if gt else None, "ae_lift_strategy": aes.lift_strategy,
+        "data_source_assumed": gt.assumed if gt else False,
     }
     metrics: dict[str, Any] = {
-        "settings": settings, "networks": chosen.tolist(), "pairs": pairs,
-        "labels": z.labels[chosen].tolist(), "image_index": z.image_index[chosen].tolist(),
+        "settings": settings, "networks": orbits.rows.tolist(), "pairs": pairs,
+        "labels": orbits.labels.tolist(), "image_index": orbits.image_index.tolist(),
         "encoder_modes": aes.encoder_modes,
-        "base_fit_mse": float(((fits - images) ** 2).mean()),
     }
-    title = f"Orbit interpolation ({transform}, perturbation {perturbation:g})"
-    text = (
-        f"{runs} {split_phrase(split)} INRs × {orbit_size} orbit pairs `(O_i, Õ_(i+1))` "
-        f"= {pairs} pairs, {transform} transforms, noise std {perturbation:g}, {steps} alpha "
-        f"steps. Loss `mse`: pixel MSE of the rendered interpolant to the ground-truth image "
-        f"(`{gt.source}`), the paper's metric; `render_mse` (right panel): MSE to the base "
-        f"INR's own render. The base INRs fit their images with MSE "
-        f"{metrics['base_fit_mse']:.4g}. Mean ± std over pairs."
-    )
+    if images is not None and gt is not None:
+        metrics["base_fit_mse"] = float(((fits - images) ** 2).mean())
+        metrics["loss_target"] = {"metric": "mse", "target": "image",
+                                  "description": f"ground-truth image from `{gt.source}`"}
+        loss = (
+            f"Loss `mse`: pixel MSE of the rendered interpolant to the ground-truth image "
+            f"(`{gt.source}`), the paper's metric; `render_mse` (right panel): MSE to "
+            f"{orbits.render_of}, which fits its image with MSE {metrics['base_fit_mse']:.4g}."
+        )
+        panels = [("mse", "MSE to ground-truth image", False),
+                  ("render_mse", "MSE to base INR render", False)]
+        tables = [("mse", "MSE to image"), ("render_mse", "MSE to base render")]
+        notes: list[str] = []
+    else:
+        metrics["loss_target"] = {"metric": "render_mse", "target": "orbit-render",
+                                  "description": f"{orbits.render_of} (no ground-truth image)"}
+        loss = (
+            f"Loss `render_mse`: pixel MSE of the rendered interpolant to {orbits.render_of}, "
+            "**not** to the ground-truth digit, which no image source provides here."
+        )
+        panels = [("render_mse", "MSE to the orbit's render", False)]
+        tables = [("render_mse", "MSE to orbit render")]
+        notes = [
+            "No ground-truth image: neither --data nor the orbit zoo's provenance names an "
+            "image source, so every loss is measured against the render of each orbit's first "
+            "member instead of the digit (the paper's metric). Pass `--data mnist:DIR` (the "
+            "MNIST IDX files) to measure against the digit."
+        ]
+    label = "published orbit" if oz is not None else str(transform)
+    title = f"Orbit interpolation ({label}, perturbation {perturbation:g})"
+    text = " ".join(filter(None, [f"{orbits.what}; {steps} alpha steps.", loss, orbits.check,
+                                  "Mean ± std over pairs."]))
     return _finish(
-        "orbit-interpolation", out_dir, title, text, alphas, results, pairs, metrics,
-        [("mse", "MSE to ground-truth image", False), ("render_mse", "MSE to base INR render",
-                                                       False)],
-        [("mse", "MSE to image"), ("render_mse", "MSE to base render")], todo, skipped,
-        gt.source if gt.assumed else None,
+        "orbit-interpolation", out_dir, title, text, alphas, results, pairs, metrics, panels,
+        tables, todo, skipped, gt.source if gt is not None and gt.assumed else None,
+        extra_notes=notes,
     )
 
 

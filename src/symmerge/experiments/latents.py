@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,10 +28,14 @@ from symmerge.experiments.common import (
     split_members,
     split_phrase,
 )
+from symmerge.experiments.orbit_zoo import (
+    generated_orbit_options,
+    load_orbit_zoo,
+    refuse_generation_options,
+)
 from symmerge.experiments.plots import plt, save_figure, scatter_map
 from symmerge.experiments.report import ExperimentResult, ReportSection, markdown_table
-from symmerge.limits import MAX_ORBIT, check_range
-from symmerge.symmetry import TRANSFORMS, make_orbit
+from symmerge.symmetry import make_orbit
 from symmerge.utils.device import resolve_device
 from symmerge.zoo import Zoo
 
@@ -104,143 +109,233 @@ def _map_grid(
 
 
 # ------------------------------------------------------------ orbit collapse
+def _nan_mean(x: Tensor) -> float:
+    return float(x.mean()) if x.numel() else float("nan")
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else float("nan")
+
+
+def _collapse_stats(
+    name: str, zo: Sequence[Tensor], zb: Tensor, zbg: Tensor
+) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray, str]]:
+    """Distance statistics of one encoder's orbit latents ``zo`` (one ``[K_i, d]`` per
+    orbit), base latents ``zb [m, d]`` and background latents ``zbg [n, d]``, and the
+    histogram data: (within, reference distances, reference name), both divided by the
+    reference mean (between orbits, else background pairs, else the mean latent norm)."""
+    within = torch.cat([_upper(torch.cdist(t, t)) for t in zo])
+    flat = torch.cat(list(zo))
+    sizes = torch.tensor([t.shape[0] for t in zo], device=flat.device)
+    owner = torch.arange(len(zo), device=flat.device).repeat_interleave(sizes)
+    between = torch.cat([torch.cdist(t, flat[owner > i]).flatten() for i, t in enumerate(zo)])
+    bg = _upper(torch.cdist(zbg, zbg))
+    to_base = torch.cat([(t - zb[i]).norm(dim=-1) for i, t in enumerate(zo)])
+    w_mean, b_mean, bg_mean = float(within.mean()), _nan_mean(between), _nan_mean(bg)
+    norm = float(zb.norm(dim=-1).mean())
+    stats = {
+        "encoder": name,
+        "within_mean": w_mean,
+        "within_max": float(within.max()),
+        "between_mean": b_mean,
+        "ratio": _ratio(w_mean, b_mean),
+        "background_mean": bg_mean,
+        "within_vs_background": _ratio(w_mean, bg_mean),
+        "max_distance_to_base": float(to_base.max()),
+        "latent_norm_mean": norm,
+        "within_vs_latent_norm": _ratio(w_mean, norm),
+    }
+    if between.numel():
+        ref, ref_mean, ref_name = between, b_mean, "between-orbit distance"
+    elif bg.numel():
+        ref, ref_mean, ref_name = bg, bg_mean, "background distance"
+    else:
+        ref, ref_mean, ref_name = within[:0], norm, "latent norm"
+    scale = ref_mean if ref_mean > 0 else 1.0
+    return stats, ((within / scale).numpy(), (ref / scale).numpy(), ref_name)
+
+
+def _distance_histograms(path: Path, hist: dict[str, tuple[np.ndarray, np.ndarray, str]]
+                         ) -> Path:
+    fig, axes = plt.subplots(1, len(hist), figsize=(4.8 * len(hist), 3.4), squeeze=False)
+    for ax, (name, (w, ref, ref_name)) in zip(axes[0], hist.items(), strict=True):
+        top = max(float(ref.max()) if ref.size else 0.0, float(w.max()), 1e-12)
+        bins = np.linspace(0, top * 1.05, 50)
+        if ref.size:
+            ax.hist(ref, bins=bins, alpha=0.6, density=True,
+                    label="between orbits" if ref_name.startswith("between") else
+                    "background pairs")
+        ax.hist(w, bins=bins, alpha=0.6, density=True, label="within an orbit")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(f"latent distance / mean {ref_name}")
+        ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
 def orbit_collapse(
-    zoo: str | os.PathLike[str] | Zoo,
+    zoo: str | os.PathLike[str] | Zoo | None,
     out: str | os.PathLike[str],
     *,
+    orbit_zoo: str | os.PathLike[str] | Zoo | None = None,
     run: str | os.PathLike[str] | None = None,
     pna_run: str | os.PathLike[str] | None = None,
-    networks: int = 10,
-    orbit_size: int = 64,
-    transform: str = "PD",
+    networks: int | None = None,
+    orbit_size: int | None = None,
+    transform: str | None = None,
     background: int = 500,
     map_orbits: int = 3,
     maps: Sequence[str] = MAPS,
-    split: str = "test",
+    split: str | None = None,
     seed: int = 0,
     device: str | torch.device | None = "auto",
 ) -> ExperimentResult:
     """Do orbits collapse in latent space? ScaleGMN (``run``) vs. permutation-only (``pna_run``).
     The encoders run on ``device`` (``auto``: a CUDA GPU when there is one).
 
-    For ``networks`` networks of ``split``, an exact orbit of ``orbit_size``
-    ``transform`` elements is encoded. Metrics per encoder: mean pairwise latent
-    distance within an orbit, between members of different orbits, their ratio
-    (0 = perfect collapse; about 1 = no better than unrelated networks), the
-    within distance relative to ``background`` random networks of the split, and
-    the largest distance of an orbit member to its base network's latent. Maps:
-    UMAP / t-SNE of the background (coloured by label) with the first
-    ``map_orbits`` orbits overlaid as stars.
+    Generated orbits: for ``networks`` (10) networks of ``split`` (``test``) of ``zoo``, an
+    exact orbit of ``orbit_size`` (64) ``transform`` (``PD``) elements is encoded. A
+    published orbit (``orbit_zoo``, checked by :func:`load_orbit_zoo`): its orbits, one per
+    image (all, or ``networks`` of them drawn with the seed), members in ``orbit_member``
+    order; ``orbit_size`` and ``transform`` do not apply, and ``zoo`` (optional) only gives
+    the background. Metrics per encoder: mean pairwise latent distance within an orbit,
+    between members of different orbits, their ratio (0 = perfect collapse; about 1 = no
+    better than unrelated networks; NaN for a single orbit), the within distance relative
+    to ``background`` random networks of the split and to the mean latent norm, and the
+    largest distance of an orbit member to its base network's (a published orbit: its
+    first member's) latent. Maps: UMAP / t-SNE of the background (coloured by label) with
+    the first ``map_orbits`` orbits overlaid as stars; without background networks there
+    are no maps (a note says so).
     """
-    z = open_zoo(zoo)
-    spec = z.spec
-    if transform not in TRANSFORMS:
-        raise SymmergeError(
-            f"unknown transform {transform!r}; choose one of {', '.join(TRANSFORMS)}"
-        )
-    check_range(orbit_size, "orbit_size", 2, MAX_ORBIT)
-    if networks < 2:
-        raise SymmergeError(f"orbit-collapse needs at least 2 networks, got {networks}")
+    if zoo is None and orbit_zoo is None:
+        raise SymmergeError("orbit-collapse needs a zoo to generate orbits from (--zoo) or a "
+                            "published orbit (--orbit-zoo)")
     maps = _check_maps(maps)
-    aes = load_autoencoders(spec, run, pna_run, seed=seed, holder=f"zoo {z.path}",
+    z = open_zoo(zoo) if zoo is not None else None
+    oz = None
+    if orbit_zoo is not None:
+        refuse_generation_options("orbit-collapse", orbit_size=orbit_size, transform=transform)
+        if z is None and split is not None:
+            raise SymmergeError("orbit-collapse: --split picks the background networks of "
+                                "--zoo, and no --zoo was given")
+        oz = load_orbit_zoo(orbit_zoo, spec=None if z is None else z.spec,
+                            holder="the zoo" if z is None else f"zoo {z.path}")
+        spec, holder = oz.spec, f"orbit zoo {oz.zoo.path}"
+    else:
+        assert z is not None
+        spec, holder = z.spec, f"zoo {z.path}"
+        transform, orbit_size = generated_orbit_options(transform, orbit_size, 64)
+        networks = 10 if networks is None else networks
+        if networks < 2:
+            raise SymmergeError(f"orbit-collapse needs at least 2 networks, got {networks}")
+    split = split or "test"
+    aes = load_autoencoders(spec, run, pna_run, seed=seed, holder=holder,
                             device=resolve_device(device))
     encoders = _encoders(aes)
     gen = torch.Generator().manual_seed(seed)
-    pool = split_members(z, split, aes.split)
-    chosen = sample_indices(pool, networks, gen, "networks")
-    bg_idx = sample_indices(pool, min(background, pool.numel()), gen, "background networks")
+    pool = (split_members(z, split, aes.split) if z is not None
+            else torch.zeros(0, dtype=torch.long, device="cpu"))
+    if oz is None:
+        assert z is not None and networks is not None and transform is not None
+        chosen = sample_indices(pool, networks, gen, "networks")
+    else:
+        picked = oz.select(networks, gen)
+    bg_idx = (sample_indices(pool, min(background, pool.numel()), gen, "background networks")
+              if pool.numel() else pool)
     out_dir = prepare_out(out)  # after the checks that can fail
-    base = z.get_params(chosen).float()
-    orbits = torch.stack([
-        make_orbit(spec, base[i], orbit_size, transform, generator=gen)[0] for i in range(networks)
-    ])  # [m, K, P]
-    bg_params = z.get_params(bg_idx).float()
-    labels = z.labels[chosen]
-    bg_labels = z.labels[bg_idx].numpy()
+    if oz is None:
+        base = z.get_params(chosen).float()
+        orbits = [make_orbit(spec, base[i], int(orbit_size), transform, generator=gen)[0]
+                  for i in range(networks)]
+        labels = z.labels[chosen]
+        rows = chosen
+        what = (f"{networks} {split_phrase(split)} networks, each with an exact {transform} "
+                f"orbit of {orbit_size} members (no noise)")
+    else:
+        orbits = [oz.params(o) for o in picked]
+        base = torch.stack([o[0] for o in orbits])
+        labels = torch.tensor([o.label for o in picked], device="cpu")
+        rows = torch.stack([o.rows[0] for o in picked])
+        shown = "; ".join(o.describe() for o in picked[:5]) + ("; ..." if len(picked) > 5 else "")
+        what = (f"{len(picked)} published orbit{'s' if len(picked) > 1 else ''} from "
+                f"`{oz.zoo.path}`: {shown}; members in `orbit_member` order, every one "
+                f"rendering within {oz.max_deviation:.2g} of its orbit's first member")
+    m = len(orbits)
+    bg_params = (z.get_params(bg_idx).float() if z is not None and bg_idx.numel()
+                 else base[:0])
+    bg_labels = (z.labels[bg_idx] if z is not None else labels[:0]).numpy()
+    has_maps = bool(maps) and bg_idx.numel() > 0
 
     stats: dict[str, Any] = {}
     panels: dict[tuple[str, str], Any] = {}
-    hist: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    k = min(map_orbits, networks)
+    hist: dict[str, tuple[np.ndarray, np.ndarray, str]] = {}
+    k = min(map_orbits, m)
     for key, (name, enc) in encoders.items():
-        zo = enc.encode(orbits.reshape(-1, spec.num_params)).double()
-        zo = zo.reshape(networks, orbit_size, -1)
+        zo = [enc.encode(t).double() for t in orbits]
         zb = enc.encode(base).double()
-        zbg = enc.encode(bg_params).double()
-        within = _upper(torch.cdist(zo, zo))  # [m, K(K-1)/2]
-        flat = zo.reshape(networks * orbit_size, -1)
-        d_all = torch.cdist(flat, flat)
-        owner = torch.arange(networks, device=flat.device).repeat_interleave(orbit_size)
-        between = d_all[owner[:, None] != owner[None, :]]
-        bg = (_upper(torch.cdist(zbg, zbg)) if zbg.shape[0] > 1
-              else torch.zeros(1, dtype=zbg.dtype, device=zbg.device))
-        to_base = (zo - zb[:, None]).norm(dim=-1)
-        b_mean = float(between.mean())
-        stats[key] = {
-            "encoder": name,
-            "within_mean": float(within.mean()),
-            "within_max": float(within.max()),
-            "between_mean": b_mean,
-            "ratio": float(within.mean()) / b_mean if b_mean > 0 else float("nan"),
-            "background_mean": float(bg.mean()),
-            "within_vs_background": float(within.mean() / bg.mean()) if bg.mean() > 0
-            else float("nan"),
-            "max_distance_to_base": float(to_base.max()),
-            "latent_norm_mean": float(zb.norm(dim=-1).mean()),
-        }
-        hist[name] = ((within / b_mean).flatten().numpy(), (between / b_mean).numpy())
-        joint = torch.cat([zbg, zo[:k].reshape(k * orbit_size, -1)]).numpy()
-        for m in maps:
-            emb = embed_2d(joint, m, seed)
+        zbg = enc.encode(bg_params).double() if bg_params.shape[0] else zb[:0]
+        stats[key], hist[name] = _collapse_stats(name, zo, zb, zbg)
+        if has_maps:
+            joint = torch.cat([zbg, *zo[:k]]).numpy()
             nb = zbg.shape[0]
-            overlay = [emb[nb + i * orbit_size: nb + (i + 1) * orbit_size] for i in range(k)]
-            panels[(name, m)] = (emb[:nb], bg_labels, overlay, labels[:k].tolist())
+            bounds = np.cumsum([nb] + [t.shape[0] for t in zo[:k]])
+            for mp in maps:
+                emb = embed_2d(joint, mp, seed)
+                overlay = [emb[bounds[i]:bounds[i + 1]] for i in range(k)]
+                panels[(name, mp)] = (emb[:nb], bg_labels, overlay, labels[:k].tolist())
 
     files = []
     names = [n for n, _ in encoders.values()]
-    if maps:
+    sizes = sorted({t.shape[0] for t in orbits})
+    if has_maps:
         _map_grid(out_dir / "maps.png", names, maps, panels,
-                  f"{transform} orbits ({orbit_size} members) over {bg_idx.numel()} {split} "
-                  "networks")
+                  f"{transform or 'published'} orbits ({'/'.join(map(str, sizes))} members) "
+                  f"over {bg_idx.numel()} {split} networks")
         files.append(out_dir / "maps.png")
-    fig, axes = plt.subplots(1, len(hist), figsize=(4.8 * len(hist), 3.4), squeeze=False)
-    for ax, (name, (w, b)) in zip(axes[0], hist.items(), strict=True):
-        bins = np.linspace(0, max(float(b.max()), float(w.max()), 1e-12) * 1.05, 50)
-        ax.hist(b, bins=bins, alpha=0.6, density=True, label="between orbits")
-        ax.hist(w, bins=bins, alpha=0.6, density=True, label="within an orbit")
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("latent distance / mean between-orbit distance")
-        ax.legend(fontsize=8)
-    files.append(save_figure(fig, out_dir / "distances.png"))
+    files.append(_distance_histograms(out_dir / "distances.png", hist))
 
-    metrics = {
-        "experiment": "orbit-collapse",
-        "settings": {"zoo": str(z.path), "run": str(aes.run) if aes.run else None,
-                     "pna_run": str(aes.pna_run) if aes.pna_run else None,
-                     "networks": networks, "orbit_size": orbit_size, "transform": transform,
-                     "background": int(bg_idx.numel()), "map_orbits": k, "maps": maps,
-                     "split": split, "split_settings": aes.split, "seed": seed},
-        "networks": chosen.tolist(),
-        "encoders": stats,
+    settings: dict[str, Any] = {
+        "zoo": str(z.path) if z is not None else None,
+        "run": str(aes.run) if aes.run else None,
+        "pna_run": str(aes.pna_run) if aes.pna_run else None,
+        "networks": m, "orbit_size": orbit_size, "transform": transform,
+        "background": int(bg_idx.numel()), "map_orbits": k if has_maps else 0,
+        "maps": maps if has_maps else [], "split": split if z is not None else None,
+        "split_settings": aes.split, "seed": seed,
     }
-    rows = [{"enc": s["encoder"], **s} for s in stats.values()]
-    table = markdown_table(rows, [
+    if oz is not None:
+        settings.update({"orbit_zoo": str(oz.zoo.path),
+                         "orbits": [o.summary() for o in picked],
+                         "orbit_max_deviation": oz.max_deviation})
+    metrics = {"experiment": "orbit-collapse", "settings": settings,
+               "networks": rows.tolist(), "encoders": stats}
+    rows_t = [{"enc": s["encoder"], **s} for s in stats.values()]
+    table = markdown_table(rows_t, [
         ("enc", "encoder"), ("within_mean", "within orbit"), ("between_mean", "between orbits"),
         ("ratio", "ratio within / between"), ("within_vs_background", "within / random pairs"),
+        ("within_vs_latent_norm", "within / latent norm"),
         ("max_distance_to_base", "max distance to base latent"),
     ])
+    background_text = ""
+    if oz is not None and z is not None:
+        background_text = f" Background: {bg_idx.numel()} {split_phrase(split)} networks of " \
+                          f"`{z.path}`."
+    elif oz is not None:
+        background_text = (" No background networks (no --zoo): no maps, and the spread within "
+                           "an orbit is compared with the mean latent norm and other orbits "
+                           "only.")
     text = (
-        f"{networks} {split_phrase(split)} networks, each with an exact {transform} orbit of "
-        f"{orbit_size} members (no noise), encoded by each autoencoder. Distances are Euclidean "
+        f"{what}, encoded by each autoencoder.{background_text} Distances are Euclidean "
         "in latent space, averaged over all pairs; a ratio of 0 means every orbit collapses to "
         "one point, about 1 means orbit members are as far apart as different networks."
     )
+    if m == 1:
+        text += " With a single orbit there are no between-orbit distances (ratio: -)."
     section = ReportSection(
-        title=f"Orbit collapse ({transform})", text=text, table=table,
+        title=f"Orbit collapse ({transform or 'published orbit'})", text=text, table=table,
         images=[("latent distances", str(out_dir / "distances.png"))]
-        + ([("orbits in latent maps", str(out_dir / "maps.png"))] if maps else []),
+        + ([("orbits in latent maps", str(out_dir / "maps.png"))] if has_maps else []),
         notes=[f"Maps: {', '.join(maps)} fitted jointly on the background and the first {k} "
-               f"orbits (stars), random_state={seed}."] if maps else [],
+               f"orbits (stars), random_state={seed}."] if has_maps else [],
     )
     result = ExperimentResult("orbit-collapse", out_dir, metrics, [section], files)
     result.save()

@@ -16,6 +16,8 @@ from symmerge.models.config import EncoderConfig, resolve_mode
 from symmerge.models.pna import PNAEncoder
 from symmerge.models.scalegmn import ScaleGMNEncoder
 from symmerge.specs.base import WeightSpaceSpec
+from symmerge.specs.siren import SirenSpec
+from symmerge.symmetry.phase import canonicalize_phase
 from symmerge.utils.device import float32_region
 
 #: Seed of the probe inputs: the same inputs in every run, for every spec.
@@ -49,10 +51,18 @@ class Autoencoder(nn.Module):
     """``decode(encode(params))``: flat ``[B, P]`` parameters in the spec's PyTorch order.
 
     ``param_scale [P]`` holds one positive constant per weight/bias tensor (1 until
-    :meth:`set_param_scale` fits it to a zoo): the encoder sees ``params / param_scale``
-    and the decoder's output is multiplied by it, so every layer is seen and
-    predicted at unit scale. A positive constant per tensor commutes with the
-    permutation, sign and positive-scale actions, so invariance is unaffected.
+    :meth:`set_param_scale` fits it to a zoo), and with ``standardize="mean-std"``
+    ``param_shift [P]`` one mean per tensor: the encoder sees ``(params - param_shift) /
+    param_scale``, and with ``decode_standardized`` the decoder's output is mapped back
+    the same way, so every layer is seen and predicted at unit scale. A positive constant
+    per tensor commutes with the permutation, sign and positive-scale actions, so
+    invariance is unaffected; a shift commutes with permutations only.
+
+    With ``phase_canonical`` (SIREN specs only) every network is phase-canonicalized
+    (:func:`~symmerge.symmetry.phase.canonicalize_phase`) before anything else sees it:
+    the parameter statistics, the graph and the probe features. It keeps the network's
+    function, so render targets do not change, and makes the latent invariant to phase
+    shifts too.
     """
 
     def __init__(
@@ -64,13 +74,27 @@ class Autoencoder(nn.Module):
         input_node_value: float | None = None,
         latent_norm: bool = False,
         probe_points: int = 0,
+        standardize: str = "rms",
+        decode_standardized: bool = True,
+        phase_canonical: bool = False,
     ) -> None:
         super().__init__()
+        if standardize not in ("rms", "mean-std"):
+            raise SymmergeError(f"standardize must be 'rms' or 'mean-std', got {standardize!r}")
+        if phase_canonical and not isinstance(spec, SirenSpec):
+            raise SymmergeError(
+                f"phase_canonical applies to SIREN networks only, not {spec.describe()}"
+            )
         self.spec = spec
         self.encoder = encoder
         self.decoder = decoder
         self.input_node_value = input_node_value
+        self.decode_standardized = decode_standardized
+        self.phase_canonical = phase_canonical
         self.register_buffer("param_scale", torch.ones(spec.num_params))
+        self.register_buffer(
+            "param_shift", torch.zeros(spec.num_params) if standardize == "mean-std" else None
+        )
         # fixed probe inputs (seeded, saved with the weights) and one positive scale per
         # level of probe values, fitted with the parameter scale
         probes = (
@@ -91,14 +115,20 @@ class Autoencoder(nn.Module):
 
     @torch.no_grad()
     def set_param_scale(self, params: Tensor) -> Tensor:
-        """Set ``param_scale`` to each tensor's root-mean-square over ``params [N, P]``
-        (computed on the model's device)."""
-        params = self.spec.check_params(params).to(self.param_scale)
+        """Fit the statistics of every tensor over ``params [N, P]``: ``param_scale`` is
+        its root-mean-square, or with ``param_shift`` its standard deviation (and
+        ``param_shift`` its mean), of the networks the encoder sees (phase-canonical ones
+        with ``phase_canonical``), computed on the model's device. Returns ``param_scale``."""
+        params = self.canonical(self.spec.check_params(params).to(self.param_scale))
         offsets = self.spec.offsets
         scale = torch.empty_like(self.param_scale)
         for a, b in itertools.pairwise(offsets):
-            rms = params[:, a:b].square().mean().sqrt()
-            scale[a:b] = rms.clamp_min(1e-8)
+            block = params[:, a:b]
+            if self.param_shift is None:
+                scale[a:b] = block.square().mean().sqrt().clamp_min(1e-8)
+            else:
+                self.param_shift[a:b] = block.mean()
+                scale[a:b] = block.std().nan_to_num(0.0).clamp_min(1e-8)
         self.param_scale.copy_(scale)
         if self.probe_scale is not None:
             sums = torch.zeros_like(self.probe_scale, dtype=torch.float64)
@@ -121,14 +151,25 @@ class Autoencoder(nn.Module):
         if not isinstance(last, nn.Linear):
             raise SymmergeError("the decoder's last layer must be linear to take a template")
         template = self.spec.check_params(template.reshape(-1).to(last.bias))
-        last.bias.copy_(template / self.param_scale)
+        last.bias.copy_(self._standardized(template) if self.decode_standardized else template)
         last.weight.mul_(gain)
 
+    def _standardized(self, params: Tensor) -> Tensor:
+        shift = 0.0 if self.param_shift is None else self.param_shift.to(params.dtype)
+        return (params - shift) / self.param_scale.to(params.dtype)
+
+    def canonical(self, params: Tensor) -> Tensor:
+        """``params [B, P]`` as the encoder sees them: phase-canonicalized with
+        ``phase_canonical``, else unchanged."""
+        return canonicalize_phase(self.spec, params) if self.phase_canonical else params
+
     def graph(self, params: Tensor) -> Batch:
-        """The encoder's input for ``params [B, P]``: the graph batch of ``params /
-        param_scale`` (cached template, index gathers), with the probe features
-        appended to the node features when the encoder takes them."""
-        scaled = params / self.param_scale.to(params.dtype)
+        """The encoder's input for ``params [B, P]``: the graph batch of the standardized
+        (and, with ``phase_canonical``, phase-canonical) parameters (cached template, index
+        gathers), with the probe features appended to the node features when the encoder
+        takes them."""
+        params = self.canonical(params)
+        scaled = self._standardized(params)
         graph = params_to_graph(self.spec, scaled, input_node_value=self.input_node_value)
         if self.probe_inputs is not None:
             probes = probe_node_features(self.spec, params, self.probe_inputs.to(params.dtype))
@@ -163,7 +204,11 @@ class Autoencoder(nn.Module):
 
     def decode(self, z: Tensor) -> Tensor:
         """``[B, P]`` in the spec's flat order."""
-        return self.decoder(z) * self.param_scale.to(z.dtype)
+        out = self.decoder(z)
+        if not self.decode_standardized:
+            return out
+        out = out * self.param_scale.to(z.dtype)
+        return out if self.param_shift is None else out + self.param_shift.to(z.dtype)
 
     def forward(self, params: Tensor) -> Tensor:
         return self.decode(self.encode(params))
@@ -197,4 +242,7 @@ def build_autoencoder(
     hidden = [int(w) * encoder.d_hidden for w in decoder_widths]
     dec = MLPDecoder(enc.latent_dim, spec.num_params, hidden)
     return Autoencoder(spec, enc, dec, input_node_value=encoder.input_node_value,
-                       latent_norm=encoder.latent_norm, probe_points=encoder.probe_points)
+                       latent_norm=encoder.latent_norm, probe_points=encoder.probe_points,
+                       standardize=encoder.standardize,
+                       decode_standardized=encoder.decode_standardized,
+                       phase_canonical=encoder.phase_canonical)

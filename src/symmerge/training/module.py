@@ -12,7 +12,12 @@ from symmerge.errors import SymmergeError
 from symmerge.models import build_autoencoder
 from symmerge.specs import CNNSpec, SirenSpec, spec_from_json
 from symmerge.training.config import TrainConfig
-from symmerge.training.losses import DistillationLoss, RenderLoss, cnn_accuracy_report
+from symmerge.training.losses import (
+    DistillationLoss,
+    RenderLoss,
+    accuracy,
+    cnn_accuracy_report,
+)
 
 
 class NonFiniteLossError(SymmergeError):
@@ -69,7 +74,7 @@ class AutoencoderModule(L.LightningModule):
         self.spec = spec_from_json(spec_json)
         self.cfg = TrainConfig.model_validate(config)
         self.model = build_autoencoder(self.spec, self.cfg.encoder, self.cfg.decoder_widths)
-        for name in ("_targets", "_test_x", "_test_y"):
+        for name in ("_targets", "_test_x", "_test_y", "_accuracies"):
             self.register_buffer(name, None, persistent=False)
         self.render_loss: RenderLoss | None = None
         self.kd_loss: DistillationLoss | None = None
@@ -83,9 +88,13 @@ class AutoencoderModule(L.LightningModule):
         targets: Tensor | None = None,
         train_images: Tensor | None = None,
         test_images: tuple[Tensor, Tensor] | None = None,
+        accuracies: Tensor | None = None,
     ) -> None:
-        """Cached target renders ``[N, R, R]`` (INR) or image sets (CNN), moved to the
-        module's device (and with it wherever it goes next)."""
+        """Cached target renders ``[N, R, R]`` (INR) or image sets (CNN): training images,
+        held-out test images with labels, and the zoo's recorded test accuracies ``[N]``
+        (``val_l1`` compares decoded accuracies with them; without them, with the
+        original networks' accuracies on the test images). All moved to the module's
+        device (and with it wherever it goes next)."""
         if isinstance(self.spec, SirenSpec):
             if targets is None:
                 raise ValueError("a SIREN autoencoder needs cached target renders")
@@ -100,6 +109,8 @@ class AutoencoderModule(L.LightningModule):
             )
             if test_images is not None:
                 self._test_x, self._test_y = (t.to(self.device) for t in test_images)
+            if accuracies is not None:
+                self._accuracies = accuracies.to(self.device)
 
     # ------------------------------------------------------------------ steps
     def forward(self, params: Tensor) -> Tensor:
@@ -161,13 +172,29 @@ class AutoencoderModule(L.LightningModule):
         loss = self._loss(params, index, gen)
         self._bad_val.update(loss, batch_idx)
         self.log("val_loss", loss, prog_bar=True, sync_dist=True, batch_size=params.shape[0])
-        if (self.kd_loss is not None and self._test_x is not None and self._test_y is not None
-                and batch_idx == 0):
-            report = cnn_accuracy_report(
-                self.spec, params, self.model(params), self._test_x, self._test_y
-            )
+        l1 = "val_l1" in self.cfg.monitors
+        if (self.kd_loss is None or self._test_x is None or self._test_y is None
+                or not (l1 or batch_idx == 0)):
+            return
+        images, labels = self._test_x, self._test_y
+        decoded = self.model(params)
+        if batch_idx == 0:  # a quick look at the first batch
+            report = cnn_accuracy_report(self.spec, params, decoded, images, labels)
             self.log_dict({f"val_{k}": v for k, v in report.items()}, sync_dist=True,
                           batch_size=params.shape[0])
+        if l1:  # over every validation network
+            self.log("val_l1", self._accuracy_l1(params, index, decoded, images, labels),
+                     sync_dist=True, batch_size=params.shape[0])
+
+    def _accuracy_l1(
+        self, params: Tensor, index: Tensor, decoded: Tensor, images: Tensor, labels: Tensor
+    ) -> Tensor:
+        """Mean ``|accuracy of decoded - recorded accuracy|`` of a batch on the test images
+        (on the module's device)."""
+        reference = (self._accuracies[index] if self._accuracies is not None
+                     else accuracy(self.spec, params, images, labels))
+        diff = accuracy(self.spec, decoded, images, labels) - reference.float()
+        return diff.abs().mean()
 
     def on_validation_epoch_end(self) -> None:
         """Stop before the checkpoint callback saves weights whose loss is not finite."""
@@ -192,7 +219,8 @@ class AutoencoderModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         o = self.cfg.optim
-        opt = torch.optim.AdamW(self.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        opt = torch.optim.AdamW(self.parameters(), lr=o.lr, weight_decay=o.weight_decay,
+                                amsgrad=o.amsgrad)
         warm = max(o.warmup_steps, 1)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warm))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

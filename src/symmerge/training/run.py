@@ -2,9 +2,10 @@
 
 A run directory holds ``config.yaml`` (resolved), ``spec.json``,
 ``checkpoints/last.ckpt`` (every epoch; what a run resumes from) and
-``checkpoints/best.ckpt`` (lowest validation loss), ``model.safetensors`` (best
-weights, for safe loading), ``logs/metrics.csv`` and ``result.json`` (seed, version,
-timings, metrics), and the lock (``.symmerge.lock``) of the process training it.
+``checkpoints/best.ckpt`` (the validation the config's ``checkpoint`` rule selects),
+``model.safetensors`` (best weights, for safe loading), ``logs/metrics.csv`` and
+``result.json`` (seed, version, timings, metrics), and the lock (``.symmerge.lock``) of
+the process training it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy
 from safetensors import SafetensorError
@@ -35,6 +36,7 @@ from symmerge import __version__
 from symmerge.errors import SymmergeError
 from symmerge.models import build_autoencoder
 from symmerge.specs import CNNSpec, SirenSpec, WeightSpaceSpec, spec_from_json
+from symmerge.training.callbacks import EarlyStop, best_checkpoint, stopped_epoch
 from symmerge.training.config import (
     TrainConfig,
     load_config,
@@ -81,6 +83,8 @@ class TrainResult:
     num_networks: dict[str, int]
     timings: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    #: training stopped before ``max_epochs`` by the config's early-stopping rule
+    stopped_early: bool = False
     #: the run had trained all its epochs before this call, which did nothing (not saved)
     up_to_date: bool = False
 
@@ -169,6 +173,18 @@ def _epochs_trained(done: int, finished: TrainResult | None) -> int:
     return max(done, int(epochs)) if isinstance(epochs, int | float) else done
 
 
+def split_note(zoo: Zoo, cfg: TrainConfig) -> str:
+    """Which train/val/test split a run of ``cfg`` on ``zoo`` uses: the zoo's published
+    one, or a seeded one (said so, since a paper preset then differs from the paper)."""
+    if zoo.stored_split is not None:
+        return f"split: the published train/val/test split stored in {zoo.path}"
+    seeded = (f"seeded (seed {cfg.split.seed}, fractions "
+              f"{'/'.join(f'{f:g}' for f in cfg.split.fractions)})")
+    if cfg.split.by_image and "is_test" in zoo.split_metrics():
+        return f"split: the published test split of {zoo.path}; train/val {seeded}"
+    return f"split: {seeded}, not published: {zoo.path} stores no published split"
+
+
 def _keys(tree: dict[str, Any], prefix: str = "") -> list[str]:
     return [k for name, v in tree.items()
             for k in (_keys(v, f"{prefix}{name}.") if isinstance(v, dict) else [prefix + name])]
@@ -205,9 +221,11 @@ def train(
     uninterrupted run would have, bit for bit; a run that has trained all its epochs is
     left as it is (the result says ``up_to_date``). The options and the zoo are checked
     before anything is written; the run directory is locked for the whole call; a call
-    that fails before the run's first checkpoint leaves nothing of it behind. ``log``
-    receives a line when a run resumes or has nothing to do, and the hardware it trains
-    on. ``accelerator="auto"`` trains on a GPU when there is one.
+    that fails before the run's first checkpoint leaves nothing of it behind. A run that
+    its early-stopping rule stopped is finished too. ``log`` receives a line when a run
+    resumes or has nothing to do, for a new run of a ``paper-*`` preset which split it
+    uses (:func:`split_note`), and the hardware it trains on. ``accelerator="auto"``
+    trains on a GPU when there is one.
     """
     t0 = time.perf_counter()
     check_hardware(accelerator, devices, num_nodes)
@@ -225,14 +243,20 @@ def train(
             cfg = _with_max_epochs(_load_run_config(run, zoo.spec), max_epochs, run)
             ckpt = read_checkpoint(last_ckpt)
             done, total = ckpt["epoch"] + 1, cfg.optim.max_epochs
+            stopped = stopped_epoch(ckpt)
             finished = TrainResult.load(run) if (run / "model.safetensors").is_file() else None
             trained = _epochs_trained(done, finished)
+            if finished is not None and stopped is not None:
+                say(f"{run} stopped early after epoch {stopped + 1} (its early-stopping rule); "
+                    "nothing to do")
+                finished.up_to_date = True
+                return finished
             if finished is not None and trained >= total:
                 say(f"{run} has trained {trained} epochs (max_epochs {total}); nothing to do "
                     "(a larger max_epochs extends it)")
                 finished.up_to_date = True
                 return finished
-            if done < total:
+            if done < total and stopped is None:
                 say(f"resuming {run} after epoch {done} of {total} with its saved config.yaml"
                     + _ignored(preset, config_file, overrides))
         else:
@@ -240,6 +264,8 @@ def train(
             if max_epochs is not None:
                 extra.setdefault("optim", {})["max_epochs"] = max_epochs
             cfg = resolve_config(preset or "quick", config_file, extra, zoo.spec)
+            if cfg.preset.startswith("paper-"):
+                say(split_note(zoo, cfg))
         say(describe_accelerator(accelerator, devices, num_nodes))
         return _fit_and_export(
             run, zoo, cfg, ckpt, accelerator=accelerator, devices=devices,
@@ -269,7 +295,8 @@ def _fit_and_export(
     if len(splits["train"]) == 0 or len(splits["val"]) == 0:
         raise SymmergeError(f"zoo {zoo.path} has too few networks ({len(zoo)}) for a split")
     done = ckpt["epoch"] + 1 if ckpt is not None else 0
-    fit = done < cfg.optim.max_epochs
+    stopped = stopped_epoch(ckpt) is not None
+    fit = done < cfg.optim.max_epochs and not stopped
 
     module = AutoencoderModule(spec.to_json(), cfg.model_dump(mode="json"))
     last_ckpt = last_checkpoint(run)
@@ -286,7 +313,9 @@ def _fit_and_export(
             module.model.set_output_template(mean_render_template(spec, targets[splits["train"]]))
     elif isinstance(spec, CNNSpec):
         train_images, test_images = _cnn_images(cfg, zoo)
-        module.attach_loss_data(train_images=train_images, test_images=test_images)
+        recorded = zoo.metric("test_accuracy") if "test_accuracy" in zoo.metric_names else None
+        module.attach_loss_data(train_images=train_images, test_images=test_images,
+                                accuracies=recorded)
     t_data = time.perf_counter() - t_data
     if owner and fit:
         _save_run_files(run, cfg, spec, new=ckpt is None)
@@ -300,6 +329,8 @@ def _fit_and_export(
                            devices=devices, num_nodes=num_nodes, logger=logger,
                            progress=progress, owner=owner)
         done = trainer.current_epoch
+        stopped = any(isinstance(cb, EarlyStop) and cb.stopped_epoch is not None
+                      for cb in trainer.callbacks)
     t_fit = time.perf_counter() - t_fit
     if not owner:
         return TrainResult(str(run), cfg.preset, cfg.seed, __version__, str(zoo.path), {})
@@ -317,7 +348,7 @@ def _fit_and_export(
         zoo=str(zoo.path), num_networks={k: len(v) for k, v in splits.items()},
         timings={"total_s": time.perf_counter() - t0, "fit_s": t_fit, "loss_data_s": t_data,
                  "epochs": float(done)},
-        metrics=metrics,
+        metrics=metrics, stopped_early=stopped,
     )
     result.save()
     return result
@@ -328,12 +359,15 @@ def _make_trainer(
     devices: int, num_nodes: int, logger: str, progress: bool,
 ) -> L.Trainer:
     ckpt_dir = run / "checkpoints"
-    # best: at each validation that improves the loss; last: after every epoch, with
+    # best: at each validation the checkpoint rule selects; last: after every epoch, with
     # everything a resume needs (loops, optimizer, callbacks, random states)
-    best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min",
-                              enable_version_counter=False)
     last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
                               save_on_train_epoch_end=True, enable_version_counter=False)
+    callbacks: list[Callback] = [best_checkpoint(cfg.checkpoint, ckpt_dir), last_cb,
+                                 RandomState({"train": loaders["train"].generator})]
+    if cfg.early_stopping.enabled:
+        callbacks.append(EarlyStop(cfg.early_stopping))
+    steps = cfg.eval_every_n_steps  # validation every that many steps, else per epoch
     loggers: list[Any] = [CSVLogger(save_dir=str(run), name="logs", version="")]
     if logger == "tensorboard":
         from lightning.pytorch.loggers import TensorBoardLogger
@@ -351,11 +385,11 @@ def _make_trainer(
         return L.Trainer(
             accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
             max_epochs=cfg.optim.max_epochs, gradient_clip_val=cfg.optim.grad_clip,
-            precision=cfg.precision,
-            callbacks=[best_cb, last_cb, RandomState({"train": loaders["train"].generator})],
+            precision=cfg.precision, callbacks=callbacks,
             logger=loggers, enable_progress_bar=progress, enable_model_summary=False,
             log_every_n_steps=min(50, steps_per_epoch),
-            check_val_every_n_epoch=cfg.eval_every_n_epochs, num_sanity_val_steps=0,
+            check_val_every_n_epoch=None if steps else cfg.eval_every_n_epochs,
+            val_check_interval=steps or 1.0, num_sanity_val_steps=0,
             deterministic=True,  # threaded CPU scatter sums otherwise vary from run to run
         )
     except (MisconfigurationException, ValueError, TypeError, ImportError) as exc:
