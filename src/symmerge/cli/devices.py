@@ -10,7 +10,7 @@ import typer
 from symmerge.utils.device import describe_device, resolve_device
 
 DEVICE_HELP = ("Torch device: auto (a CUDA GPU when there is one, else the CPU) | cpu | cuda "
-               "| cuda:N | mps.")
+               "| cuda:N.")
 
 
 def device_option(default: str = "auto", help: str = DEVICE_HELP) -> Any:

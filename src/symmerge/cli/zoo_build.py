@@ -55,7 +55,7 @@ _MAX_CHUNKS = typer.Option(
 )
 _QUIET = typer.Option(False, "--quiet", help="No progress bar.")
 _DEVICE = device_option("cpu", help="Torch device: cpu (bitwise the same zoo for any workers "
-                        "and threads) | auto | cuda | cuda:N | mps.")
+                        "and threads) | auto | cuda | cuda:N.")
 
 
 @zoo_app.command("inr")

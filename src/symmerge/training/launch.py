@@ -75,11 +75,10 @@ def resolve_accelerator(accelerator: str) -> str:
 
 def accelerator_device(accelerator: str) -> torch.device:
     """The torch device this process works on for a resolved ``accelerator`` outside
-    Lightning (evaluating the trained model): the current CUDA device, MPS, else the CPU."""
+    Lightning (evaluating the trained model): the current CUDA device, else the CPU (the
+    evaluation computes in float64 in places, which MPS lacks)."""
     if accelerator == "cuda":
         return torch.device("cuda", torch.cuda.current_device())
-    if accelerator == "mps":
-        return torch.device("mps")
     return torch.device("cpu")
 
 
@@ -91,7 +90,7 @@ def describe_accelerator(accelerator: str, devices: int, num_nodes: int) -> str:
     if devices * num_nodes > 1:
         nodes = f" x {num_nodes} nodes" if num_nodes > 1 else ""
         return f"training on {accelerator} ({devices} devices{nodes}, DDP)"
-    if accelerator in ("cuda", "mps", "cpu"):
+    if accelerator in ("cuda", "cpu"):
         return f"training on {describe_device(accelerator_device(accelerator))}"
     return f"training on {accelerator}"
 

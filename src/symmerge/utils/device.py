@@ -1,8 +1,10 @@
 """Devices: which one a command runs on, where a module lives, float32 regions.
 
 ``resolve_device("auto")`` is the first CUDA GPU when torch sees one, else the CPU; an
-explicit name (``cpu``, ``cuda``, ``cuda:N``, ``mps``) is checked, so that asking for a
-device this machine does not have is one clear error, not a failure deep inside a run.
+explicit name (``cpu``, ``cuda``, ``cuda:N``) is checked, so that asking for a device this
+machine does not have is one clear error, not a failure deep inside a run. Apple's MPS is
+refused: weight matching, scale statistics and the experiments' curves compute in
+float64, which MPS lacks (``train --accelerator mps`` is Lightning's own).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from torch import Tensor, nn
 from symmerge.errors import SymmergeError
 
 #: Device names a command accepts (besides ``cuda:N``).
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def _torch_build() -> str:
@@ -28,8 +30,8 @@ def resolve_device(name: str | torch.device | None = "auto", *, option: str = "-
     """The torch device ``name`` stands for on this machine.
 
     ``auto`` (or None): the current CUDA device if torch sees a GPU, else the CPU.
-    ``cpu``, ``cuda``, ``cuda:N`` and ``mps`` are checked against the machine; anything
-    else, or a device it does not have, raises a :class:`SymmergeError` naming ``option``.
+    ``cpu``, ``cuda`` and ``cuda:N`` are checked against the machine; anything else, or a
+    device it does not have, raises a :class:`SymmergeError` naming ``option``.
     """
     if name is None or (isinstance(name, str) and name.strip().lower() == "auto"):
         return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() \
@@ -53,10 +55,8 @@ def resolve_device(name: str | torch.device | None = "auto", *, option: str = "-
                                 f"device(s): cuda:0 .. cuda:{count - 1}")
         return torch.device("cuda", index)
     if dev.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise SymmergeError(f"{option} {name}, but no Apple MPS GPU is available here; "
-                                f"use {option} cpu or auto")
-        return torch.device("mps")
+        raise SymmergeError(f"{option} mps is not supported: weight matching and the "
+                            f"experiments compute in float64, which MPS lacks; use {option} cpu")
     raise SymmergeError(
         f"unsupported {option} {name!r}; choose {', '.join(DEVICE_CHOICES)} or cuda:N"
     )
