@@ -57,7 +57,8 @@ def test_curves_come_back_on_the_cpu_with_the_cpu_numbers(device):
     targets = {"mse": torch.rand(3, 7, 7, generator=torch.Generator().manual_seed(1))}
     here = render_curves(SIREN, targets, chunk=5)(paths.to(device))
     assert_on(here, "cpu")
-    torch.testing.assert_close(here, render_curves(SIREN, targets, chunk=5)(paths))
+    cpu = render_curves(SIREN, targets, chunk=5)(paths)
+    torch.testing.assert_close(here, cpu, rtol=1e-4, atol=1e-8)  # float32 renders
     a, b = _pairs(CNN)
     paths = method_paths("naive", CNN, a, b, alpha_grid(3), Autoencoders(CNN), PathOptions())
     gen = torch.Generator().manual_seed(2)
@@ -65,7 +66,7 @@ def test_curves_come_back_on_the_cpu_with_the_cpu_numbers(device):
     curves = classifier_curves(CNN, images, labels, net_chunk=4, image_chunk=4)
     here = curves(paths.to(device))
     assert_on(here, "cpu")
-    torch.testing.assert_close(here, curves(paths))
+    torch.testing.assert_close(here, curves(paths), rtol=1e-4, atol=1e-8)
 
 
 def test_an_experiment_runs_on_the_device(assets, tmp_path, device):

@@ -204,7 +204,8 @@ def test_bf16_autocast_keeps_the_latent_float32_and_invariant(spec, probes, devi
         err = invariance_error(model.encode, spec, params, g)
         hidden = model.decoder[0](z)
         decoded = model(params)
-    assert z.dtype == torch.float32 and torch.equal(z, plain)
+    assert z.dtype == torch.float32  # the plain float32 latent (a GPU's scatter sums vary)
+    assert (z - plain).abs().max() <= tolerance(torch.float32) * plain.abs().max()
     assert err <= tolerance(torch.float32)
     assert hidden.dtype == torch.bfloat16 and decoded.dtype == torch.float32
 

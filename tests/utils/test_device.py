@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -10,7 +12,9 @@ from symmerge.utils.device import (
     describe_device,
     float32_region,
     module_device,
+    reproducible,
     resolve_device,
+    torch_flags_kept,
 )
 from symmerge.utils.seed import draw_device
 
@@ -73,3 +77,25 @@ def test_float32_region_turns_autocast_off_only_where_it_is_on():
         with float32_region(x):
             assert (x @ w.T).dtype == torch.float32
         assert (x @ w.T).dtype == torch.bfloat16
+
+
+def test_reproducible_turns_deterministic_kernels_on_for_cuda_only(monkeypatch):
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items()
+                                        if k != "CUBLAS_WORKSPACE_CONFIG"})
+    before = torch.are_deterministic_algorithms_enabled()
+    with reproducible(torch.device("cpu")):
+        assert torch.are_deterministic_algorithms_enabled() == before
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    with reproducible(torch.device("cuda", 0)):  # flags only: no GPU needed
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    assert torch.are_deterministic_algorithms_enabled() == before
+
+
+def test_torch_flags_kept_puts_the_flags_back():
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+    with torch_flags_kept():
+        torch.use_deterministic_algorithms(not before[0])
+        torch.backends.cudnn.benchmark = not before[1]
+    assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark) == before

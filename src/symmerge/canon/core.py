@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from symmerge.errors import SymmergeError
 from symmerge.limits import check_range
 from symmerge.specs import WeightSpaceSpec
-from symmerge.utils.device import module_device
+from symmerge.utils.device import module_device, reproducible
 
 if TYPE_CHECKING:
     from symmerge.training.config import TrainConfig
@@ -114,12 +114,14 @@ class AECanonicalizer(Canonicalizer):
     def decode(self, latents: Tensor) -> Tensor:
         """Decoded networks ``[B, P]`` of latents ``[B, d]`` (on ``latents``' device)."""
         self.model.eval()
-        return torch.cat([self.model.decode(z.to(self.device, torch.float32)).to(latents.device)
-                          for z in _chunks(latents, self.batch_size)])
+        with reproducible(self.device):
+            return torch.cat([self.model.decode(z.to(self.device, torch.float32))
+                              .to(latents.device) for z in _chunks(latents, self.batch_size)])
 
     @torch.no_grad()
     def _canonicalize(self, params: Tensor) -> Tensor:
-        out = self.model(params.to(self.device, torch.float32))
+        with reproducible(self.device):
+            out = self.model(params.to(self.device, torch.float32))
         return out.to(params.device, params.dtype)
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
-from collections.abc import Iterator
 
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
@@ -93,21 +91,6 @@ def describe_accelerator(accelerator: str, devices: int, num_nodes: int) -> str:
     if accelerator in ("cuda", "cpu"):
         return f"training on {describe_device(accelerator_device(accelerator))}"
     return f"training on {accelerator}"
-
-
-@contextlib.contextmanager
-def torch_flags_kept() -> Iterator[None]:
-    """Put back the global flags a deterministic Lightning run changes (deterministic
-    algorithms, cuDNN's benchmark mode): after training, other work in the process (the
-    experiments' cross-entropy on a GPU has no deterministic kernel) runs as before."""
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    benchmark = torch.backends.cudnn.benchmark
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-        torch.backends.cudnn.benchmark = benchmark
 
 
 def owns_run() -> bool:

@@ -51,14 +51,13 @@ from symmerge.training.launch import (
     describe_accelerator,
     owns_run,
     resolve_accelerator,
-    torch_flags_kept,
 )
 from symmerge.training.losses import RenderLoss, cnn_accuracy_report
 from symmerge.training.metrics_log import STASH, restore_history, stash_history
 from symmerge.training.module import AutoencoderModule, NonFiniteLossError
 from symmerge.training.resume import RandomState, load_weights, read_checkpoint
 from symmerge.training.rundir import RunDirectory, check_run_dir, last_checkpoint
-from symmerge.utils.device import module_device
+from symmerge.utils.device import module_device, reproducible, torch_flags_kept
 from symmerge.utils.io import (
     atomic_path,
     error_summary,
@@ -482,13 +481,15 @@ def load_autoencoder(
 def _batched(fn: Callable[[Tensor], Tensor], model: torch.nn.Module, params: Tensor,
              batch_size: int, device: str | torch.device | None) -> Tensor:
     """``fn`` over ``params`` in batches on ``device`` (moving ``model`` there; default:
-    where the model is), in eval mode; the result on ``params``' device."""
+    where the model is), in eval mode, reproducibly (:func:`reproducible`); the result on
+    ``params``' device."""
     if device is not None:
         model.to(device)
     dev = module_device(model)
     model.eval()
-    return torch.cat([fn(p.to(dev, torch.float32)).to(params.device)
-                      for p in params.split(batch_size)])
+    with reproducible(dev):
+        return torch.cat([fn(p.to(dev, torch.float32)).to(params.device)
+                          for p in params.split(batch_size)])
 
 
 @torch.no_grad()

@@ -10,6 +10,8 @@ float64, which MPS lacks (``train --accelerator mps`` is Lightning's own).
 from __future__ import annotations
 
 import contextlib
+import os
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -90,3 +92,34 @@ def float32_region(like: Tensor) -> contextlib.AbstractContextManager[None]:
     if not torch.is_autocast_enabled(device_type):
         return contextlib.nullcontext()
     return torch.autocast(device_type, enabled=False)
+
+
+@contextlib.contextmanager
+def torch_flags_kept() -> Iterator[None]:
+    """Put back, after the block, the global flags a deterministic run changes
+    (deterministic algorithms, cuDNN's benchmark mode): a Lightning ``Trainer(deterministic=
+    True)`` turns them on for the whole process, and other work in it (the experiments'
+    cross-entropy on a GPU has no deterministic kernel) should run as before."""
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    benchmark = torch.backends.cudnn.benchmark
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.backends.cudnn.benchmark = benchmark
+
+
+@contextlib.contextmanager
+def reproducible(device: torch.device) -> Iterator[None]:
+    """On a GPU, deterministic kernels inside the block: the encoders' scatter sums
+    otherwise add in a different order on every run, and the same seed would not give the
+    same numbers (as it does on the CPU). Kernels without a deterministic version warn
+    instead of failing; the flags are put back afterwards. A no-op off CUDA."""
+    if device.type != "cuda":
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
+    with torch_flags_kept():
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        yield
