@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.devices import DEVICES
+
 
 @pytest.fixture(params=[torch.float32, torch.float64], ids=["float32", "float64"])
 def dtype(request: pytest.FixtureRequest) -> torch.dtype:
@@ -27,3 +29,23 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(params=DEVICES)
+def device(request: pytest.FixtureRequest) -> torch.device:
+    """Run a test once per available device (``tests.devices.DEVICES``: cpu, and cuda
+    where torch sees a GPU), PyTorch Geometric's ``withDevice`` style."""
+    return torch.device(request.param)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _full_float32_on_cuda():
+    """Tolerances are float32's: no TF32 (cuDNN's convolutions default to it on GPUs
+    with tensor cores, matmuls may be switched to it), restored after the session."""
+    if not torch.cuda.is_available():
+        yield
+        return
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before

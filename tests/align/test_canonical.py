@@ -11,6 +11,7 @@ from symmerge.align.canonical import lexsort_rows
 from symmerge.errors import SymmergeError
 from symmerge.specs import MLPSpec, SirenSpec
 from symmerge.symmetry import assert_function_preserved, make_orbit
+from tests.devices import assert_on
 from tests.symmetry.nets import (
     SCALE_SPECS,
     SPECS,
@@ -28,10 +29,11 @@ def _incoming(spec, params, h):
 
 @pytest.mark.parametrize("transform", ["P", "D", "PD"])
 @pytest.mark.parametrize("spec", SPECS, ids=spec_id)
-def test_orbit_members_share_one_canonical_form(spec, transform, dtype, gen):
-    base = random_params(spec, 1, dtype=dtype, generator=gen)[0]
+def test_orbit_members_share_one_canonical_form(spec, transform, dtype, gen, device):
+    base = random_params(spec, 1, dtype=dtype, generator=gen)[0].to(device)
     members, _ = make_orbit(spec, base, 32, transform, scale_range=(1e-2, 1e2), generator=gen)
     canon, element = sort_canonicalize(spec, members)
+    assert_on((canon, element.perms, element.mults), device)
     ref, _ = sort_canonicalize(spec, base)
     assert_params_close(canon, ref.expand_as(canon))
     assert_function_preserved(spec, members, canon)

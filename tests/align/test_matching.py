@@ -16,6 +16,7 @@ from symmerge.symmetry import (
     make_orbit,
     sample_group_elements,
 )
+from tests.devices import assert_on
 from tests.symmetry.nets import assert_params_close, random_params, relative_diff, spec_id
 
 #: (spec, restarts). Measured failure rates from the identity alone (4 seeds x P/D/PD x 16
@@ -47,16 +48,18 @@ def _planted(spec, batch, transform, dtype, gen, rel_noise=1e-5):
 
 @pytest.mark.parametrize("transform", ["P", "D", "PD"])
 @pytest.mark.parametrize(("spec", "restarts"), PLANTED, ids=[spec_id(s) for s, _ in PLANTED])
-def test_recovers_planted_elements(spec, restarts, transform, dtype, gen):
+def test_recovers_planted_elements(spec, restarts, transform, dtype, gen, device):
     batch = 8
     a, b, g = _planted(spec, batch, transform, dtype, gen)
+    a, b = a.to(device), b.to(device)
     res = weight_matching(spec, a, b, restarts=restarts)
+    assert_on((res.aligned, res.objective, res.element.perms, res.element.mults), device)
     truth = g.inverse()
     for perm, mult, perm_t, mult_t in zip(
         res.element.perms, res.element.mults, truth.perms, truth.mults, strict=True
     ):
-        assert torch.equal(perm, perm_t)
-        assert relative_diff(mult, mult_t) < 1e-3
+        assert torch.equal(perm.cpu(), perm_t)
+        assert relative_diff(mult.cpu(), mult_t) < 1e-3
     assert relative_diff(res.aligned, a.expand_as(res.aligned)) < 1e-3
     assert torch.equal(res.element.apply(spec, b), res.aligned)
     assert_function_preserved(spec, b, res.aligned)
@@ -235,12 +238,14 @@ FORWARD_SPECS = [
 
 @pytest.mark.parametrize("transform", ["P", "D", "PD"])
 @pytest.mark.parametrize("spec", FORWARD_SPECS, ids=spec_id)
-def test_forward_recovers_planted_elements(spec, transform, dtype, gen):
+def test_forward_recovers_planted_elements(spec, transform, dtype, gen, device):
     a, b, g = _planted(spec, 8, transform, dtype, gen)
+    a, b = a.to(device), b.to(device)
     res = weight_matching(spec, a, b, strategy="forward")
+    assert_on((res.aligned, res.objective, res.element.perms, res.element.mults), device)
     truth = g.inverse()
     for perm, perm_t in zip(res.element.perms, truth.perms, strict=True):
-        assert torch.equal(perm, perm_t)
+        assert torch.equal(perm.cpu(), perm_t)
     assert relative_diff(res.aligned, a.expand_as(res.aligned)) < 1e-3
     assert torch.equal(res.element.apply(spec, b), res.aligned)
     assert_function_preserved(spec, b, res.aligned)

@@ -16,17 +16,23 @@ from symmerge.symmetry import assert_function_preserved, function_error, make_or
 from symmerge.symmetry.testing import tolerance
 from symmerge.training import load_autoencoder, reconstruct
 from symmerge.zoo import load_zoo, save_zoo
+from tests.devices import assert_on
 
 SPECS = [SirenSpec((2, 12, 10, 1)), MLPSpec((3, 8, 7, 2), "tanh"), MLPSpec((3, 8, 7, 2), "relu"),
          CNNSpec((1, 4, 5, 3), "relu"), CNNSpec((1, 4, 5, 3), "tanh")]
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.family}-{s.activation}")
-def test_sort_maps_every_orbit_member_to_identical_parameters(spec):
+def test_sort_maps_every_orbit_member_to_identical_parameters(spec, device):
     gen = torch.Generator().manual_seed(0)
-    base = spec.init_params(1, generator=gen, dtype=torch.float64)[0]
+    base = spec.init_params(1, generator=gen, dtype=torch.float64, device=device)[0]
     orbit, _ = make_orbit(spec, base, 12, "PD", generator=gen)
-    canonical = SortCanonicalizer(spec)(orbit)
+    canonical = SortCanonicalizer(spec, batch_size=5)(orbit)
+    assert_on(canonical, device)
+    # computed on the device, handed back on the inputs' (the CPU)
+    elsewhere = SortCanonicalizer(spec, batch_size=5, device=device)(orbit.cpu())
+    assert_on(elsewhere, "cpu")
+    torch.testing.assert_close(elsewhere, canonical.cpu())
     scale = canonical.abs().max()
     assert float((canonical - canonical[0]).abs().max() / scale) < 1e-12
     assert_function_preserved(spec, orbit, canonical)
@@ -42,23 +48,28 @@ def test_sort_single_network_and_float32_orbit():
     assert canonicalize(base, spec, "sort").shape == base.shape
 
 
-def test_ae_is_the_reconstruction(assets):
+def test_ae_is_the_reconstruction(assets, device):
     model, spec, _ = load_autoencoder(assets.run)
     params = load_zoo(assets.inr_zoo).params[:5]
-    canon = make_canonicalizer("ae", spec, run=assets.run)
+    canon = make_canonicalizer("ae", spec, run=assets.run, device=device)
     assert isinstance(canon, AECanonicalizer) and not canon.exact
-    torch.testing.assert_close(canon(params), reconstruct(model, params))
+    assert_on(list(canon.model.parameters()), device)
+    out = canon(params)  # the model on the device, the networks and results on the CPU
+    assert_on((out, canon.encode(params), canon.decode(canon.encode(params))), "cpu")
+    torch.testing.assert_close(out, reconstruct(model, params), rtol=1e-4, atol=1e-6)
+    assert_on((canon(params.to(device)), canon.encode(params.to(device))), device)
 
 
 @pytest.mark.parametrize("strategy", ["forward", "descent"])
-def test_ae_lift_computes_the_input_function(assets, strategy):
+def test_ae_lift_computes_the_input_function(assets, strategy, device):
     spec = load_zoo(assets.inr_zoo).spec
-    params = load_zoo(assets.inr_zoo).params[:6].double()
-    canon = make_canonicalizer("ae-lift", spec, run=assets.run, strategy=strategy)
+    params = load_zoo(assets.inr_zoo).params[:6].double().to(device)
+    canon = make_canonicalizer("ae-lift", spec, run=assets.run, strategy=strategy, device=device)
     assert isinstance(canon, AELiftCanonicalizer) and canon.exact and canon.strategy == strategy
     lifted, templates = canon.lift(params)
+    assert_on((lifted, templates), device)
     gen = torch.Generator().manual_seed(0)
-    grid = torch.rand(200, 2, generator=gen, dtype=torch.float64) * 2 - 1
+    grid = torch.rand(200, 2, generator=gen, dtype=torch.float64, device=device) * 2 - 1
     assert function_error(spec, params, lifted, grid) < tolerance(torch.float64)
     assert function_error(spec, params.float(), canon(params.float())) < tolerance(torch.float32)
     if strategy == "forward":  # one pass: no guarantee to ascend from the input
@@ -103,9 +114,9 @@ def test_errors(assets):
 
 
 @pytest.mark.parametrize("method", ["sort", "ae"])
-def test_canonicalize_zoo(assets, tmp_path, method):
+def test_canonicalize_zoo(assets, tmp_path, method, device):
     out = tmp_path / f"{method}.safetensors"
-    rep = canonicalize_zoo(assets.inr_zoo, out, method, run=assets.run)
+    rep = canonicalize_zoo(assets.inr_zoo, out, method, run=assets.run, device=device)
     src, dst = load_zoo(assets.inr_zoo), load_zoo(out)
     assert len(dst) == len(src) == rep.networks and rep.exact == (method == "sort")
     assert torch.equal(dst.labels, src.labels) and torch.equal(dst.image_index, src.image_index)

@@ -113,6 +113,24 @@ def test_reconstruct_keeps_a_stored_split(zoo_and_run, tmp_path, capsys):
     assert code == 0 and torch.equal(load_zoo(out).stored_split, split)
 
 
+def test_train_and_encode_find_the_device_and_say_so(zoo_and_run, tmp_path, capsys):
+    """Defaults: ``--accelerator auto``, ``--device auto``: a GPU when there is one."""
+    zoo, _ = zoo_and_run
+    here = "cuda:0" if torch.cuda.is_available() else "cpu"
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY))
+    run = tmp_path / "run"
+    code, _, err = run_cli(["train", "--zoo", zoo, "--out", run, "--config", cfg,
+                            "--max-epochs", 1, "--precision", "32"], capsys)
+    assert code == 0 and f"training on {here}" in err
+    out = tmp_path / "lat.safetensors"
+    code, stdout, err = run_cli(["encode", "--run", run, "--zoo", zoo, "--out", out], capsys)
+    assert code == 0 and f"note: running on {here}" in err and "(40, 8)" in stdout
+    code, _, err = run_cli(["train", "--zoo", zoo, "--out", tmp_path / "r2", "--config", cfg,
+                            "--precision", "16"], capsys)
+    assert code == 2 and "precision" in err and not (tmp_path / "r2").exists()
+
+
 def test_print_config_prints_the_resolved_yaml_and_trains_nothing(zoo_and_run, tmp_path,
                                                                    capsys):
     from symmerge.training.config import resolve_config

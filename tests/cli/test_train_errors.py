@@ -214,7 +214,7 @@ class TestInference:
         import symmerge.training
 
         monkeypatch.setattr(symmerge.training, command,
-                            lambda model, params, batch_size: params * float("nan"))
+                            lambda model, params, batch_size, **kw: params * float("nan"))
         code, _, err = self.run(command, made["run"], made["zoo"], tmp_path / "o.st", capsys)
         assert "non-finite" in error_line(code, err)
         assert not (tmp_path / "o.st").exists()

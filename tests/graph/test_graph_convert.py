@@ -19,6 +19,7 @@ from symmerge.graph import (
 )
 from symmerge.specs import CNNSpec, MLPSpec, SirenSpec
 from symmerge.symmetry import sample_group_elements
+from tests.devices import assert_on
 
 SPECS = [
     SirenSpec((2, 8, 8, 1)),
@@ -129,31 +130,35 @@ def test_input_node_defaults():
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
-def test_round_trip_and_each_parameter_once(spec, gen):
-    params = spec.init_params(4, generator=gen).requires_grad_(True)
+def test_round_trip_and_each_parameter_once(spec, gen, device):
+    params = spec.init_params(4, generator=gen, device=device).requires_grad_(True)
     batch = params_to_graph(spec, params)
+    assert_on([batch[k] for k in batch.keys()], device)  # noqa: SIM118 (Batch is not a dict)
     assert torch.equal(graph_to_params(spec, batch), params.detach())
     (batch.x.sum() + batch.edge_attr.sum()).backward()
     assert torch.equal(params.grad, torch.ones_like(params))  # every parameter exactly once
 
 
-def test_batch_is_pyg_compatible(gen):
+def test_batch_is_pyg_compatible(gen, device):
     spec = CNNSpec((1, 4, 4, 3), "relu")
-    params = spec.init_params(3, generator=gen)
+    params = spec.init_params(3, generator=gen, device=device)
     batch = params_to_graph(spec, params)
     again = Batch.from_data_list(batch.to_data_list())
     assert set(again.keys()) == set(batch.keys())
     for key in batch.keys():  # noqa: SIM118 (Batch is not a dict)
         assert torch.equal(again[key], batch[key]), key
     n = graph_template(spec).num_nodes
-    assert torch.equal(batch.batch, torch.arange(3).repeat_interleave(n))
+    assert torch.equal(batch.batch.cpu(), torch.arange(3).repeat_interleave(n))
+    assert torch.equal(batch.ptr.cpu(), torch.arange(4) * n)
 
 
-def test_mixed_groups(gen):
+def test_mixed_groups(gen, device):
     a, b, c = SirenSpec((2, 8, 8, 1)), MLPSpec((2, 3, 4, 5, 1), "tanh"), CNNSpec((1, 4, 3), "relu")
-    pa, pb, pc = (s.init_params(n, generator=gen) for s, n in ((a, 2), (b, 3), (c, 1)))
+    pa, pb, pc = (s.init_params(n, generator=gen, device=device)
+                  for s, n in ((a, 2), (b, 3), (c, 1)))
     mixed = graphs_from_groups([(a, pa), (b, pb), (c, pc)])
     assert mixed.num_graphs == 6 and mixed.edge_attr.shape[1] == 9
+    assert_on([mixed[k] for k in mixed.keys()], device)  # noqa: SIM118 (Batch is not a dict)
     groups = ((a, pa), (b, pb), (c, pc))
     singles = [g for s, p in groups for g in params_to_graph(s, p).to_data_list()]
     for i, want in enumerate(singles):
@@ -166,17 +171,18 @@ def test_mixed_groups(gen):
             assert torch.equal(got[key], w), (i, key)
     counts = torch.bincount(mixed.batch).tolist()
     assert counts == [19, 19, 15, 15, 15, 8]
-    assert torch.equal(mixed.ptr, torch.tensor([0, 19, 38, 53, 68, 83, 91]))
+    assert torch.equal(mixed.ptr.cpu(), torch.tensor([0, 19, 38, 53, 68, 83, 91]))
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
-def test_graph_action_matches_parameter_action(spec, gen):
-    params = spec.init_params(3, generator=gen, dtype=torch.float64)
-    g = sample_group_elements(spec, 3, generator=gen, dtype=torch.float64)
+def test_graph_action_matches_parameter_action(spec, gen, device):
+    params = spec.init_params(3, generator=gen, dtype=torch.float64, device=device)
+    g = sample_group_elements(spec, 3, generator=gen, dtype=torch.float64, device=device)
     tpl = graph_template(spec)
     before = params_to_graph(spec, params)
     after = params_to_graph(spec, g.apply(spec, params))
     act = graph_action(spec, g)
+    assert_on((act.node_perm, act.node_mult, act.edge_perm, act.edge_mult), device)
     x = before.x.reshape(3, tpl.num_nodes, -1)
     e = before.edge_attr.reshape(3, tpl.num_edges, -1)
     torch.testing.assert_close(act.nodes(x), after.x.reshape(x.shape), rtol=1e-12, atol=0)

@@ -17,6 +17,7 @@ from symmerge.merge import (
 )
 from symmerge.symmetry import assert_function_preserved, make_orbit
 from symmerge.zoo import load_zoo
+from tests.devices import assert_on
 
 SPEC = SirenSpec((2, 16, 16, 1))
 
@@ -73,12 +74,16 @@ def test_naive_is_the_weighted_mean():
 
 @pytest.mark.parametrize("method", ["wm", "sort"])
 @pytest.mark.parametrize("n", [2, 4])
-def test_merging_an_exact_orbit_returns_its_function(method, n):
+def test_merging_an_exact_orbit_returns_its_function(method, n, device):
     spec = MLPSpec((3, 10, 8, 2), "relu") if n == 4 else SPEC
     gen = torch.Generator().manual_seed(n)
-    base = spec.init_params(1, generator=gen, dtype=torch.float64)[0]
+    base = spec.init_params(1, generator=gen, dtype=torch.float64, device=device)[0]
     orbit, _ = make_orbit(spec, base, n, "PD", generator=gen)
     res = merge(orbit, spec, method)
+    assert_on((res.params, res.aligned, res.weights), device)
+    elsewhere = merge(orbit.cpu(), spec, method, device=device)  # computed there, back here
+    assert_on((elsewhere.params, elsewhere.aligned, elsewhere.weights), "cpu")
+    torch.testing.assert_close(elsewhere.params, res.params.cpu())
     assert res.aligned.shape == orbit.shape
     assert_function_preserved(spec, orbit, res.aligned)
     assert_function_preserved(spec, base.unsqueeze(0), res.params.unsqueeze(0))
@@ -88,7 +93,7 @@ def test_merging_an_exact_orbit_returns_its_function(method, n):
     assert float(err_naive) > 1e-3  # naive averaging of an orbit does break the function
 
 
-def test_n_model_merge_goes_through_canonical_space_in_one_batch(assets, monkeypatch):
+def test_n_model_merge_goes_through_canonical_space_in_one_batch(assets, monkeypatch, device):
     from symmerge.canon.core import AELiftCanonicalizer
 
     calls = []
@@ -101,7 +106,8 @@ def test_n_model_merge_goes_through_canonical_space_in_one_batch(assets, monkeyp
     monkeypatch.setattr(AELiftCanonicalizer, "lift", spy)
     z = load_zoo(assets.inr_zoo)
     params = z.params[:5]
-    res = merge(params, z.spec, "ae-lift", run=assets.run)
+    res = merge(params, z.spec, "ae-lift", run=assets.run, device=device)
+    assert_on((res.params, res.aligned), "cpu")
     assert calls == [5]  # one batched canonicalization, no pairwise matching
     assert_function_preserved(z.spec, params, res.aligned)
     torch.testing.assert_close(res.params, res.aligned.mean(0))

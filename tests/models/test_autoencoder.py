@@ -16,16 +16,19 @@ from symmerge.models import (
     build_encoder,
 )
 from symmerge.specs import CNNSpec, MLPSpec, SirenSpec
+from tests.devices import assert_on
 from tests.models._util import random_params, tiny_model
 
 
 @pytest.mark.parametrize("mode", ["sign", "permutation", "pna"])
-def test_api_shapes_and_order(mode, dtype):
+def test_api_shapes_and_order(mode, dtype, device):
     spec = SirenSpec((2, 8, 8, 1))
-    model = tiny_model(spec, dtype, mode=mode)
-    params = random_params(spec, 3, dtype)
+    model = tiny_model(spec, dtype, mode=mode, probe_points=4).to(device)
+    params = random_params(spec, 3, dtype).to(device)
     z = model.encode(params)
     assert z.shape == (3, model.latent_dim) and z.dtype == dtype
+    graph = model.graph(params)
+    assert_on((z, [graph[k] for k in graph.keys()], model(params)), device)  # noqa: SIM118
     torch.testing.assert_close(model.encode_graph(model.graph(params)), z)
     out = model(params)
     assert out.shape == params.shape
@@ -109,25 +112,26 @@ def test_config_validation():
 
 
 @pytest.mark.parametrize("spec", [SirenSpec((2, 8, 8, 1)), CNNSpec((1, 4, 4, 3), "relu")])
-def test_param_scale_keeps_invariance_and_scales_io(spec):
+def test_param_scale_keeps_invariance_and_scales_io(spec, device):
     from symmerge.symmetry import invariance_error, sample_group_elements
 
-    model = tiny_model(spec)
-    zoo = random_params(spec, 16, seed=1)
+    model = tiny_model(spec).to(device)
+    zoo = random_params(spec, 16, seed=1).to(device)
     z_before = model.encode(zoo)
-    scale = model.set_param_scale(zoo)
+    scale = model.set_param_scale(zoo.cpu())  # fitted on the model's device, whatever the input's
+    assert_on((scale, model.param_scale), device)
     # one constant per tensor: the RMS of that tensor over the zoo
     for a, b in zip(spec.offsets[:-1], spec.offsets[1:], strict=True):
         assert torch.allclose(scale[a:b], zoo[:, a:b].square().mean().sqrt().expand(b - a))
     assert not torch.allclose(model.encode(zoo), z_before)
     g = sample_group_elements(spec, 16, scale_range=(1e-2, 1e2), dtype=torch.float64,
-                              generator=torch.Generator().manual_seed(2))
+                              generator=torch.Generator().manual_seed(2), device=device)
     assert invariance_error(model.encode, spec, zoo, g) < 1e-8
     z = model.encode(zoo)
     assert torch.allclose(model.decode(z), model.decoder(z) * scale)
     reloaded = tiny_model(spec)
     reloaded.load_state_dict(model.state_dict())
-    assert torch.equal(reloaded.param_scale, scale)
+    assert torch.equal(reloaded.param_scale, scale.cpu())
 
 
 @pytest.mark.parametrize("spec", [SirenSpec((2, 8, 8, 1)), CNNSpec((1, 4, 4, 3), "relu")])
@@ -177,6 +181,33 @@ def test_probe_inputs_and_scales_are_fixed_and_saved(spec):
     assert "probe_inputs" not in plain.state_dict()
     with pytest.raises(RuntimeError):
         plain.load_state_dict(model.state_dict())
+
+
+@pytest.mark.parametrize("probes", [0, 8], ids=["bias", "probes"])
+@pytest.mark.parametrize("spec", [SirenSpec((2, 8, 8, 1)), CNNSpec((1, 4, 4, 3), "relu")],
+                         ids=["sign", "scale"])
+def test_bf16_autocast_keeps_the_latent_float32_and_invariant(spec, probes, device):
+    """Under ``precision: bf16-mixed`` (autocast to bfloat16) the encoder runs in float32:
+    the latent is the float32 one and invariant to the float32 tolerance; the decoder's
+    hidden layers run in bfloat16, its output layer in float32."""
+    from symmerge.symmetry import invariance_error, sample_group_elements, tolerance
+
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        pytest.skip("this GPU has no bfloat16")
+    model = tiny_model(spec, torch.float32, probe_points=probes).to(device)
+    params = random_params(spec, 4, torch.float32).to(device)
+    g = sample_group_elements(spec, 4, scale_range=(1e-2, 1e2), device=device,
+                              generator=torch.Generator().manual_seed(1))
+    plain = model.encode(params)
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
+        z = model.encode(params)
+        err = invariance_error(model.encode, spec, params, g)
+        hidden = model.decoder[0](z)
+        decoded = model(params)
+    assert z.dtype == torch.float32  # the plain float32 latent (a GPU's scatter sums vary)
+    assert (z - plain).abs().max() <= tolerance(torch.float32) * plain.abs().max()
+    assert err <= tolerance(torch.float32)
+    assert hidden.dtype == torch.bfloat16 and decoded.dtype == torch.float32
 
 
 def test_probe_points_validated():

@@ -10,6 +10,7 @@ from symmerge.models import EncoderConfig, GaussianFourierFeatures, build_autoen
 from symmerge.models.config import PNA_DEFAULTS
 from symmerge.specs import CNNSpec, SirenSpec
 from symmerge.symmetry import invariance_error, sample_group_elements, tolerance
+from tests.devices import assert_on
 from tests.models._util import random_params
 
 SIREN, CNN = SirenSpec((2, 8, 8, 1)), CNNSpec((1, 4, 4, 3), "relu")
@@ -27,23 +28,26 @@ def ng_model(spec, dtype=torch.float64, **overrides):
     return model
 
 
-def permutations(spec, batch, dtype=torch.float64, seed=1):
-    return sample_group_elements(spec, batch, diagonal=False, dtype=dtype,
+def permutations(spec, batch, dtype=torch.float64, seed=1, device=None):
+    return sample_group_elements(spec, batch, diagonal=False, dtype=dtype, device=device,
                                  generator=torch.Generator().manual_seed(seed))
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
-def test_latent_permutation_invariant_float64(spec):
-    model = ng_model(spec)
-    params = random_params(spec, 3)
-    assert invariance_error(model.encode, spec, params, permutations(spec, 3)) <= 1e-8
+def test_latent_permutation_invariant_float64(spec, device):
+    model = ng_model(spec).to(device)
+    params = random_params(spec, 3).to(device)
+    assert_on(model.encode(params), device)
+    g = permutations(spec, 3, device=device)
+    assert invariance_error(model.encode, spec, params, g) <= 1e-8
 
 
 @pytest.mark.parametrize("spec", [SIREN, CNN], ids=["siren", "cnn"])
-def test_latent_permutation_invariant_float32(spec):
-    model = ng_model(spec, torch.float32)
-    params = random_params(spec, 4, torch.float32)
-    g = permutations(spec, 4, torch.float32)
+def test_latent_permutation_invariant_float32(spec, device):
+    model = ng_model(spec, torch.float32).to(device)
+    params = random_params(spec, 4, torch.float32).to(device)
+    g = permutations(spec, 4, torch.float32, device=device)
+    assert_on(model.encode(params), device)
     assert invariance_error(model.encode, spec, params, g) <= tolerance(torch.float32)
 
 

@@ -9,6 +9,7 @@ from symmerge.graph import graph_action, graph_template
 from symmerge.models import MLP
 from symmerge.specs import CNNSpec, MLPSpec, SirenSpec
 from symmerge.symmetry import invariance_error, sample_group_elements, tolerance
+from tests.devices import assert_on
 from tests.models._util import random_params, tiny_model
 
 SIGN = [
@@ -22,19 +23,20 @@ SCALE = [MLPSpec((3, 6, 5, 2), "relu"), CNNSpec((1, 4, 4, 3), "relu"),
 TRANSFORMS = {"P": {"diagonal": False}, "D": {"permute": False}, "PD": {}}
 
 
-def element(spec, batch, transform, dtype=torch.float64, seed=1):
+def element(spec, batch, transform, dtype=torch.float64, seed=1, device=None):
     return sample_group_elements(
-        spec, batch, scale_range=(1e-2, 1e2), dtype=dtype,
+        spec, batch, scale_range=(1e-2, 1e2), dtype=dtype, device=device,
         generator=torch.Generator().manual_seed(seed), **TRANSFORMS[transform],
     )
 
 
 @pytest.mark.parametrize("transform", TRANSFORMS)
 @pytest.mark.parametrize("spec", SIGN + SCALE, ids=lambda s: f"{s.activation}{list(s.layout)}")
-def test_latent_invariant_float64(spec, transform):
-    model = tiny_model(spec)
-    params = random_params(spec, 3)
-    err = invariance_error(model.encode, spec, params, element(spec, 3, transform))
+def test_latent_invariant_float64(spec, transform, device):
+    model = tiny_model(spec).to(device)
+    params = random_params(spec, 3).to(device)
+    assert_on(model.encode(params), device)
+    err = invariance_error(model.encode, spec, params, element(spec, 3, transform, device=device))
     assert err <= 1e-8
 
 
@@ -54,10 +56,11 @@ def test_variants_invariant_float64(spec, variant):
 
 @pytest.mark.parametrize("probes", [0, 16], ids=["bias", "probes"])
 @pytest.mark.parametrize("spec", [SIGN[0], SCALE[1]], ids=["sign", "scale"])
-def test_latent_invariant_float32(spec, probes):
-    model = tiny_model(spec, torch.float32, probe_points=probes)
-    params = random_params(spec, 4, torch.float32)
-    g = element(spec, 4, "PD", torch.float32)
+def test_latent_invariant_float32(spec, probes, device):
+    model = tiny_model(spec, torch.float32, probe_points=probes).to(device)
+    params = random_params(spec, 4, torch.float32).to(device)
+    g = element(spec, 4, "PD", torch.float32, device=device)
+    assert_on(model.encode(params), device)
     assert invariance_error(model.encode, spec, params, g) <= tolerance(torch.float32)
 
 

@@ -10,6 +10,7 @@ import torch
 from symmerge.specs import CNNSpec, MLPSpec, SirenSpec
 from symmerge.specs.siren import coordinate_grid
 from symmerge.symmetry import tolerance
+from tests.devices import assert_on
 from tests.symmetry.nets import SPECS, random_params, relative_diff, spec_id
 
 FORWARD_SPECS = [
@@ -22,18 +23,21 @@ FORWARD_SPECS = [
 ]
 
 
-def _inputs(spec, n, dtype, gen):
-    return spec.probe_inputs(n, dtype=dtype, generator=gen)
+def _inputs(spec, n, dtype, gen, device=None):
+    return spec.probe_inputs(n, dtype=dtype, generator=gen, device=device)
 
 
 @pytest.mark.parametrize("spec", FORWARD_SPECS, ids=spec_id)
-def test_batched_forward_matches_modules(spec, dtype, gen):
-    params = random_params(spec, 3, dtype=dtype, generator=gen)
-    x = _inputs(spec, 8, dtype, gen)
+def test_batched_forward_matches_modules(spec, dtype, gen, device):
+    params = random_params(spec, 3, dtype=dtype, generator=gen).to(device)
+    x = _inputs(spec, 8, dtype, gen, device)
     out = spec.forward(params, x)
     assert out.shape == (3, 8, spec.layout[-1]) and out.dtype == dtype
+    assert_on((x, out, spec.neuron_values(params, x)), device)
     with torch.no_grad():
-        expected = torch.stack([spec.module(p)(x) for p in params])
+        modules = [spec.module(p) for p in params]
+        assert_on([list(m.parameters()) for m in modules], device)
+        expected = torch.stack([m(x) for m in modules])
     assert relative_diff(out, expected) <= tolerance(dtype)
     # a single network [P] gives [N, n_L]
     assert relative_diff(spec.forward(params[1], x), out[1]) <= tolerance(dtype)
@@ -63,6 +67,17 @@ def test_cnn_minimal_input_reaches_one_pixel(dtype, gen):
     assert relative_diff(spec.forward(params, x), expected) <= tolerance(dtype)
 
 
+def test_forward_moves_inputs_to_the_networks_device(device):
+    """Inputs given elsewhere (the CPU) are moved to the parameters' device, as they are
+    converted to their dtype: the outputs live with the networks."""
+    spec = MLPSpec(layout=(2, 5, 3), activation="tanh")
+    params = random_params(spec, 2, dtype=torch.float64, generator=torch.Generator()).to(device)
+    x = torch.randn(4, 2, generator=torch.Generator().manual_seed(1))  # float32, on the CPU
+    out = spec.forward(params, x)
+    assert_on(out, device)
+    assert torch.equal(out, spec.forward(params, x.to(device, torch.float64)))
+
+
 def test_siren_output_offset_and_sine_frequency(dtype):
     """f(x) = W_L h + b_L + offset with h = sin(w0 (W x + b)), w0 applied to the bias too."""
     spec = SirenSpec(layout=(2, 1, 1), w0=30.0, output_offset=0.5)
@@ -72,18 +87,20 @@ def test_siren_output_offset_and_sine_frequency(dtype):
     assert relative_diff(spec.forward(params, x)[:, 0], expected) <= tolerance(dtype)
 
 
-def test_render_grid_convention(dtype, gen):
+def test_render_grid_convention(dtype, gen, device):
     """img[r, c] = f(x_c, y_r) with x, y = linspace(-1, 1, R)."""
     res = 7
-    grid = coordinate_grid(res, dtype=dtype)
-    axis = torch.linspace(-1, 1, res, dtype=dtype)
+    grid = coordinate_grid(res, dtype=dtype, device=device)
+    axis = torch.linspace(-1, 1, res, dtype=dtype, device=device)
+    assert_on(grid, device)
     for r in range(res):
         for c in range(res):
             assert torch.equal(grid[r * res + c], torch.stack([axis[c], axis[r]]))
     spec = SirenSpec(layout=(2, 8, 1))
-    params = random_params(spec, 2, dtype=dtype, generator=gen)
+    params = random_params(spec, 2, dtype=dtype, generator=gen).to(device)
     img = spec.render(params, res)
     assert img.shape == (2, res, res)
+    assert_on(img, device)
     for r, c in [(0, 0), (1, 5), (6, 2)]:
         point = torch.stack([axis[c], axis[r]]).unsqueeze(0)
         assert relative_diff(img[:, r, c], spec.forward(params, point)[:, 0, 0]) <= tolerance(dtype)
@@ -148,6 +165,16 @@ def test_init_params(dtype, gen):
         zip(cnn.unflatten(scaled)[0], cnn.unflatten(base)[0], strict=True)
     ):
         assert torch.equal(w_s, 2.0 * w_b), layer
+
+
+@pytest.mark.parametrize("spec", [SirenSpec((2, 5, 1)), MLPSpec((2, 4, 3)), CNNSpec()],
+                         ids=spec_id)
+def test_init_and_probes_on_device_equal_the_cpu_draws(spec, device):
+    """Drawn on the seeded CPU generator, moved once: the same numbers on every device."""
+    for make in (spec.init_params, spec.probe_inputs):
+        here = make(3, generator=torch.Generator().manual_seed(5), device=device)
+        assert_on(here, device)
+        assert torch.equal(here.cpu(), make(3, generator=torch.Generator().manual_seed(5)))
 
 
 @pytest.mark.parametrize("spec", FORWARD_SPECS, ids=spec_id)

@@ -9,6 +9,7 @@ import torch
 
 from symmerge.errors import SymmergeError
 from symmerge.specs import CNNSpec, MLPSpec, SirenSpec, spec_from_dict, spec_from_json
+from tests.devices import assert_on
 from tests.symmetry.nets import SPECS, random_params, spec_id
 
 
@@ -43,18 +44,19 @@ def test_flat_order_is_state_dict_order(spec, dtype):
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=spec_id)
-def test_state_dict_and_module_round_trip_is_exact(spec, dtype, gen):
-    params = random_params(spec, 1, dtype=dtype, generator=gen)[0]
+def test_state_dict_and_module_round_trip_is_exact(spec, dtype, gen, device):
+    params = random_params(spec, 1, dtype=dtype, generator=gen)[0].to(device)
     back = spec.from_state_dict(spec.to_state_dict(params))
     assert back.dtype == dtype and torch.equal(back, params)
     module = spec.module(params)
+    assert_on((back, list(module.parameters())), device)
     assert list(module.state_dict()) == [k for k, _ in spec.param_shapes]
     assert torch.equal(spec.from_module(module), params)
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=spec_id)
-def test_unflatten_flatten_round_trip(spec, dtype, gen):
-    params = random_params(spec, 6, dtype=dtype, generator=gen).reshape(2, 3, -1)
+def test_unflatten_flatten_round_trip(spec, dtype, gen, device):
+    params = random_params(spec, 6, dtype=dtype, generator=gen).reshape(2, 3, -1).to(device)
     ws, bs = spec.unflatten(params)
     assert len(ws) == len(bs) == spec.num_layers
     for layer, (w, b) in enumerate(zip(ws, bs, strict=True)):

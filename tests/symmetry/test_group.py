@@ -17,6 +17,7 @@ from symmerge.symmetry import (
     sample_group_elements,
     tolerance,
 )
+from tests.devices import assert_on
 from tests.symmetry.nets import (
     SCALE_SPECS,
     SIGN_SPECS,
@@ -38,40 +39,56 @@ def _shifts(e: GroupElement) -> tuple[torch.Tensor, ...]:
     return e.shifts if e.shifts is not None else tuple(torch.zeros_like(p) for p in e.perms)
 
 
-def _sample(spec, batch, dtype, gen, *, transform="PD", phase=False, max_shift=1):
+def _sample(spec, batch, dtype, gen, *, transform="PD", phase=False, max_shift=1, device=None):
     return sample_group_elements(
         spec, batch, permute="P" in transform, diagonal="D" in transform, phase=phase,
-        scale_range=SCALES, max_shift=max_shift, generator=gen, dtype=dtype,
+        scale_range=SCALES, max_shift=max_shift, generator=gen, dtype=dtype, device=device,
     )
 
 
 @pytest.mark.parametrize("transform", ["P", "D", "PD"])
 @pytest.mark.parametrize("spec", SPECS, ids=spec_id)
-def test_transforms_preserve_function(spec, transform, dtype, gen):
-    params = random_params(spec, 8, dtype=dtype, generator=gen)
-    moved = _sample(spec, 8, dtype, gen, transform=transform).apply(spec, params)
+def test_transforms_preserve_function(spec, transform, dtype, gen, device):
+    params = random_params(spec, 8, dtype=dtype, generator=gen).to(device)
+    g = _sample(spec, 8, dtype, gen, transform=transform, device=device)
+    moved = g.apply(spec, params)
+    assert_on((g.perms, g.mults, moved), device)
     assert relative_diff(moved, params) > 0.1  # the parameters really moved
     assert_function_preserved(spec, params, moved)
 
 
+def test_seeded_elements_are_the_same_on_every_device(device):
+    """Drawn on the (CPU) generator's device, then moved: the same elements anywhere."""
+    spec = SPECS[2]
+    here = _sample(spec, 5, torch.float64, torch.Generator().manual_seed(7), phase=True,
+                   device=device)
+    cpu = _sample(spec, 5, torch.float64, torch.Generator().manual_seed(7), phase=True)
+    assert_on((here.perms, here.mults, here.shifts), device)
+    for a, b in zip(here.perms + here.mults + here.shifts, cpu.perms + cpu.mults + cpu.shifts,
+                    strict=True):
+        assert torch.equal(a.cpu(), b)
+
+
 @pytest.mark.parametrize("max_shift", [1, 3])
 @pytest.mark.parametrize("spec", SIRENS, ids=spec_id)
-def test_phase_shifts_preserve_function(spec, max_shift, dtype, gen):
-    params = random_params(spec, 8, dtype=dtype, generator=gen)
+def test_phase_shifts_preserve_function(spec, max_shift, dtype, gen, device):
+    params = random_params(spec, 8, dtype=dtype, generator=gen).to(device)
     for transform in ("", "PD"):
-        g = _sample(spec, 8, dtype, gen, transform=transform, phase=True, max_shift=max_shift)
+        g = _sample(spec, 8, dtype, gen, transform=transform, phase=True, max_shift=max_shift,
+                    device=device)
         assert_function_preserved(spec, params, g.apply(spec, params))
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=spec_id)
-def test_composition_law(spec, dtype, gen):
+def test_composition_law(spec, dtype, gen, device):
     phase = isinstance(spec, SirenSpec)
-    params = random_params(spec, 6, dtype=dtype, generator=gen)
-    g1 = _sample(spec, 6, dtype, gen, phase=phase, max_shift=2)
-    g2 = _sample(spec, 6, dtype, gen, phase=phase, max_shift=2)
+    params = random_params(spec, 6, dtype=dtype, generator=gen).to(device)
+    g1 = _sample(spec, 6, dtype, gen, phase=phase, max_shift=2, device=device)
+    g2 = _sample(spec, 6, dtype, gen, phase=phase, max_shift=2, device=device)
     assert_params_close(g2.compose(g1).apply(spec, params), g2.apply(spec, g1.apply(spec, params)))
-    g3 = _sample(spec, 6, dtype, gen, phase=phase)
+    g3 = _sample(spec, 6, dtype, gen, phase=phase, device=device)
     left, right = g3.compose(g2).compose(g1), g3.compose(g2.compose(g1))
+    assert_on((left.perms, left.mults, left.shifts), device)
     for a, b in zip(left.perms + _shifts(left), right.perms + _shifts(right), strict=True):
         assert torch.equal(a, b)
     for a, b in zip(left.mults, right.mults, strict=True):
@@ -79,17 +96,18 @@ def test_composition_law(spec, dtype, gen):
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=spec_id)
-def test_inverse_and_identity(spec, dtype, gen):
+def test_inverse_and_identity(spec, dtype, gen, device):
     phase = isinstance(spec, SirenSpec)
-    params = random_params(spec, 6, dtype=dtype, generator=gen)
-    g = _sample(spec, 6, dtype, gen, phase=phase, max_shift=2)
-    ident = GroupElement.identity(spec, 6, dtype=dtype, phase=phase)
+    params = random_params(spec, 6, dtype=dtype, generator=gen).to(device)
+    g = _sample(spec, 6, dtype, gen, phase=phase, max_shift=2, device=device)
+    ident = GroupElement.identity(spec, 6, dtype=dtype, phase=phase, device=device)
     assert torch.equal(ident.apply(spec, params), params)
     assert_params_close(g.inverse().apply(spec, g.apply(spec, params)), params)
     assert_params_close(g.apply(spec, g.inverse().apply(spec, params)), params)
     for e in (g.inverse().compose(g), g.compose(g.inverse())):
+        assert_on((e.perms, e.mults, e.shifts), device)
         for perm, mult, shift in zip(e.perms, e.mults, _shifts(e), strict=True):
-            assert torch.equal(perm, torch.arange(perm.shape[1]).expand_as(perm))
+            assert torch.equal(perm.cpu(), torch.arange(perm.shape[1]).expand_as(perm))
             assert_params_close(mult, torch.ones_like(mult))
             assert not shift.any()
     for e in (ident.compose(g), g.compose(ident)):

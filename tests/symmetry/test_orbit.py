@@ -8,6 +8,7 @@ import torch
 from symmerge.errors import SymmergeError
 from symmerge.specs import SirenSpec
 from symmerge.symmetry import assert_function_preserved, function_error, make_orbit
+from tests.devices import assert_on
 from tests.symmetry.nets import SPECS, assert_params_close, random_params, spec_id
 
 
@@ -19,15 +20,16 @@ def _rows(spec, params, h):
 
 @pytest.mark.parametrize("transform", ["P", "D", "PD"])
 @pytest.mark.parametrize("spec", SPECS, ids=spec_id)
-def test_orbit_members(spec, transform, dtype, gen):
-    base = random_params(spec, 1, dtype=dtype, generator=gen)[0]
+def test_orbit_members(spec, transform, dtype, gen, device):
+    base = random_params(spec, 1, dtype=dtype, generator=gen)[0].to(device)
     members, g = make_orbit(spec, base, 16, transform, scale_range=(1e-2, 1e2), generator=gen)
+    assert_on((members, g.perms, g.mults), device)
     assert members.shape == (16, spec.num_params) and members.dtype == dtype
     assert g.batch_size == 16 and g.shifts is None
     assert torch.equal(members, g.apply(spec, base.expand(16, -1)))
     assert_function_preserved(spec, base.expand(16, -1), members)
     for h, (perm, mult) in enumerate(zip(g.perms, g.mults, strict=True)):
-        identity = torch.arange(perm.shape[1]).expand_as(perm)
+        identity = torch.arange(perm.shape[1], device=device).expand_as(perm)
         assert torch.equal(perm, identity) == ("P" not in transform)
         assert bool((mult == 1).all()) == ("D" not in transform)
         if h == 0:  # first layer rows are the base rows, permuted and multiplied
@@ -43,10 +45,11 @@ def test_phase_orbits(spec, dtype, gen):
     assert_function_preserved(spec, base.expand(16, -1), members)
 
 
-def test_noise(dtype, gen):
+def test_noise(dtype, gen, device):
     spec = SirenSpec()
-    base = random_params(spec, 1, dtype=dtype, generator=gen)[0]
+    base = random_params(spec, 1, dtype=dtype, generator=gen)[0].to(device)
     members, g = make_orbit(spec, base, 64, "PD", noise_std=0.005, generator=gen)
+    assert_on(members, device)
     noise = members - g.apply(spec, base.expand(64, -1))
     assert abs(float(noise.std()) - 0.005) < 2e-4 and abs(float(noise.mean())) < 1e-4
     assert function_error(spec, base.expand(64, -1), members) > 1e-3

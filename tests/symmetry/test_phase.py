@@ -17,6 +17,7 @@ from symmerge.symmetry import (
     tolerance,
 )
 from symmerge.symmetry.phase import phase_element
+from tests.devices import assert_on
 from tests.symmetry.nets import SIRENS, assert_params_close, random_params, spec_id
 
 DENSE_GRID = 200  # 200 x 200 points in [-1, 1]^2
@@ -43,10 +44,11 @@ def test_preserves_function_on_dense_grid(spec, bias_phase, dtype, gen):
 
 
 @pytest.mark.parametrize("spec", SIRENS, ids=spec_id)
-def test_canonical_form(spec, dtype, gen):
+def test_canonical_form(spec, dtype, gen, device):
     """Hidden biases in [0, pi / (2 w0)], rows only change sign, the output layer is kept."""
-    params = random_params(spec, 4, dtype=dtype, generator=gen, bias_phase=20.0)
+    params = random_params(spec, 4, dtype=dtype, generator=gen, bias_phase=20.0).to(device)
     canon = canonicalize_phase(spec, params)
+    assert_on(canon, device)
     (ws, bs), (wc, bc) = spec.unflatten(params), spec.unflatten(canon)
     slack = 4 * torch.finfo(dtype).eps
     for h in range(spec.num_hidden):

@@ -8,8 +8,9 @@ the hidden layers in random order; each step is a linear assignment problem on
     C[i, j] = <in_A[i], in_B'[j]> + <out_A[i], out_B'[j]>
 
 (``in``: bias and incoming weights, ``out``: outgoing weights of hidden neuron ``i``
-of A and ``j`` of the current aligned B'), computed for all B pairs at once. The
-LAP itself runs per pair on CPU (``scipy.optimize.linear_sum_assignment``). Modes:
+of A and ``j`` of the current aligned B'), computed for all B pairs at once, on the
+networks' device. The LAP itself runs per pair on CPU (``scipy.optimize.linear_sum_assignment``):
+each step copies its cost matrices to the host once and the solutions back. Modes:
 
 * ``"perm"``: permutations only (the paper's baseline), ``max sum_i C[i, pi(i)]``;
 * ``"sign"`` (sine, tanh): signed permutations, the LAP on ``|C|`` and
@@ -128,9 +129,9 @@ def _descend(
     wide = torch.float64
     rows_a = [incoming(spec, a, h).to(wide) for h in range(hidden)]
     cols_a = [outgoing(spec, a, h).to(wide) for h in range(hidden)]
-    active = torch.ones(batch, dtype=torch.bool)
+    active = np.ones(batch, dtype=bool)  # host bookkeeping of the LAPs (which run on the CPU)
     for order in orders:
-        changed = torch.zeros(batch, dtype=torch.bool)
+        changed = np.zeros(batch, dtype=bool)
         for h in order:
             # C[b, i, j] = <in_A[i], in_B'[j]> + <out_A[i], out_B'[j]>, all pairs at once
             cost = torch.bmm(rows_a[h], incoming(spec, cur, h).to(wide).mT)
@@ -138,18 +139,18 @@ def _descend(
             cost_np = cost.cpu().numpy()
             n = cost_np.shape[-1]
             perm, sign = np.tile(np.arange(n), (batch, 1)), np.ones((batch, n))
-            for i in torch.nonzero(active).flatten().tolist():
+            for i in np.flatnonzero(active):
                 perm[i], sign[i], improved = _solve(cost_np[i], signed)
                 changed[i] |= improved
             step = layer_element(
                 spec, h,
-                torch.from_numpy(perm).to(b.device),
+                torch.from_numpy(perm).to(b.device, torch.long),
                 torch.from_numpy(sign).to(device=b.device, dtype=b.dtype),
             )
             cur = step.apply(spec, cur)
             element = step.compose(element)
         active &= changed
-        if not bool(active.any()):
+        if not active.any():
             break
     return element
 
@@ -166,7 +167,7 @@ def _forward(spec: WeightSpaceSpec, a: Tensor, b: Tensor, signed: bool) -> Group
         solved = [_solve(c, signed)[:2] for c in cost.cpu().numpy()]
         step = layer_element(
             spec, h,
-            torch.from_numpy(np.stack([p for p, _ in solved])).to(b.device),
+            torch.from_numpy(np.stack([p for p, _ in solved])).to(b.device, torch.long),
             torch.from_numpy(np.stack([s for _, s in solved])).to(device=b.device, dtype=b.dtype),
         )
         cur = step.apply(spec, cur)
@@ -195,17 +196,17 @@ def _descend_with_restarts(
     the same for every pair, so a pair's result does not depend on the batch it is in.
     """
     batch = b.shape[0]
-    gen = torch.Generator().manual_seed(seed)
-    orders = [torch.randperm(spec.num_hidden, generator=gen).tolist() for _ in range(max_iter)]
+    gen = torch.Generator().manual_seed(seed)  # on the CPU: the same draws on every device
+    orders = [torch.randperm(spec.num_hidden, generator=gen, device=gen.device).tolist()
+              for _ in range(max_iter)]
     best = GroupElement.identity(spec, batch, dtype=b.dtype, device=b.device)
     best = _descend(spec, a, b, best, signed, orders)
     best_obj = _objective(spec, a, b, best)
     for _ in range(restarts):
-        one = sample_group_elements(spec, 1, diagonal=signed, generator=gen, dtype=b.dtype)
-        start = GroupElement(
-            tuple(p.to(b.device).expand(batch, -1) for p in one.perms),
-            tuple(q.to(b.device).expand(batch, -1) for q in one.mults),
-        )
+        one = sample_group_elements(spec, 1, diagonal=signed, generator=gen, dtype=b.dtype,
+                                    device=b.device)
+        start = GroupElement(tuple(p.expand(batch, -1) for p in one.perms),
+                             tuple(q.expand(batch, -1) for q in one.mults))
         element = _descend(spec, a, b, start, signed, orders)
         obj = _objective(spec, a, b, element)
         better = obj > best_obj

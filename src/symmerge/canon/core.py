@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from symmerge.errors import SymmergeError
 from symmerge.limits import check_range
 from symmerge.specs import WeightSpaceSpec
+from symmerge.utils.device import module_device, reproducible
 
 if TYPE_CHECKING:
     from symmerge.training.config import TrainConfig
@@ -42,16 +43,20 @@ def _chunks(params: Tensor, size: int) -> Iterator[Tensor]:
 class Canonicalizer:
     """Maps networks ``[B, P]`` (or one ``[P]``) to canonical representatives ``[B, P]``.
 
-    ``exact`` is True when the output computes exactly the input's function.
+    ``exact`` is True when the output computes exactly the input's function. Batches
+    are computed on ``device`` (default: where the inputs are; for ``ae`` and ``ae-lift``
+    where the autoencoder is) and returned on the inputs' device.
     """
 
     name: ClassVar[str] = ""
     exact: ClassVar[bool] = True
 
-    def __init__(self, spec: WeightSpaceSpec, *, batch_size: int = 1024) -> None:
+    def __init__(self, spec: WeightSpaceSpec, *, batch_size: int = 1024,
+                 device: str | torch.device | None = None) -> None:
         check_range(batch_size, "batch_size", 1, sys.maxsize)
         self.spec = spec
         self.batch_size = batch_size
+        self.device = None if device is None else torch.device(device)
 
     def __call__(self, params: Tensor) -> Tensor:
         single = params.ndim == 1
@@ -61,7 +66,9 @@ class Canonicalizer:
             raise SymmergeError(f"canonicalize takes [B, P] or [P], got {tuple(params.shape)}")
         if batch.shape[0] == 0:
             return batch.clone()
-        out = torch.cat([self._canonicalize(c) for c in _chunks(batch, self.batch_size)])
+        dev = self.device or batch.device
+        out = torch.cat([self._canonicalize(c.to(dev)).to(batch.device)
+                         for c in _chunks(batch, self.batch_size)])
         return out[0] if single else out
 
     def _canonicalize(self, params: Tensor) -> Tensor:  # pragma: no cover - abstract
@@ -85,31 +92,37 @@ class SortCanonicalizer(Canonicalizer):
 
 
 class AECanonicalizer(Canonicalizer):
-    """The autoencoder's reconstruction (lossy; one template per orbit)."""
+    """The autoencoder's reconstruction (lossy; one template per orbit), computed where
+    the model is (moved to ``device`` if given)."""
 
     name = "ae"
     exact = False
 
-    def __init__(self, spec: WeightSpaceSpec, model: nn.Module, *, batch_size: int = 1024) -> None:
-        super().__init__(spec, batch_size=batch_size)
-        self.model = model.eval()
+    def __init__(self, spec: WeightSpaceSpec, model: nn.Module, *, batch_size: int = 1024,
+                 device: str | torch.device | None = None) -> None:
+        self.model = (model if device is None else model.to(device)).eval()
+        super().__init__(spec, batch_size=batch_size, device=module_device(self.model))
 
     @torch.no_grad()
     def encode(self, params: Tensor) -> Tensor:
-        """Latents ``[B, d]``."""
+        """Latents ``[B, d]`` (on ``params``' device)."""
         from symmerge.training import encode
 
         return encode(self.model, self.spec.check_params(params), self.batch_size)
 
     @torch.no_grad()
     def decode(self, latents: Tensor) -> Tensor:
-        """Decoded networks ``[B, P]`` of latents ``[B, d]``."""
+        """Decoded networks ``[B, P]`` of latents ``[B, d]`` (on ``latents``' device)."""
         self.model.eval()
-        return torch.cat([self.model.decode(z) for z in _chunks(latents.float(), self.batch_size)])
+        with reproducible(self.device):
+            return torch.cat([self.model.decode(z.to(self.device, torch.float32))
+                              .to(latents.device) for z in _chunks(latents, self.batch_size)])
 
     @torch.no_grad()
     def _canonicalize(self, params: Tensor) -> Tensor:
-        return self.model(params.float()).to(params.dtype)
+        with reproducible(self.device):
+            out = self.model(params.to(self.device, torch.float32))
+        return out.to(params.device, params.dtype)
 
 
 class AELiftCanonicalizer(AECanonicalizer):
@@ -136,12 +149,13 @@ class AELiftCanonicalizer(AECanonicalizer):
         presort: bool = True,
         strategy: str = "forward",
         batch_size: int = 1024,
+        device: str | torch.device | None = None,
     ) -> None:
         from symmerge.align.matching import check_matching_options, check_strategy
 
         check_strategy(strategy)  # before any decoding
         check_matching_options(restarts, max_iter, seed)
-        super().__init__(spec, model, batch_size=batch_size)
+        super().__init__(spec, model, batch_size=batch_size, device=device)
         self.mode, self.restarts, self.max_iter, self.seed = mode, restarts, max_iter, seed
         self.presort, self.strategy = presort, strategy
 
@@ -200,8 +214,10 @@ def make_canonicalizer(
     presort: bool = True,
     strategy: str = "forward",
     holder: str = "the input",
+    device: str | torch.device | None = None,
 ) -> Canonicalizer:
-    """The canonicalizer ``method`` (sort | ae | ae-lift) for networks of ``spec``.
+    """The canonicalizer ``method`` (sort | ae | ae-lift) for networks of ``spec``,
+    computing on ``device`` (see :class:`Canonicalizer`).
 
     ``ae`` and ``ae-lift`` need a trained autoencoder: a ``run`` directory or a
     loaded ``model`` (then ``spec`` is required). The run's spec must equal ``spec``
@@ -217,7 +233,7 @@ def make_canonicalizer(
     if method == "sort":
         if spec is None:
             raise SymmergeError("the sort canonicalizer needs the networks' spec")
-        return SortCanonicalizer(spec, batch_size=batch_size)
+        return SortCanonicalizer(spec, batch_size=batch_size, device=device)
     if model is None:
         if run is None:
             raise SymmergeError(
@@ -228,10 +244,10 @@ def make_canonicalizer(
     elif spec is None:
         raise SymmergeError("pass the spec together with a loaded autoencoder model")
     if method == "ae":
-        return AECanonicalizer(spec, model, batch_size=batch_size)
+        return AECanonicalizer(spec, model, batch_size=batch_size, device=device)
     return AELiftCanonicalizer(
         spec, model, mode=mode, restarts=restarts, max_iter=max_iter, seed=seed,
-        presort=presort, strategy=strategy, batch_size=batch_size,
+        presort=presort, strategy=strategy, batch_size=batch_size, device=device,
     )
 
 

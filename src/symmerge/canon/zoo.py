@@ -15,6 +15,7 @@ from symmerge.canon.core import make_canonicalizer
 from symmerge.errors import SymmergeError
 from symmerge.specs.siren import SirenSpec
 from symmerge.symmetry.phase import canonicalize_phase
+from symmerge.utils.device import resolve_device
 from symmerge.zoo.io import Zoo, load_zoo, save_zoo
 
 
@@ -44,17 +45,21 @@ def canonicalize_zoo(
     max_iter: int = 100,
     seed: int = 0,
     strategy: str = "forward",
+    device: str | torch.device | None = "auto",
 ) -> CanonicalizeReport:
-    """Canonicalize every network of ``zoo`` into a new zoo file ``out``.
+    """Canonicalize every network of ``zoo`` into a new zoo file ``out``, computing on
+    ``device`` (``auto``: a CUDA GPU when there is one, see
+    :func:`symmerge.utils.device.resolve_device`).
 
     A zoo holding NaN or Inf parameters is refused. Labels and image indices are kept.
     Per-network metrics are kept for exact methods (the functions are unchanged) and
     dropped for ``ae`` (they describe the original networks, not the reconstructions).
     """
+    dev = resolve_device(device)
     z = load_zoo(zoo)
     canon = make_canonicalizer(
         method, z.spec, run=run, batch_size=batch_size, restarts=restarts, max_iter=max_iter,
-        seed=seed, strategy=strategy, holder=f"zoo {z.path}",
+        seed=seed, strategy=strategy, holder=f"zoo {z.path}", device=dev,
     )
     z.check_finite()
     params = z.params.float()

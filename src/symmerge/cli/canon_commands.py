@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from symmerge.cli.app import app
+from symmerge.cli.devices import device_option, use_device
 from symmerge.errors import SymmergeError
 from symmerge.limits import MAX_ITER, MAX_RESTARTS, MAX_SEED
 
@@ -46,6 +47,7 @@ def canonicalize(
                                  help="ae-lift, descent: weight-matching sweeps."),
     seed: int = typer.Option(0, min=0, max=MAX_SEED, help="ae-lift, descent: weight-matching "
                              "seed."),
+    device: str = device_option(),
 ) -> None:
     """Map every network of a zoo to its canonical representative."""
     from symmerge.align import check_strategy
@@ -53,8 +55,9 @@ def canonicalize(
 
     _check_method(method, CANON_METHODS, run)
     check_strategy(strategy)
+    dev = use_device(device)
     rep = canonicalize_zoo(zoo, out, method, run=run, batch_size=batch_size, restarts=restarts,
-                           max_iter=max_iter, seed=seed, strategy=strategy)
+                           max_iter=max_iter, seed=seed, strategy=strategy, device=dev)
     kind = "function-preserving" if rep.exact else "lossy (reconstructions)"
     typer.echo(
         f"canonicalized {rep.networks} networks with {method} ({kind}) in {rep.seconds:.2f}s "
@@ -85,6 +88,7 @@ def merge(
                                  "restarts (wm; ae-lift with --strategy descent)."),
     seed: int = typer.Option(0, min=0, max=MAX_SEED,
                              help="Weight-matching seed (wm; ae-lift with descent)."),
+    device: str = device_option(),
 ) -> None:
     """Merge networks of one architecture by a weighted average in an aligned frame."""
     from symmerge.align import check_strategy
@@ -101,6 +105,7 @@ def merge(
     check_merge_options(len(networks), alpha=alpha, weights=w, wm_iters=wm_iters,
                         restarts=restarts, seed=seed)  # before loading anything
     check_output_path(out)  # before loading and merging
+    dev = use_device(device)
     given = parse_spec(spec) if spec else None
     nets = [load_network(n, given) for n in networks]
     for net in nets:
@@ -109,7 +114,8 @@ def merge(
                        f"{net.spec.describe()} (pass --spec for ReLU or tanh MLPs)", err=True)
     net_spec, params = stack_networks(nets)
     result = run_merge(params, net_spec, method, weights=w, alpha=alpha, run=run,
-                       wm_iters=wm_iters, restarts=restarts, seed=seed, strategy=strategy)
+                       wm_iters=wm_iters, restarts=restarts, seed=seed, strategy=strategy,
+                       device=dev)
     save_network(out, net_spec, result.params, provenance={
         "merged_from": list(networks), "method": method, "weights": result.weights.tolist(),
         **({"lift_strategy": strategy} if method == "ae-lift" else {}),

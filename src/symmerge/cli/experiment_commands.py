@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from symmerge.cli.app import app
+from symmerge.cli.devices import device_option, use_device
 from symmerge.limits import MAX_ORBIT, MAX_PERTURBATION, MAX_RESTARTS, MAX_SEED, MAX_STEPS
 
 experiment_app = typer.Typer(
@@ -26,6 +27,7 @@ _SPLIT = typer.Option(
 _SEED = typer.Option(0, min=0, max=MAX_SEED, help="Seed: same seed, same numbers.")
 _RESTARTS = typer.Option(0, min=0, max=MAX_RESTARTS, help="Weight-matching random restarts.")
 _MAPS = typer.Option("umap,tsne", help="Comma-separated maps: umap, tsne (or empty).")
+_DEVICE = device_option()
 _GEN_ZOO = typer.Option(None, help="Zoo file: orbits are generated from its networks.")
 _ORBIT_ZOO = typer.Option(
     None, "--orbit-zoo",
@@ -76,7 +78,7 @@ def orbit_interpolation_cmd(
         None, help="Image source (default: the zoo's). A published orbit of an MNIST image "
                    "needs mnist:DIR (the IDX files) for the ground truth; without it the loss "
                    "is the MSE to the orbit's own render."),
-    seed: int = _SEED, restarts: int = _RESTARTS,
+    seed: int = _SEED, restarts: int = _RESTARTS, device: str = _DEVICE,
 ) -> None:
     """Interpolate between orbit members of INRs (METHOD.md 6.1)."""
     from symmerge.experiments import orbit_interpolation
@@ -85,7 +87,7 @@ def orbit_interpolation_cmd(
         zoo, out, orbit_zoo=orbit_zoo, run=run, pna_run=pna_run, methods=_list(methods),
         runs=runs,
         orbit_size=orbit_size, transform=transform, perturbation=perturbation, steps=steps,
-        split=split, data=data, seed=seed, restarts=restarts,
+        split=split, data=data, seed=seed, restarts=restarts, device=use_device(device),
     ))
 
 
@@ -97,14 +99,14 @@ def pair_interpolation_cmd(
     steps: int = typer.Option(40, min=2, max=MAX_STEPS, help="Alpha steps."),
     split: str = typer.Option("heldout", help="train | val | test | heldout (val+test) | all."),
     data: str | None = typer.Option(None, help="Image source (default: the zoo's)."),
-    seed: int = _SEED, restarts: int = _RESTARTS,
+    seed: int = _SEED, restarts: int = _RESTARTS, device: str = _DEVICE,
 ) -> None:
     """Interpolate between INRs fitted to the same image from different seeds."""
     from symmerge.experiments import pair_interpolation
 
     _print_interpolation(pair_interpolation(
         zoo, out, run=run, pna_run=pna_run, methods=_list(methods), pairs=pairs, steps=steps,
-        split=split, data=data, seed=seed, restarts=restarts,
+        split=split, data=data, seed=seed, restarts=restarts, device=use_device(device),
     ))
 
 
@@ -118,7 +120,7 @@ def cnn_interpolation_cmd(
     split: str = _SPLIT,
     images: str | None = typer.Option(None, help="Evaluation image source (default: the zoo's)."),
     eval_images: int | None = typer.Option(10000, min=1, help="Held-out images to evaluate on."),
-    seed: int = _SEED, restarts: int = _RESTARTS,
+    seed: int = _SEED, restarts: int = _RESTARTS, device: str = _DEVICE,
 ) -> None:
     """Interpolate between independently trained CNNs of a zoo."""
     from symmerge.experiments import cnn_interpolation
@@ -126,7 +128,7 @@ def cnn_interpolation_cmd(
     _print_interpolation(cnn_interpolation(
         zoo, out, run=run, pna_run=pna_run, methods=_list(methods), pairs=pairs, steps=steps,
         top=top, split=split, images=images, eval_images=eval_images, seed=seed,
-        restarts=restarts,
+        restarts=restarts, device=use_device(device),
     ))
 
 
@@ -146,6 +148,7 @@ def orbit_collapse_cmd(
     background: int = typer.Option(500, min=5, help="Background networks in the maps."),
     map_orbits: int = typer.Option(3, min=0, help="Orbits overlaid on the maps."),
     maps: str = _MAPS, split: str | None = _GEN_SPLIT, seed: int = _SEED,
+    device: str = _DEVICE,
 ) -> None:
     """Latent distances within vs. between orbits, and maps with orbits overlaid."""
     from symmerge.experiments import orbit_collapse
@@ -154,6 +157,7 @@ def orbit_collapse_cmd(
         zoo, out, orbit_zoo=orbit_zoo, run=run, pna_run=pna_run, networks=networks,
         orbit_size=orbit_size, transform=transform, background=background,
         map_orbits=map_orbits, maps=_list(maps) or [], split=split, seed=seed,
+        device=use_device(device),
     )
     for s in result.metrics["encoders"].values():
         typer.echo(f"{s['encoder']}: within {s['within_mean']:.4g}, between "
@@ -167,13 +171,13 @@ def latent_map_cmd(
     zoo: Path = _ZOO, out: Path = _OUT, run: Path | None = _RUN, pna_run: Path | None = _PNA,
     split: str = _SPLIT,
     max_points: int = typer.Option(2000, min=5, help="At most this many networks."),
-    maps: str = _MAPS, seed: int = _SEED,
+    maps: str = _MAPS, seed: int = _SEED, device: str = _DEVICE,
 ) -> None:
     """UMAP and t-SNE of a zoo split's latents, coloured by label."""
     from symmerge.experiments import latent_map
 
     result = latent_map(zoo, out, run=run, pna_run=pna_run, split=split, max_points=max_points,
-                        maps=_list(maps) or [], seed=seed)
+                        maps=_list(maps) or [], seed=seed, device=use_device(device))
     for s in result.metrics["encoders"].values():
         typer.echo(f"{s['encoder']}: 5-NN accuracy {s['knn_accuracy']:.4g}, "
                    f"silhouette {s['silhouette']:.4g}")

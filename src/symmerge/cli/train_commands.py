@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from symmerge.cli.app import app
+from symmerge.cli.devices import device_option, use_device
 from symmerge.utils.io import check_output_path, require_finite, save_safetensors
 
 
@@ -27,7 +28,12 @@ def train(
         None, help="Override the encoder mode: sign | scale | permutation | pna."
     ),
     accelerator: str = typer.Option(
-        "cpu", help="Lightning accelerator: cpu | gpu | cuda | mps | tpu | auto."
+        "auto", help="Lightning accelerator: auto (a GPU when there is one) | cpu | gpu | cuda "
+        "| mps | tpu."
+    ),
+    precision: str | None = typer.Option(
+        None, help="Override the configuration's precision: 32 | bf16-mixed (bfloat16 "
+        "autocast; the encoder, the decoder's output layer and SIREN renders stay float32)."
     ),
     devices: int = typer.Option(1, help="Devices per node (>1 uses DDP)."),
     num_nodes: int = typer.Option(1, help="Number of nodes for multi-node DDP."),
@@ -52,6 +58,8 @@ def train(
         overrides["encoder"] = {"mode": encoder}
     if seed is not None:
         overrides["seed"] = seed
+    if precision is not None:
+        overrides["precision"] = precision
     if print_config:
         _print_config(preset, config, overrides, max_epochs, zoo)
         return
@@ -76,6 +84,7 @@ def encode(
     zoo: Path = typer.Option(..., help="Zoo file to encode."),
     out: Path = typer.Option(..., help="Output safetensors file with tensor `latents` [N, d]."),
     batch_size: int = typer.Option(1024, min=1),
+    device: str = device_option(),
 ) -> None:
     """Encode every network of a zoo to its latent (zoo order)."""
     from symmerge.canon import load_run
@@ -83,10 +92,11 @@ def encode(
     from symmerge.zoo import load_zoo
 
     check_output_path(out)
+    dev = use_device(device)
     z = load_zoo(zoo)
     model, spec, _ = load_run(run, z.spec, holder=str(zoo))
     z.check_finite()
-    latents = run_encode(model, z.params, batch_size).contiguous()
+    latents = run_encode(model, z.params, batch_size, device=dev).contiguous()
     require_finite(latents, f"the latents of {zoo} through {run}")
     save_safetensors(out, {"latents": latents, "labels": z.labels.contiguous()},
                      {"run": str(run), "zoo": str(zoo)})
@@ -99,6 +109,7 @@ def reconstruct(
     zoo: Path = typer.Option(..., help="Zoo file to reconstruct."),
     out: Path = typer.Option(..., help="Output zoo file of decoded networks."),
     batch_size: int = typer.Option(1024, min=1),
+    device: str = device_option(),
 ) -> None:
     """Decode every network of a zoo through the autoencoder into a new zoo file."""
     from symmerge.canon import load_run
@@ -106,10 +117,11 @@ def reconstruct(
     from symmerge.zoo import load_zoo, save_zoo
 
     check_output_path(out)
+    dev = use_device(device)
     z = load_zoo(zoo)
     model, spec, _ = load_run(run, z.spec, holder=str(zoo))
     z.check_finite()
-    decoded = run_reconstruct(model, z.params, batch_size)
+    decoded = run_reconstruct(model, z.params, batch_size, device=dev)
     require_finite(decoded, f"the networks of {zoo} decoded through {run}")
     # keep the source's provenance: its data, split and input transform evaluate ZOO2 too
     provenance = {**{k: v for k, v in z.provenance.items() if k != "symmerge_version"},

@@ -15,7 +15,9 @@ import torch
 import typer
 
 from symmerge.cli.app import zoo_app
+from symmerge.cli.devices import device_option
 from symmerge.errors import SymmergeError
+from symmerge.utils.device import resolve_device
 from symmerge.zoo.io import Zoo
 
 
@@ -28,18 +30,9 @@ def _hidden(text: str | None) -> tuple[int, ...] | None:
         raise SymmergeError(f"--hidden takes comma-separated integers, got {text!r}") from exc
 
 
-def _device(name: str) -> str:
-    try:
-        dev = torch.device(name)
-    except RuntimeError as exc:
-        raise SymmergeError(f"unknown --device {name!r}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SymmergeError("--device cuda, but no CUDA device is available")
-    return str(dev)
-
-
 def _quantiles(t: torch.Tensor, scale: float = 1.0, fmt: str = ".2f") -> str:
-    q = torch.quantile(t.double() * scale, torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64))
+    q = torch.quantile(t.double() * scale,
+                       torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64, device=t.device))
     return f"median {q[1]:{fmt}} (p10 {q[0]:{fmt}}, p90 {q[2]:{fmt}})"
 
 
@@ -61,7 +54,8 @@ _MAX_CHUNKS = typer.Option(
     None, "--max-chunks", min=1, help="Fit at most this many chunks, then exit."
 )
 _QUIET = typer.Option(False, "--quiet", help="No progress bar.")
-_DEVICE = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda.")
+_DEVICE = device_option("cpu", help="Torch device: cpu (bitwise the same zoo for any workers "
+                        "and threads) | auto | cuda | cuda:N.")
 
 
 @zoo_app.command("inr")
@@ -99,7 +93,7 @@ def inr(
                        chunk_size=128 if chunk_size is None else chunk_size, fresh=fresh,
                        keep_shards=keep_shards,
                        progress=not quiet, max_chunks=max_chunks, workers=workers,
-                       device=_device(device))
+                       device=str(resolve_device(device)))
     _report(path, started, "psnr", "PSNR", " dB", 1.0, ".2f")
 
 
@@ -132,7 +126,7 @@ def cnn(
                          chunk_size=50 if chunk_size is None else chunk_size, fresh=fresh,
                          keep_shards=keep_shards,
                          progress=not quiet, max_chunks=max_chunks, workers=workers,
-                         device=_device(device))
+                         device=str(resolve_device(device)))
     zoo = _report(path, started, "test_accuracy", "test accuracy", "%", 100.0, ".1f")
     bad = int(zoo.metric("diverged").sum()) if zoo and "diverged" in zoo.metric_names else 0
     if bad:

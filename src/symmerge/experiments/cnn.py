@@ -26,6 +26,7 @@ from symmerge.experiments.common import (
 from symmerge.experiments.interpolation import InterpolationResult, _finish
 from symmerge.experiments.metrics import alpha_grid
 from symmerge.specs import CNNSpec
+from symmerge.utils.device import resolve_device
 from symmerge.zoo import Zoo
 from symmerge.zoo.images import held_out_images
 
@@ -46,7 +47,8 @@ def cnn_pairs(zoo: Zoo, pool: Tensor, pairs: int, top: int | None, generator: to
         raise SymmergeError(
             f"asked for {pairs} disjoint pairs, but only {pool.numel()} networks are eligible"
         )
-    chosen = pool[torch.randperm(pool.numel(), generator=generator)[: 2 * pairs]].reshape(pairs, 2)
+    order = torch.randperm(pool.numel(), generator=generator, device=generator.device)
+    chosen = pool[order[: 2 * pairs]].reshape(pairs, 2)
     return torch.sort(chosen, dim=1).values, metric
 
 
@@ -68,8 +70,10 @@ def cnn_interpolation(
     max_iter: int = 100,
     net_chunk: int = 64,
     image_chunk: int = 1000,
+    device: str | torch.device | None = "auto",
 ) -> InterpolationResult:
-    """Interpolate ``pairs`` disjoint pairs of independently trained CNNs of one zoo.
+    """Interpolate ``pairs`` disjoint pairs of independently trained CNNs of one zoo, on
+    ``device`` (``auto``: a CUDA GPU when there is one).
 
     Networks come from ``split`` (the run's split) and, if the zoo records
     accuracies, its ``top`` most accurate. Each interpolant is evaluated on up to
@@ -85,15 +89,16 @@ def cnn_interpolation(
             f"cnn-interpolation needs a CNN zoo, but {z.path} holds {spec.describe()}"
         )
     alphas = alpha_grid(steps)
+    dev = resolve_device(device)
     aes = load_autoencoders(spec, run, pna_run, restarts=restarts, max_iter=max_iter, seed=seed,
-                            holder=f"zoo {z.path}")
+                            holder=f"zoo {z.path}", device=dev)
     todo, skipped = resolve_methods(methods, CNN_METHODS, aes)
     held = held_out_images(z, images, eval_images)
     gen = torch.Generator().manual_seed(seed)
     chosen, acc_metric = cnn_pairs(z, split_members(z, split, aes.split), pairs, top, gen)
     out_dir = prepare_out(out)  # after the checks that can fail
     n = chosen.shape[0]
-    params = z.get_params(chosen.reshape(-1)).float().reshape(n, 2, -1)
+    params = z.get_params(chosen.reshape(-1)).float().reshape(n, 2, -1).to(dev)
     opts = PathOptions(restarts=restarts, max_iter=max_iter, seed=seed)
     curve_fn = classifier_curves(spec, held.images, held.labels, net_chunk=net_chunk,
                                  image_chunk=image_chunk)

@@ -72,9 +72,11 @@ def load_autoencoders(
     batch_size: int = 1024,
     lift_strategy: str = "forward",
     holder: str = "the zoo",
+    device: str | torch.device | None = None,
 ) -> Autoencoders:
-    """Load the ScaleGMN run and the permutation-only run; both must fit ``spec`` (the
-    networks of ``holder``) and hold finite weights (:func:`symmerge.canon.load_run`).
+    """Load the ScaleGMN run and the permutation-only run onto ``device`` (default: the
+    CPU); both must fit ``spec`` (the networks of ``holder``) and hold finite weights
+    (:func:`symmerge.canon.load_run`).
 
     The network split (for choosing held-out networks) is the one the ScaleGMN
     run was trained with (else the PNA run's, else seed 0 / 80-10-10).
@@ -87,14 +89,14 @@ def load_autoencoders(
         model, _, cfg = load_run(path, spec, what=which, holder=holder)
         out.encoder_modes[which] = cfg.encoder.mode
         if which == "run":
-            out.ae = AECanonicalizer(spec, model, batch_size=batch_size)
+            out.ae = AECanonicalizer(spec, model, batch_size=batch_size, device=device)
             out.ae_lift = AELiftCanonicalizer(spec, model, restarts=restarts, max_iter=max_iter,
                                               seed=seed, strategy=lift_strategy,
-                                              batch_size=batch_size)
+                                              batch_size=batch_size, device=device)
             out.run = Path(path)
             out.split = cfg.split.model_dump()
         else:
-            out.pna = AECanonicalizer(spec, model, batch_size=batch_size)
+            out.pna = AECanonicalizer(spec, model, batch_size=batch_size, device=device)
             out.pna_run = Path(path)
             if run is None:
                 out.split = cfg.split.model_dump()
@@ -141,7 +143,7 @@ def split_members(zoo: Zoo, split: str, split_cfg: Mapping[str, Any]) -> Tensor:
     if split not in SPLITS:
         raise SymmergeError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if split == "all":
-        return torch.arange(len(zoo))
+        return torch.arange(len(zoo), device="cpu")  # indices into the zoo's CPU tensors
     parts = zoo.splits(seed=int(split_cfg["seed"]), fractions=tuple(split_cfg["fractions"]),
                        by_image=bool(split_cfg.get("by_image", True)))
     if split == "heldout":
@@ -163,13 +165,14 @@ def sample_indices(pool: Tensor, count: int, generator: torch.Generator, what: s
             f"asked for {count} {what}, but the split only holds {pool.numel()}; ask for fewer "
             "or use another split"
         )
-    return pool[torch.randperm(pool.numel(), generator=generator)[:count]]
+    order = torch.randperm(pool.numel(), generator=generator, device=generator.device)
+    return pool[order.to(pool.device)[:count]]
 
 
 # ---------------------------------------------------------- methods
 def lerp(a: Tensor, b: Tensor, alphas: Tensor) -> Tensor:
     """Paths ``[n, T, ...]`` from ``a``, ``b`` ``[n, ...]``: ``(1 - alpha) a + alpha b``."""
-    al = alphas.to(a.dtype).reshape(1, -1, *([1] * (a.ndim - 1)))
+    al = alphas.to(a).reshape(1, -1, *([1] * (a.ndim - 1)))
     return (1 - al) * a.unsqueeze(1) + al * b.unsqueeze(1)
 
 
@@ -185,7 +188,7 @@ class PathOptions:
 def template_distance(model: nn.Module, lifted: Tensor, templates: Tensor) -> Tensor:
     """``[B]`` RMS distance between lifted networks and their decoded templates, each
     entry in units of its tensor's zoo RMS (the autoencoder's ``param_scale``)."""
-    scale = model.param_scale.to(lifted.dtype)
+    scale = model.param_scale.to(lifted)
     return ((lifted - templates.to(lifted.dtype)) / scale).square().mean(-1).sqrt().double()
 
 
@@ -263,7 +266,8 @@ def run_methods(
     methods: Sequence[str], spec: WeightSpaceSpec, a: Tensor, b: Tensor, alphas: Tensor,
     curve_fn: CurveFn, aes: Autoencoders, opts: PathOptions,
 ) -> MethodRuns:
-    """Build every method's paths between ``a`` and ``b`` and evaluate them."""
+    """Build every method's paths between ``a`` and ``b`` and evaluate them (on their
+    device; the curves and distances come back on the CPU)."""
     out = MethodRuns({}, {}, {})
     for m in methods:
         t0 = time.perf_counter()
@@ -273,9 +277,9 @@ def run_methods(
         out.seconds[m] = time.perf_counter() - t0
         with torch.no_grad():
             out.curves[m] = curve_fn(paths)
-        out.distances[m] = (paths[:, -1] - paths[:, 0]).double().norm(dim=-1)
+        out.distances[m] = (paths[:, -1] - paths[:, 0]).double().norm(dim=-1).cpu()
         if "template_distance" in extras:
-            out.template_distances[m] = extras["template_distance"]
+            out.template_distances[m] = extras["template_distance"].cpu()
     return out
 
 
@@ -284,22 +288,25 @@ def render_curves(
     spec: WeightSpaceSpec, targets: Mapping[str, Tensor], *, chunk: int = 4096
 ) -> CurveFn:
     """``paths [n, T, P]`` -> ``{name: [n, T]}`` pixel MSE of each rendered
-    interpolant to ``targets[name] [n, R, R(, C)]`` (one target per pair)."""
+    interpolant to ``targets[name] [n, R, R(, C)]`` (one target per pair), computed on
+    the paths' device, returned on the CPU."""
     first = next(iter(targets.values()))
     resolution = first.shape[1]
 
     def fn(paths: Tensor) -> dict[str, Tensor]:
         n, t, p = paths.shape
+        dev = paths.device
         flat = paths.reshape(n * t, p)
-        pair = torch.arange(n).repeat_interleave(t)
-        out = {k: torch.empty(n * t, dtype=torch.float64) for k in targets}
+        pair = torch.arange(n, device=dev).repeat_interleave(t)
+        on_dev = {k: tgt.to(dev) for k, tgt in targets.items()}
+        out = {k: torch.empty(n * t, dtype=torch.float64, device=dev) for k in targets}
         for lo in range(0, n * t, chunk):
             hi = min(lo + chunk, n * t)
             img = spec.render(flat[lo:hi], resolution)  # type: ignore[attr-defined]
             dims = tuple(range(1, img.ndim))
-            for k, tgt in targets.items():
+            for k, tgt in on_dev.items():
                 out[k][lo:hi] = ((img - tgt[pair[lo:hi]].to(img.dtype)) ** 2).mean(dims).double()
-        return {k: v.reshape(n, t) for k, v in out.items()}
+        return {k: v.reshape(n, t).cpu() for k, v in out.items()}
 
     return fn
 
@@ -308,23 +315,27 @@ def classifier_curves(
     spec: WeightSpaceSpec, images: Tensor, labels: Tensor, *, net_chunk: int = 64,
     image_chunk: int = 1000,
 ) -> CurveFn:
-    """``paths [n, T, P]`` -> accuracy and mean cross-entropy ``[n, T]`` on ``images``."""
+    """``paths [n, T, P]`` -> accuracy and mean cross-entropy ``[n, T]`` on ``images``,
+    computed on the paths' device (the images are moved there once), returned on the CPU."""
 
     def fn(paths: Tensor) -> dict[str, Tensor]:
         n, t, p = paths.shape
+        dev = paths.device
         flat = paths.reshape(n * t, p)
-        correct = torch.zeros(n * t, dtype=torch.float64)
-        ce = torch.zeros(n * t, dtype=torch.float64)
+        correct = torch.zeros(n * t, dtype=torch.float64, device=dev)
+        ce = torch.zeros(n * t, dtype=torch.float64, device=dev)
+        xs, ys = images.to(dev).split(image_chunk), labels.to(dev).split(image_chunk)
         for lo in range(0, n * t, net_chunk):
             nets = flat[lo:lo + net_chunk]
-            for x, y in zip(images.split(image_chunk), labels.split(image_chunk), strict=True):
+            for x, y in zip(xs, ys, strict=True):
                 logits = spec.forward(nets, x.to(nets.dtype))  # [b, m, classes]
                 yy = y.expand(logits.shape[0], -1)
                 correct[lo:lo + nets.shape[0]] += (logits.argmax(-1) == yy).sum(-1).double()
                 loss = F.cross_entropy(logits.transpose(1, 2), yy, reduction="none")
                 ce[lo:lo + nets.shape[0]] += loss.sum(-1).double()
         m = labels.shape[0]
-        return {"accuracy": (correct / m).reshape(n, t), "cross_entropy": (ce / m).reshape(n, t)}
+        return {"accuracy": (correct / m).reshape(n, t).cpu(),
+                "cross_entropy": (ce / m).reshape(n, t).cpu()}
 
     return fn
 

@@ -46,6 +46,7 @@ from symmerge.experiments.report import ExperimentResult, ReportSection, markdow
 from symmerge.limits import MAX_PERTURBATION, check_range
 from symmerge.specs import SirenSpec
 from symmerge.symmetry import make_orbit
+from symmerge.utils.device import resolve_device
 from symmerge.zoo import Zoo
 
 
@@ -284,14 +285,15 @@ def _published_orbits(
 
     def pairs(r: int, orbit_seed: int) -> tuple[Tensor, Tensor]:
         clean = oz.params(orbits[r])
-        noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(orbit_seed))
+        g = torch.Generator().manual_seed(orbit_seed)
+        noise = torch.randn(clean.shape, generator=g, device=g.device).to(clean.device)
         return clean, clean + perturbation * noise
 
     shown = "; ".join(o.describe() for o in orbits[:5]) + ("; ..." if len(orbits) > 5 else "")
     total = sum(len(o) for o in orbits)
     return _Orbits(
         oz.zoo.get_params(first).float(), first, oz.zoo.labels[first],
-        torch.tensor([o.image_index for o in orbits]), gt, pairs,
+        torch.tensor([o.image_index for o in orbits], device="cpu"), gt, pairs,
         {"orbit_zoo": str(oz.zoo.path), "orbits": [o.summary() for o in orbits],
          "orbit_max_deviation": oz.max_deviation},
         f"{len(orbits)} published orbit{'s' if len(orbits) > 1 else ''} from "
@@ -322,8 +324,10 @@ def orbit_interpolation(
     restarts: int = 0,
     max_iter: int = 100,
     chunk: int = 2048,
+    device: str | torch.device | None = "auto",
 ) -> InterpolationResult:
-    """The paper's orbit interpolation (METHOD.md 6.1) on an INR zoo.
+    """The paper's orbit interpolation (METHOD.md 6.1) on an INR zoo, computed on
+    ``device`` (``auto``: a CUDA GPU when there is one).
 
     Generated orbits (``zoo``): ``runs`` (10) networks are drawn (seeded) from ``split``
     (``test``) of the zoo under the run's own train/val/test split. For each, an orbit
@@ -365,10 +369,11 @@ def orbit_interpolation(
         z = open_zoo(zoo)  # type: ignore[arg-type]
         spec, holder = _check_inr(z, "orbit-interpolation"), f"zoo {z.path}"
         transform, orbit_size = generated_orbit_options(transform, orbit_size, 512)
+    dev = resolve_device(device)
     aes = load_autoencoders(spec, run, pna_run, restarts=restarts, max_iter=max_iter, seed=seed,
-                            holder=holder)
+                            holder=holder, device=dev)
     todo, skipped = resolve_methods(methods, INR_METHODS, aes)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # on the CPU: the same choices on every device
     if oz is None:
         orbits = _generated_orbits(z, spec, aes, gen, 10 if runs is None else runs,
                                    orbit_size, transform, perturbation,
@@ -377,17 +382,19 @@ def orbit_interpolation(
         orbits = _published_orbits(oz, runs, gen, perturbation, data, seed)
     out_dir = prepare_out(out)  # after the checks that can fail
     gt, n_runs = orbits.gt, orbits.base.shape[0]
-    fits = spec.render(orbits.base, CHECK_RESOLUTION if gt is None else gt.images.shape[1])
-    orbit_seeds = torch.randint(0, 2**62, (n_runs,), generator=gen).tolist()
+    images = gt.images.to(dev) if gt is not None else None
+    fits = spec.render(orbits.base.to(dev),
+                       CHECK_RESOLUTION if images is None else images.shape[1])
+    orbit_seeds = torch.randint(0, 2**62, (n_runs,), generator=gen, device=gen.device).tolist()
     opts = PathOptions(restarts=restarts, max_iter=max_iter, seed=seed)
 
     parts = []
     for r in range(n_runs):
-        clean, noisy = orbits.pairs(r, orbit_seeds[r])
+        clean, noisy = (t.to(dev) for t in orbits.pairs(r, orbit_seeds[r]))  # seeded on the CPU
         k = clean.shape[0]
         targets = {"render_mse": fits[r].expand(k, *fits.shape[1:])}
-        if gt is not None:
-            targets = {"mse": gt.images[r].expand(k, *gt.images.shape[1:]), **targets}
+        if images is not None:
+            targets = {"mse": images[r].expand(k, *images.shape[1:]), **targets}
         fn = render_curves(spec, targets, chunk=chunk)
         parts.append(run_methods(todo, spec, clean, noisy.roll(-1, dims=0), alphas, fn, aes,
                                  opts))
@@ -406,8 +413,8 @@ def orbit_interpolation(
         "labels": orbits.labels.tolist(), "image_index": orbits.image_index.tolist(),
         "encoder_modes": aes.encoder_modes,
     }
-    if gt is not None:
-        metrics["base_fit_mse"] = float(((fits - gt.images) ** 2).mean())
+    if images is not None and gt is not None:
+        metrics["base_fit_mse"] = float(((fits - images) ** 2).mean())
         metrics["loss_target"] = {"metric": "mse", "target": "image",
                                   "description": f"ground-truth image from `{gt.source}`"}
         loss = (
@@ -452,7 +459,7 @@ def image_pairs(zoo: Zoo, pool: Tensor, count: int | None, generator: torch.Gene
     (seeded choice: one random pair per image, then ``count`` random images)."""
     if zoo.image_index is None:
         raise SymmergeError(f"{zoo.path} has no image_index; pairs need INRs of the same image")
-    pool = pool[torch.randperm(pool.numel(), generator=generator)]
+    pool = pool[torch.randperm(pool.numel(), generator=generator, device=generator.device)]
     by_image: dict[int, list[int]] = {}
     for i, img in zip(pool.tolist(), zoo.image_index[pool].tolist(), strict=True):
         by_image.setdefault(img, []).append(i)
@@ -462,8 +469,8 @@ def image_pairs(zoo: Zoo, pool: Tensor, count: int | None, generator: torch.Gene
             f"no two networks of the selected split of {zoo.path} share an image; build the zoo "
             "with --per-image 2 (or more), or use split 'all'"
         )
-    t = torch.tensor(pairs, dtype=torch.long)
-    t = t[torch.randperm(t.shape[0], generator=generator)]
+    t = torch.tensor(pairs, dtype=torch.long, device="cpu")  # indices into the zoo
+    t = t[torch.randperm(t.shape[0], generator=generator, device=generator.device)]
     if count is not None:
         if count < 1:
             raise SymmergeError(f"need at least one pair, got {count}")
@@ -488,8 +495,10 @@ def pair_interpolation(
     restarts: int = 0,
     max_iter: int = 100,
     chunk: int = 2048,
+    device: str | torch.device | None = "auto",
 ) -> InterpolationResult:
-    """Interpolation between INRs fitted to the same image from different seeds.
+    """Interpolation between INRs fitted to the same image from different seeds, computed
+    on ``device`` (``auto``: a CUDA GPU when there is one).
 
     Pairs come from a zoo built with ``--per-image 2`` (or more): networks of
     ``split`` (default ``heldout``: val and test, never seen by the autoencoder)
@@ -502,20 +511,22 @@ def pair_interpolation(
     z = open_zoo(zoo)
     spec = _check_inr(z, "pair-interpolation")
     alphas = alpha_grid(steps)
+    dev = resolve_device(device)
     aes = load_autoencoders(spec, run, pna_run, restarts=restarts, max_iter=max_iter, seed=seed,
-                            holder=f"zoo {z.path}")
+                            holder=f"zoo {z.path}", device=dev)
     todo, skipped = resolve_methods(methods, INR_METHODS, aes)
     gen = torch.Generator().manual_seed(seed)
     chosen = image_pairs(z, split_members(z, split, aes.split), pairs, gen)
     n = chosen.shape[0]
     gt = ground_truth(z, chosen[:, 0], data)
     out_dir = prepare_out(out)  # after the checks that can fail
-    params = z.get_params(chosen.reshape(-1)).float().reshape(n, 2, -1)
+    params = z.get_params(chosen.reshape(-1)).float().reshape(n, 2, -1).to(dev)
     a, b = params[:, 0], params[:, 1]
-    fit_a, fit_b = spec.render(a, gt.images.shape[1]), spec.render(b, gt.images.shape[1])
+    images = gt.images.to(dev)
+    fit_a, fit_b = spec.render(a, images.shape[1]), spec.render(b, images.shape[1])
     opts = PathOptions(restarts=restarts, max_iter=max_iter, seed=seed)
     results = run_methods(
-        todo, spec, a, b, alphas, render_curves(spec, {"mse": gt.images}, chunk=chunk), aes, opts
+        todo, spec, a, b, alphas, render_curves(spec, {"mse": images}, chunk=chunk), aes, opts
     )
     train_idx = split_members(z, "train", aes.split)
     seen = int(torch.isin(chosen, train_idx).sum()) if aes.run or aes.pna_run else 0
@@ -532,7 +543,7 @@ def pair_interpolation(
         "encoder_modes": aes.encoder_modes,
         "endpoints_in_ae_training_split": seen,
         "endpoint_fit_mse": float(
-            (((fit_a - gt.images) ** 2).mean() + ((fit_b - gt.images) ** 2).mean()) / 2
+            (((fit_a - images) ** 2).mean() + ((fit_b - images) ** 2).mean()) / 2
         ),
         "endpoint_param_distance": float((a - b).norm(dim=1).mean()),
     }

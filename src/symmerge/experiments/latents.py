@@ -36,6 +36,7 @@ from symmerge.experiments.orbit_zoo import (
 from symmerge.experiments.plots import plt, save_figure, scatter_map
 from symmerge.experiments.report import ExperimentResult, ReportSection, markdown_table
 from symmerge.symmetry import make_orbit
+from symmerge.utils.device import resolve_device
 from symmerge.zoo import Zoo
 
 MAPS = ("umap", "tsne")
@@ -86,7 +87,7 @@ def _encoders(aes: Autoencoders) -> dict[str, tuple[str, AECanonicalizer]]:
 
 
 def _upper(d: Tensor) -> Tensor:
-    i, j = torch.triu_indices(d.shape[-1], d.shape[-1], 1)
+    i, j = torch.triu_indices(d.shape[-1], d.shape[-1], 1, device=d.device)
     return d[..., i, j]
 
 
@@ -125,7 +126,8 @@ def _collapse_stats(
     reference mean (between orbits, else background pairs, else the mean latent norm)."""
     within = torch.cat([_upper(torch.cdist(t, t)) for t in zo])
     flat = torch.cat(list(zo))
-    owner = torch.arange(len(zo)).repeat_interleave(torch.tensor([t.shape[0] for t in zo]))
+    sizes = torch.tensor([t.shape[0] for t in zo], device=flat.device)
+    owner = torch.arange(len(zo), device=flat.device).repeat_interleave(sizes)
     between = torch.cat([torch.cdist(t, flat[owner > i]).flatten() for i, t in enumerate(zo)])
     bg = _upper(torch.cdist(zbg, zbg))
     to_base = torch.cat([(t - zb[i]).norm(dim=-1) for i, t in enumerate(zo)])
@@ -148,7 +150,7 @@ def _collapse_stats(
     elif bg.numel():
         ref, ref_mean, ref_name = bg, bg_mean, "background distance"
     else:
-        ref, ref_mean, ref_name = torch.zeros(0), norm, "latent norm"
+        ref, ref_mean, ref_name = within[:0], norm, "latent norm"
     scale = ref_mean if ref_mean > 0 else 1.0
     return stats, ((within / scale).numpy(), (ref / scale).numpy(), ref_name)
 
@@ -185,8 +187,10 @@ def orbit_collapse(
     maps: Sequence[str] = MAPS,
     split: str | None = None,
     seed: int = 0,
+    device: str | torch.device | None = "auto",
 ) -> ExperimentResult:
     """Do orbits collapse in latent space? ScaleGMN (``run``) vs. permutation-only (``pna_run``).
+    The encoders run on ``device`` (``auto``: a CUDA GPU when there is one).
 
     Generated orbits: for ``networks`` (10) networks of ``split`` (``test``) of ``zoo``, an
     exact orbit of ``orbit_size`` (64) ``transform`` (``PD``) elements is encoded. A
@@ -224,10 +228,12 @@ def orbit_collapse(
         if networks < 2:
             raise SymmergeError(f"orbit-collapse needs at least 2 networks, got {networks}")
     split = split or "test"
-    aes = load_autoencoders(spec, run, pna_run, seed=seed, holder=holder)
+    aes = load_autoencoders(spec, run, pna_run, seed=seed, holder=holder,
+                            device=resolve_device(device))
     encoders = _encoders(aes)
     gen = torch.Generator().manual_seed(seed)
-    pool = split_members(z, split, aes.split) if z is not None else torch.zeros(0, dtype=torch.long)
+    pool = (split_members(z, split, aes.split) if z is not None
+            else torch.zeros(0, dtype=torch.long, device="cpu"))
     if oz is None:
         assert z is not None and networks is not None and transform is not None
         chosen = sample_indices(pool, networks, gen, "networks")
@@ -247,7 +253,7 @@ def orbit_collapse(
     else:
         orbits = [oz.params(o) for o in picked]
         base = torch.stack([o[0] for o in orbits])
-        labels = torch.tensor([o.label for o in picked])
+        labels = torch.tensor([o.label for o in picked], device="cpu")
         rows = torch.stack([o.rows[0] for o in picked])
         shown = "; ".join(o.describe() for o in picked[:5]) + ("; ..." if len(picked) > 5 else "")
         what = (f"{len(picked)} published orbit{'s' if len(picked) > 1 else ''} from "
@@ -360,8 +366,10 @@ def latent_map(
     max_points: int = 2000,
     maps: Sequence[str] = MAPS,
     seed: int = 0,
+    device: str | torch.device | None = "auto",
 ) -> ExperimentResult:
-    """UMAP and t-SNE maps of the latents of a zoo split, coloured by label.
+    """UMAP and t-SNE maps of the latents of a zoo split, coloured by label (encoded on
+    ``device``; ``auto``: a CUDA GPU when there is one).
 
     Up to ``max_points`` networks of ``split`` (seeded choice). Metrics per
     encoder: 5-fold cross-validated 5-NN label accuracy and the silhouette score
@@ -369,7 +377,8 @@ def latent_map(
     """
     z = open_zoo(zoo)
     maps = _check_maps(maps)
-    aes = load_autoencoders(z.spec, run, pna_run, seed=seed, holder=f"zoo {z.path}")
+    aes = load_autoencoders(z.spec, run, pna_run, seed=seed, holder=f"zoo {z.path}",
+                            device=resolve_device(device))
     encoders = _encoders(aes)
     gen = torch.Generator().manual_seed(seed)
     pool = split_members(z, split, aes.split)

@@ -19,7 +19,7 @@ def _as_numpy(x: Tensor | np.ndarray) -> np.ndarray:
 def alpha_grid(steps: int) -> Tensor:
     """``steps`` evenly spaced interpolation weights in [0, 1] (float64)."""
     check_range(steps, "steps", 2, MAX_STEPS)
-    return torch.linspace(0.0, 1.0, steps, dtype=torch.float64)
+    return torch.linspace(0.0, 1.0, steps, dtype=torch.float64, device="cpu")
 
 
 def excess_over_line(curves: np.ndarray, alphas: np.ndarray, *, higher_is_better: bool = False

@@ -90,7 +90,8 @@ class OrbitZoo:
                 f"asked for {count} orbits, but orbit zoo {self.zoo.path} holds {n}"
                 + ("" if count < 1 else "; ask for fewer")
             )
-        picked = torch.sort(torch.randperm(n, generator=generator)[:count]).values
+        order = torch.randperm(n, generator=generator, device=generator.device)
+        picked = torch.sort(order[:count]).values
         return [self.orbits[int(i)] for i in picked]
 
 

@@ -25,19 +25,18 @@ def default_input_node_value(spec: WeightSpaceSpec) -> float:
     return 1.0 if spec.family == "siren" else 0.0
 
 
-def _finish(fields: dict[str, Tensor], nodes: Tensor, edges: Tensor) -> Batch:
-    """A Batch with PyG's collation metadata; ``nodes``/``edges``: per-graph counts [B] (CPU)."""
-    dev = fields["x"].device
-    zero = torch.zeros(1, dtype=torch.long)
+def _finish(
+    fields: dict[str, Tensor], graph_of_node: Tensor, ptr: Tensor, nodes: Tensor, edges: Tensor
+) -> Batch:
+    """A Batch with PyG's collation metadata. ``graph_of_node`` (the ``batch`` vector) and
+    ``ptr`` live on the fields' device; ``nodes``/``edges`` are per-graph counts [B] on
+    the CPU, where PyG keeps its slice and increment bookkeeping (its own collate does too)."""
+    zero = torch.zeros(1, dtype=torch.long, device="cpu")
     node_ptr = torch.cat([zero, nodes.cumsum(0)])
     edge_ptr = torch.cat([zero, edges.cumsum(0)])
     b = nodes.numel()
-    batch = Batch(
-        **fields,
-        batch=torch.repeat_interleave(torch.arange(b), nodes).to(dev),
-        ptr=node_ptr.to(dev),
-    )
-    no_inc = torch.zeros(b, dtype=torch.long)
+    batch = Batch(**fields, batch=graph_of_node, ptr=ptr)
+    no_inc = torch.zeros(b, dtype=torch.long, device="cpu")
     batch._slice_dict = (
         {k: node_ptr for k in NODE_FIELDS} | {k: edge_ptr for k in EDGE_FIELDS}
         | {"edge_index": edge_ptr}
@@ -83,8 +82,10 @@ def params_to_graph(
         "edge_type": tpl.edge_type.repeat(B),
         "edge_layer": tpl.edge_layer.repeat(B),
     }
-    counts = torch.full((B,), N, dtype=torch.long)
-    return _finish(fields, counts, torch.full_like(counts, E))
+    dev = params.device
+    counts = torch.full((B,), N, dtype=torch.long, device="cpu")
+    return _finish(fields, torch.arange(B, device=dev).repeat_interleave(N),
+                   torch.arange(B + 1, device=dev) * N, counts, torch.full_like(counts, E))
 
 
 def probe_node_features(spec: WeightSpaceSpec, params: Tensor, inputs: Tensor) -> Tensor:
@@ -116,7 +117,8 @@ def graphs_from_groups(
     parts = [params_to_graph(s, p, input_node_value=input_node_value) for s, p in groups]
     d_e = max(g.edge_attr.shape[1] for g in parts)
     node_counts, edge_counts, fields = [], [], {}
-    shift = 0
+    graph_of_node, ptr = [], [parts[0].ptr[:1]]
+    shift = graphs = 0
     for g in parts:
         n_nodes = g.x.shape[0]
         node_counts.append(g._slice_dict["x"].diff())
@@ -124,11 +126,15 @@ def graphs_from_groups(
         g_fields = {k: g[k] for k in NODE_FIELDS + EDGE_FIELDS}
         g_fields["edge_attr"] = F.pad(g.edge_attr, (0, d_e - g.edge_attr.shape[1]))
         g_fields["edge_index"] = g.edge_index + shift
+        graph_of_node.append(g.batch + graphs)
+        ptr.append(g.ptr[1:] + shift)
         shift += n_nodes
+        graphs += g.num_graphs
         for k, v in g_fields.items():
             fields.setdefault(k, []).append(v)
     cat = {k: torch.cat(v, dim=-1 if k == "edge_index" else 0) for k, v in fields.items()}
-    return _finish(cat, torch.cat(node_counts), torch.cat(edge_counts))
+    return _finish(cat, torch.cat(graph_of_node), torch.cat(ptr), torch.cat(node_counts),
+                   torch.cat(edge_counts))
 
 
 def graph_to_params(spec: WeightSpaceSpec, graph: Batch) -> Tensor:
@@ -180,24 +186,26 @@ class GraphAction:
 
 
 def graph_action(spec: WeightSpaceSpec, element: GroupElement) -> GraphAction:
-    """How ``element`` (permutations and multipliers, no phase shifts) acts on graphs."""
+    """How ``element`` (permutations and multipliers, no phase shifts) acts on graphs, on
+    the element's device."""
     if element.shifts is not None and any(bool(s.any()) for s in element.shifts):
         raise SymmergeError("phase shifts do not act linearly on graph features")
-    tpl: GraphTemplate = template_on(spec, "cpu")
+    dev = element.perms[0].device if element.perms else torch.device("cpu")
+    tpl: GraphTemplate = template_on(spec, dev)
     B = element.batch_size
     dtype = element.mults[0].dtype if element.mults else torch.float32
-    node_perm = torch.arange(tpl.num_nodes).repeat(B, 1)
-    node_mult = torch.ones(B, tpl.num_nodes, dtype=dtype)
+    node_perm = torch.arange(tpl.num_nodes, device=dev).repeat(B, 1)
+    node_mult = torch.ones(B, tpl.num_nodes, dtype=dtype, device=dev)
     offs = tpl.node_offsets
     for h, (perm, mult) in enumerate(zip(element.perms, element.mults, strict=True)):
         a, b = offs[h + 1], offs[h + 2]
-        node_perm[:, a:b] = a + perm.cpu()
-        node_mult[:, a:b] = mult.cpu()
+        node_perm[:, a:b] = a + perm.to(dev)
+        node_mult[:, a:b] = mult.to(dev)
     src, dst = tpl.edge_index
     layer = tpl.edge_layer
-    node_off = torch.tensor(offs)
-    edge_off = torch.tensor(tpl.edge_offsets)
-    n_next = torch.tensor(tpl.layout[1:])[layer]
+    node_off = torch.tensor(offs, device=dev)
+    edge_off = torch.tensor(tpl.edge_offsets, device=dev)
+    n_next = torch.tensor(tpl.layout[1:], device=dev)[layer]
     old_src, old_dst = node_perm[:, src], node_perm[:, dst]
     edge_perm = edge_off[layer] + (old_src - node_off[layer]) * n_next + (
         old_dst - node_off[layer + 1]

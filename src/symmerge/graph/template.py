@@ -134,6 +134,12 @@ def _kernel_box(spec: WeightSpaceSpec) -> tuple[int, int]:
 @functools.lru_cache(maxsize=64)
 def graph_template(spec: WeightSpaceSpec) -> GraphTemplate:
     """The (cached, CPU) graph template of ``spec``."""
+    with torch.device("cpu"):  # built once on the CPU; template_on caches it per device
+        return _build_template(spec)
+
+
+def _build_template(spec: WeightSpaceSpec) -> GraphTemplate:
+    """The index arrays of :func:`graph_template` (which runs this on the CPU)."""
     layout, L = spec.layout, spec.num_layers
     n_in, n_out = layout[0], layout[-1]
     kh_max, kw_max = _kernel_box(spec)

@@ -49,7 +49,8 @@ def merge_weights(
 ) -> Tensor:
     """Normalized merge weights ``[n]``: uniform, ``(1 - alpha, alpha)`` for two
     networks, or the given finite non-negative ``weights`` (any scale: they are divided by
-    their largest before their sum, so that huge weights do not overflow)."""
+    their largest before their sum, so that huge weights do not overflow); float64, on the
+    CPU (checked before anything is loaded; :func:`merge` moves them to its device)."""
     if n < 2:
         raise SymmergeError(f"merging needs at least 2 networks, got {n}")
     if alpha is not None and weights is not None:
@@ -59,10 +60,10 @@ def merge_weights(
             raise SymmergeError(f"--alpha is for two networks; use --weights for {n}")
         if not 0.0 <= alpha <= 1.0:
             raise SymmergeError(f"--alpha must be in [0, 1], got {alpha}")
-        return torch.tensor([1.0 - alpha, alpha], dtype=torch.float64)
+        return torch.tensor([1.0 - alpha, alpha], dtype=torch.float64, device="cpu")
     if weights is None:
-        return torch.full((n,), 1.0 / n, dtype=torch.float64)
-    w = torch.tensor([float(x) for x in weights], dtype=torch.float64)
+        return torch.full((n,), 1.0 / n, dtype=torch.float64, device="cpu")
+    w = torch.tensor([float(x) for x in weights], dtype=torch.float64, device="cpu")
     if w.numel() != n:
         raise SymmergeError(f"got {w.numel()} weights for {n} networks")
     if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.max()) <= 0:
@@ -93,7 +94,7 @@ def check_merge_options(
 
 
 def _weighted_mean(params: Tensor, weights: Tensor) -> Tensor:
-    return (weights.to(params.dtype).unsqueeze(1) * params).sum(0)
+    return (weights.to(params).unsqueeze(1) * params).sum(0)
 
 
 def align_networks(
@@ -140,12 +141,15 @@ def merge(
     max_iter: int = 100,
     seed: int = 0,
     strategy: str = "forward",
+    device: str | torch.device | None = None,
 ) -> MergeResult:
     """Merge networks ``params [N, P]`` with ``method`` (naive | wm | sort | ae | ae-lift).
 
     ``ae`` / ``ae-lift`` need ``run`` (or a ready ``canonicalizer``); ``strategy`` is
     ``ae-lift``'s weight matching to the template (``restarts``, ``max_iter`` and ``seed``
-    apply to ``wm`` and to the ``descent`` strategy).
+    apply to ``wm`` and to the ``descent`` strategy). The work runs on ``device``
+    (default: where ``params`` are; an autoencoder run is loaded there); the result's
+    tensors are on ``params``' device.
     """
     if method not in MERGE_METHODS:
         raise SymmergeError(
@@ -159,20 +163,24 @@ def merge(
     w = check_merge_options(params.shape[0], alpha=alpha, weights=weights, wm_iters=wm_iters,
                             restarts=restarts, max_iter=max_iter, seed=seed)
     info: dict[str, Any] = {}
+    home = params.device
+    work = params.to(home if device is None else device)
+    w = w.to(work.device)
     t0 = time.perf_counter()
     with torch.no_grad():
         if method == "naive":
-            aligned = params.clone()
+            aligned = work.clone()
         elif method == "wm":
-            aligned, info = align_networks(spec, params, w, iters=wm_iters, restarts=restarts,
+            aligned, info = align_networks(spec, work, w, iters=wm_iters, restarts=restarts,
                                            max_iter=max_iter, seed=seed)
         else:
             canon = canonicalizer or make_canonicalizer(
                 method, spec, run=run, restarts=restarts, max_iter=max_iter, seed=seed,
-                strategy=strategy,
+                strategy=strategy, device=work.device,
             )
             if canon.name != method:
                 raise SymmergeError(f"canonicalizer {canon.name!r} given for method {method!r}")
-            aligned = canon(params)
+            aligned = canon(work)
         merged = _weighted_mean(aligned, w)
-    return MergeResult(merged, aligned, w.float(), method, time.perf_counter() - t0, info)
+    return MergeResult(merged.to(home), aligned.to(home), w.float().to(home), method,
+                       time.perf_counter() - t0, info)

@@ -18,13 +18,17 @@ from symmerge.models.scalegmn import ScaleGMNEncoder
 from symmerge.specs.base import WeightSpaceSpec
 from symmerge.specs.siren import SirenSpec
 from symmerge.symmetry.phase import canonicalize_phase
+from symmerge.utils.device import float32_region
 
 #: Seed of the probe inputs: the same inputs in every run, for every spec.
 PROBE_SEED = 0
 
 
 class MLPDecoder(nn.Sequential):
-    """``Linear(d_latent, h_1) -> SiLU -> ... -> Linear(h_k, num_params)``."""
+    """``Linear(d_latent, h_1) -> SiLU -> ... -> Linear(h_k, num_params)``.
+
+    Under mixed precision the last layer runs in float32: the decoded weights keep
+    float32 precision (a SIREN's first layer is multiplied by ``w0``)."""
 
     def __init__(self, d_latent: int, num_params: int, hidden: Sequence[int]) -> None:
         sizes = [d_latent, *hidden]
@@ -33,6 +37,14 @@ class MLPDecoder(nn.Sequential):
             layers += [nn.Linear(a, b), nn.SiLU()]
         layers.append(nn.Linear(sizes[-1], num_params))
         super().__init__(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        *body, last = self
+        h = z
+        for layer in body:
+            h = layer(h)
+        with float32_region(h):
+            return last(h.to(last.weight.dtype))
 
 
 class Autoencoder(nn.Module):
@@ -106,8 +118,8 @@ class Autoencoder(nn.Module):
         """Fit the statistics of every tensor over ``params [N, P]``: ``param_scale`` is
         its root-mean-square, or with ``param_shift`` its standard deviation (and
         ``param_shift`` its mean), of the networks the encoder sees (phase-canonical ones
-        with ``phase_canonical``). Returns ``param_scale``."""
-        params = self.canonical(self.spec.check_params(params).to(self.param_scale.dtype))
+        with ``phase_canonical``), computed on the model's device. Returns ``param_scale``."""
+        params = self.canonical(self.spec.check_params(params).to(self.param_scale))
         offsets = self.spec.offsets
         scale = torch.empty_like(self.param_scale)
         for a, b in itertools.pairwise(offsets):
@@ -138,7 +150,7 @@ class Autoencoder(nn.Module):
         last = self.decoder[-1]
         if not isinstance(last, nn.Linear):
             raise SymmergeError("the decoder's last layer must be linear to take a template")
-        template = self.spec.check_params(template.reshape(-1).to(last.bias.dtype))
+        template = self.spec.check_params(template.reshape(-1).to(last.bias))
         last.bias.copy_(self._standardized(template) if self.decode_standardized else template)
         last.weight.mul_(gain)
 
@@ -169,8 +181,10 @@ class Autoencoder(nn.Module):
         return self.latent_norm(self.encoder(graph))
 
     def encode(self, params: Tensor) -> Tensor:
-        """``z [B, latent_dim]``."""
-        return self.encode_graph(self.graph(params))
+        """``z [B, latent_dim]``. Always in full precision, mixed precision or not: the
+        invariance of the latent holds to the float32 tolerance, not to bfloat16's."""
+        with float32_region(params):
+            return self.encode_graph(self.graph(params))
 
     @torch.no_grad()
     def recompute_latent_stats(self, batches: Iterable[Tensor]) -> None:

@@ -183,7 +183,7 @@ class WeightSpaceSpec:
         for key, shape in self.param_shapes:
             t = state_dict[key]
             if not isinstance(t, Tensor):
-                t = torch.as_tensor(t)
+                t = torch.as_tensor(t, device="cpu")
             if t.is_complex():
                 raise SymmergeError(
                     f"state dict entry {key!r} is {t.dtype} (complex); expected real weights"
@@ -194,17 +194,18 @@ class WeightSpaceSpec:
                 )
             flat.append(t.detach().reshape(-1))
         dtype = torch.promote_types(flat[0].dtype, torch.float32)
-        return torch.cat([f.to(dtype) for f in flat])
+        return torch.cat([f.to(device=flat[0].device, dtype=dtype) for f in flat])
 
     # --------------------------------------------------------------- modules
     def build_module(self) -> nn.Module:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def module(self, params: Tensor | None = None) -> nn.Module:
-        """An ``nn.Module`` of this architecture, loaded with ``params [P]`` if given."""
+        """An ``nn.Module`` of this architecture, loaded with ``params [P]`` if given (then
+        on their device, in their dtype)."""
         m = self.build_module()
         if params is not None:
-            m = m.to(params.dtype)
+            m = m.to(device=params.device, dtype=params.dtype)
             m.load_state_dict(self.to_state_dict(params))
         return m
 
@@ -231,8 +232,11 @@ class WeightSpaceSpec:
         *,
         dtype: torch.dtype = torch.float32,
         generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
     ) -> Tensor:  # pragma: no cover
-        """Random inputs on which to compare functions (e.g. in symmetry tests)."""
+        """Random inputs on which to compare functions (e.g. in symmetry tests), on
+        ``device`` (default: the generator's, else the CPU); drawn on the generator's
+        device, so a seeded CPU generator gives the same inputs on every device."""
         raise NotImplementedError
 
     # ------------------------------------------------------------ serialization

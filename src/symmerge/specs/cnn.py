@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from symmerge.errors import SymmergeError
 from symmerge.specs.base import WeightSpaceSpec, activation_fn
 from symmerge.specs.mlp import uniform_
+from symmerge.utils.seed import draw_device
 
 
 class SmallCNN(nn.Module):
@@ -93,7 +94,7 @@ class CNNSpec(WeightSpaceSpec):
         (only the last conv's unless ``all_levels``), then the logits."""
         ws, bs = self.unflatten(params)
         nets = params.shape[0]
-        x = inputs.to(params.dtype)
+        x = inputs.to(device=params.device, dtype=params.dtype)
         c0, size = self.layout[0], self.min_input_size()
         if x.ndim not in (4, 5) or x.shape[-3] != c0 or min(x.shape[-2:]) < size:
             raise SymmergeError(
@@ -143,17 +144,20 @@ class CNNSpec(WeightSpaceSpec):
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
         scale: Tensor | float = 1.0,
+        device: torch.device | str | None = None,
     ) -> Tensor:
-        """PyTorch's default conv/linear initialization, weights times ``scale`` ([B] or scalar)."""
+        """PyTorch's default conv/linear initialization, weights times ``scale`` ([B] or
+        scalar), on ``device`` (default: the generator's, else the CPU)."""
         ws, bs = [], []
-        scale_t = torch.as_tensor(scale, dtype=dtype).reshape(-1)
+        dst = draw_device(generator, device) if device is None else device
+        scale_t = torch.as_tensor(scale, dtype=dtype, device=dst).reshape(-1)
         for layer in range(self.num_layers):
             fan_in = self.layout[layer] * math.prod(self.kernel_shape(layer))
             bound = 1.0 / math.sqrt(fan_in)
-            w = uniform_((batch, *self.weight_shape(layer)), bound, generator, dtype)
+            w = uniform_((batch, *self.weight_shape(layer)), bound, generator, dtype, dst)
             w = w * scale_t.reshape(-1, *([1] * (w.ndim - 1)))
             ws.append(w)
-            bs.append(uniform_((batch, *self.bias_shape(layer)), bound, generator, dtype))
+            bs.append(uniform_((batch, *self.bias_shape(layer)), bound, generator, dtype, dst))
         return self.flatten(ws, bs)
 
     def probe_inputs(
@@ -162,9 +166,12 @@ class CNNSpec(WeightSpaceSpec):
         *,
         dtype: torch.dtype = torch.float32,
         generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
     ) -> Tensor:
         size = max(self.min_input_size() + self.stride, 16)
-        return torch.randn(n, self.layout[0], size, size, generator=generator, dtype=dtype)
+        x = torch.randn(n, self.layout[0], size, size, generator=generator, dtype=dtype,
+                        device=draw_device(generator, device))
+        return x.to(device if device is not None else x.device)
 
     # ------------------------------------------------------- TensorFlow order
     def tf_shape(self, layer: int) -> tuple[int, ...]:

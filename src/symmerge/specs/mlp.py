@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from symmerge.errors import SymmergeError
 from symmerge.specs.base import WeightSpaceSpec, activation_fn
+from symmerge.utils.seed import draw_device
 
 
 def dense_levels(
@@ -23,9 +24,10 @@ def dense_levels(
     ``[B, N, n_0]``; weights are ``[B, out, in]``.
 
     Returns ``[h_0, ..., h_L]``, ``h_l [B, N, n_l]``: the inputs, each hidden layer after
-    its activation, and the (linear) outputs.
+    its activation, and the (linear) outputs, on the weights' device and in their dtype
+    (``inputs`` are moved there if they live elsewhere).
     """
-    h = inputs.to(weights[0].dtype)
+    h = inputs.to(device=weights[0].device, dtype=weights[0].dtype)
     levels = [h.expand(weights[0].shape[0], *h.shape[-2:])]
     last = len(weights) - 1
     for layer, (w, b) in enumerate(zip(weights, biases, strict=True)):
@@ -80,8 +82,10 @@ def check_dense_inputs(spec: WeightSpaceSpec, batch: int, inputs: Tensor) -> Non
 
 
 def uniform_(shape: tuple[int, ...], bound: float, generator: torch.Generator | None,
-             dtype: torch.dtype) -> Tensor:
-    return (torch.rand(shape, generator=generator, dtype=dtype) * 2 - 1) * bound
+             dtype: torch.dtype, device: torch.device | str | None = None) -> Tensor:
+    """``U(-bound, bound)`` of ``shape`` on ``device``, drawn on the generator's device."""
+    u = torch.rand(shape, generator=generator, dtype=dtype, device=draw_device(generator, device))
+    return ((u * 2 - 1) * bound).to(device if device is not None else u.device)
 
 
 @dataclass(frozen=True)
@@ -120,13 +124,17 @@ class MLPSpec(WeightSpaceSpec):
         *,
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
     ) -> Tensor:
-        """PyTorch's default ``nn.Linear`` initialization for ``batch`` networks."""
+        """PyTorch's default ``nn.Linear`` initialization for ``batch`` networks, on
+        ``device`` (default: the generator's, else the CPU)."""
         ws, bs = [], []
         for layer in range(self.num_layers):
             bound = 1.0 / math.sqrt(self.layout[layer])
-            ws.append(uniform_((batch, *self.weight_shape(layer)), bound, generator, dtype))
-            bs.append(uniform_((batch, *self.bias_shape(layer)), bound, generator, dtype))
+            ws.append(uniform_((batch, *self.weight_shape(layer)), bound, generator, dtype,
+                               device))
+            bs.append(uniform_((batch, *self.bias_shape(layer)), bound, generator, dtype,
+                               device))
         return self.flatten(ws, bs)
 
     def probe_inputs(
@@ -135,5 +143,8 @@ class MLPSpec(WeightSpaceSpec):
         *,
         dtype: torch.dtype = torch.float32,
         generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
     ) -> Tensor:
-        return torch.randn(n, self.layout[0], generator=generator, dtype=dtype)
+        x = torch.randn(n, self.layout[0], generator=generator, dtype=dtype,
+                        device=draw_device(generator, device))
+        return x.to(device if device is not None else x.device)

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from symmerge.errors import SymmergeError
 from symmerge.specs.base import WeightSpaceSpec, activation_fn
 from symmerge.specs.mlp import DenseNet, dense_spec_levels, uniform_
+from symmerge.utils.seed import draw_device
 
 _SEQ_KEY = re.compile(r"^seq\.(\d+)\.(weight|bias)$")
 
@@ -44,9 +45,12 @@ def siren_layout(state: Mapping[str, Tensor]) -> tuple[int, ...]:
     return tuple(layout)
 
 
-def coordinate_grid(resolution: int = 28, *, dtype: torch.dtype = torch.float32) -> Tensor:
+def coordinate_grid(
+    resolution: int = 28, *, dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> Tensor:
     """``[R*R, 2]`` points ``(x_c, y_r)``, row r outer and column c inner, in [-1, 1]."""
-    axis = torch.linspace(-1.0, 1.0, resolution, dtype=dtype)
+    axis = torch.linspace(-1.0, 1.0, resolution, dtype=dtype, device=device)
     ys, xs = torch.meshgrid(axis, axis, indexing="ij")  # ys[r, c] = y_r, xs[r, c] = x_c
     return torch.stack([xs, ys], dim=-1).reshape(-1, 2)
 
@@ -97,7 +101,7 @@ class SirenSpec(WeightSpaceSpec):
 
     def render(self, params: Tensor, resolution: int = 28) -> Tensor:
         """Images ``[B, R, R]`` (``[B, R, R, C]`` if C > 1 outputs); ``img[r, c] = f(x_c, y_r)``."""
-        grid = coordinate_grid(resolution, dtype=params.dtype).to(params.device)
+        grid = coordinate_grid(resolution, dtype=params.dtype, device=params.device)
         out = self.forward(params, grid)
         lead = out.shape[:-2]
         img = out.reshape(*lead, resolution, resolution, self.layout[-1])
@@ -112,23 +116,27 @@ class SirenSpec(WeightSpaceSpec):
         *,
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
     ) -> Tensor:
-        """Initialization of the published zoo (METHOD.md 1.1).
+        """Initialization of the published zoo (METHOD.md 1.1), on ``device`` (default:
+        the generator's, else the CPU).
 
         Sine layers: weights U(+-sqrt(6 / fan_in) / w0), zero biases (the first
         layer included); the output layer keeps PyTorch's ``nn.Linear`` default.
         """
         ws, bs = [], []
+        dst = draw_device(generator, device) if device is None else device
         for layer in range(self.num_layers):
             fan_in = self.layout[layer]
             wshape, bshape = (batch, *self.weight_shape(layer)), (batch, *self.bias_shape(layer))
             if layer < self.num_layers - 1:
-                ws.append(uniform_(wshape, math.sqrt(6.0 / fan_in) / self.w0, generator, dtype))
-                bs.append(torch.zeros(bshape, dtype=dtype))
+                ws.append(uniform_(wshape, math.sqrt(6.0 / fan_in) / self.w0, generator, dtype,
+                                   dst))
+                bs.append(torch.zeros(bshape, dtype=dtype, device=dst))
             else:
                 bound = 1.0 / math.sqrt(fan_in)
-                ws.append(uniform_(wshape, bound, generator, dtype))
-                bs.append(uniform_(bshape, bound, generator, dtype))
+                ws.append(uniform_(wshape, bound, generator, dtype, dst))
+                bs.append(uniform_(bshape, bound, generator, dtype, dst))
         return self.flatten(ws, bs)
 
     def probe_inputs(
@@ -137,5 +145,8 @@ class SirenSpec(WeightSpaceSpec):
         *,
         dtype: torch.dtype = torch.float32,
         generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
     ) -> Tensor:
-        return torch.rand(n, self.layout[0], generator=generator, dtype=dtype) * 2 - 1
+        u = torch.rand(n, self.layout[0], generator=generator, dtype=dtype,
+                       device=draw_device(generator, device))
+        return (u * 2 - 1).to(device if device is not None else u.device)

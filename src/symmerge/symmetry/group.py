@@ -22,6 +22,7 @@ from torch import Tensor
 
 from symmerge.errors import SymmergeError
 from symmerge.specs.base import WeightSpaceSpec
+from symmerge.utils.seed import draw_device
 
 
 @dataclass(frozen=True)
@@ -154,29 +155,38 @@ def sample_group_elements(
     max_shift: int = 1,
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
 ) -> GroupElement:
-    """Random group elements.
+    """Random group elements on ``device`` (default: the generator's device, else the CPU).
 
     ``permute``: uniform random permutations; ``diagonal``: random signs (sine,
     tanh) or log-uniform positive scales in ``scale_range`` (ReLU); ``phase``:
-    SIREN phase shifts ``k`` uniform in ``[-max_shift, max_shift]``.
+    SIREN phase shifts ``k`` uniform in ``[-max_shift, max_shift]``. Numbers are drawn
+    on the generator's device and moved once, so a seeded CPU generator gives the same
+    elements on every device.
     """
     if phase and spec.activation != "sine":
         raise SymmergeError("phase shifts only exist for SIREN (sine) networks")
+    src = draw_device(generator, device)
+    dst = src if device is None else torch.device(device)
     perms, mults, shifts = [], [], []
     lo, hi = math.log(scale_range[0]), math.log(scale_range[1])
     for n in spec.hidden_sizes:
         if permute:
-            perms.append(torch.argsort(torch.rand(batch, n, generator=generator), dim=1))
+            keys = torch.rand(batch, n, generator=generator, device=src)
+            perms.append(torch.argsort(keys, dim=1).to(dst))
         else:
-            perms.append(torch.arange(n).expand(batch, n).clone())
+            perms.append(torch.arange(n, device=dst).expand(batch, n).clone())
         if not diagonal:
-            mults.append(torch.ones(batch, n, dtype=dtype))
+            mults.append(torch.ones(batch, n, dtype=dtype, device=dst))
         elif spec.symmetry == "sign":
-            mults.append(torch.randint(0, 2, (batch, n), generator=generator).to(dtype) * 2 - 1)
+            signs = torch.randint(0, 2, (batch, n), generator=generator, device=src)
+            mults.append(signs.to(dst, dtype) * 2 - 1)
         else:
-            u = torch.rand(batch, n, generator=generator, dtype=torch.float64)
-            mults.append(torch.exp(lo + (hi - lo) * u).to(dtype))
+            u = torch.rand(batch, n, generator=generator, dtype=torch.float64, device=src)
+            mults.append(torch.exp(lo + (hi - lo) * u).to(dst, dtype))
         if phase:
-            shifts.append(torch.randint(-max_shift, max_shift + 1, (batch, n), generator=generator))
+            k = torch.randint(-max_shift, max_shift + 1, (batch, n), generator=generator,
+                              device=src)
+            shifts.append(k.to(dst))
     return GroupElement(tuple(perms), tuple(mults), tuple(shifts) if phase else None)

@@ -27,8 +27,9 @@ def function_error(
     spec: WeightSpaceSpec, params_a: Tensor, params_b: Tensor, inputs: Tensor | None = None
 ) -> float:
     """Max relative difference of the outputs of two (batches of) networks on ``inputs``."""
-    if inputs is None:
-        inputs = spec.probe_inputs(dtype=params_a.dtype, generator=torch.Generator().manual_seed(0))
+    if inputs is None:  # seeded on the CPU, moved to the parameters' device
+        inputs = spec.probe_inputs(dtype=params_a.dtype, device=params_a.device,
+                                   generator=torch.Generator(device="cpu").manual_seed(0))
     with torch.no_grad():
         return _relative(spec.forward(params_a, inputs), spec.forward(params_b, inputs))
 

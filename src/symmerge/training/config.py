@@ -116,6 +116,10 @@ class TrainConfig(_Strict):
     scale_params: bool = True
     #: SIREN zoos: start the decoder at a SIREN fitted to the mean training render
     decoder_template: bool = True
+    #: ``bf16-mixed``: bfloat16 autocast for the decoder's hidden layers and the CNN
+    #: distillation passes; the encoder (the latent's invariance), the decoder's output
+    #: layer and SIREN renders stay float32. Opt-in: ``32`` in every preset.
+    precision: Literal["32", "bf16-mixed"] = "32"
 
     @property
     def monitors(self) -> set[str]:

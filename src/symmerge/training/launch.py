@@ -60,6 +60,39 @@ def check_hardware(accelerator: str, devices: int, num_nodes: int) -> None:
                             f"{needs} (torch {torch.__version__}{cuda}); use cpu")
 
 
+def resolve_accelerator(accelerator: str) -> str:
+    """The Lightning accelerator ``accelerator`` stands for here: ``auto`` is the first of
+    tpu, mps, cuda this machine has (Lightning's own order), else cpu; ``gpu`` is mps or
+    cuda; other names are returned as they are (checked by :func:`check_hardware`)."""
+    if accelerator == "auto":
+        return next((n for n in ("tpu", "mps", "cuda") if _available(n)), "cpu")
+    if accelerator == "gpu":
+        return next((n for n in ("mps", "cuda") if _available(n)), accelerator)
+    return accelerator
+
+
+def accelerator_device(accelerator: str) -> torch.device:
+    """The torch device this process works on for a resolved ``accelerator`` outside
+    Lightning (evaluating the trained model): the current CUDA device, else the CPU (the
+    evaluation computes in float64 in places, which MPS lacks)."""
+    if accelerator == "cuda":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def describe_accelerator(accelerator: str, devices: int, num_nodes: int) -> str:
+    """``training on cuda:0 (NVIDIA H100 80GB HBM3)``, ``training on cuda (4 devices x 2
+    nodes, DDP)``: the line a training run prints about its hardware."""
+    from symmerge.utils.device import describe_device
+
+    if devices * num_nodes > 1:
+        nodes = f" x {num_nodes} nodes" if num_nodes > 1 else ""
+        return f"training on {accelerator} ({devices} devices{nodes}, DDP)"
+    if accelerator in ("cuda", "cpu"):
+        return f"training on {describe_device(accelerator_device(accelerator))}"
+    return f"training on {accelerator}"
+
+
 def owns_run() -> bool:
     """Whether this process owns the run it trains: global rank 0. The DDP workers
     Lightning launches for it (and the processes of other nodes) carry their rank in

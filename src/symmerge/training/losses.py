@@ -9,13 +9,17 @@ from torch import Tensor, nn
 
 from symmerge.errors import SymmergeError
 from symmerge.specs import CNNSpec, SirenSpec, WeightSpaceSpec
+from symmerge.utils.device import float32_region
+from symmerge.utils.seed import draw_device
 
 
 class RenderLoss(nn.Module):
     """MSE between the renders of decoded and original SIRENs.
 
     Original renders are computed once per zoo and cached (``targets [N, R, R]``),
-    so a training step renders only the decoded networks (one batched pass).
+    so a training step renders only the decoded networks (one batched pass). Renders
+    run in float32 under mixed precision: bfloat16 phases ``w0 * z`` are off by up to
+    ~0.1 rad at ``w0 = 30``, which ruins the images.
     """
 
     def __init__(self, spec: SirenSpec, resolution: int = 28) -> None:
@@ -33,7 +37,8 @@ class RenderLoss(nn.Module):
         )
 
     def forward(self, decoded: Tensor, targets: Tensor) -> Tensor:
-        return F.mse_loss(self.spec.render(decoded, self.resolution), targets)
+        with float32_region(decoded):
+            return F.mse_loss(self.spec.render(decoded.float(), self.resolution), targets)
 
 
 def distillation_loss(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
@@ -47,8 +52,9 @@ def distillation_loss(student: Tensor, teacher: Tensor, temperature: float) -> T
 class DistillationLoss(nn.Module):
     """Knowledge distillation between original and decoded CNN logits.
 
-    Each call draws a fresh random batch of *training* images; held-out test
-    images are only used by :func:`cnn_accuracy_report`.
+    Each call draws a fresh random batch of *training* images (on the images' device,
+    or the generator's); held-out test images are only used by
+    :func:`cnn_accuracy_report`. The images are a buffer: they follow the module's device.
     """
 
     def __init__(
@@ -66,9 +72,10 @@ class DistillationLoss(nn.Module):
     def forward(
         self, decoded: Tensor, original: Tensor, generator: torch.Generator | None = None
     ) -> Tensor:
-        n = self.train_images.shape[0]
-        idx = torch.randint(0, n, (min(self.images_per_step, n),), generator=generator)
-        x = self.train_images[idx.to(self.train_images.device)]
+        n, dev = self.train_images.shape[0], self.train_images.device
+        idx = torch.randint(0, n, (min(self.images_per_step, n),), generator=generator,
+                            device=draw_device(generator, dev))
+        x = self.train_images[idx.to(dev)]
         with torch.no_grad():
             teacher = self.spec.forward(original, x)
         return distillation_loss(self.spec.forward(decoded, x), teacher, self.temperature)
@@ -77,20 +84,21 @@ class DistillationLoss(nn.Module):
 @torch.no_grad()
 def accuracy(spec: WeightSpaceSpec, params: Tensor, images: Tensor, labels: Tensor,
              batch_size: int = 256) -> Tensor:
-    """Accuracy ``[B]`` of each network on ``(images, labels)``."""
-    correct = torch.zeros(params.shape[0], dtype=torch.float64)
+    """Accuracy ``[B]`` of each network on ``(images, labels)``, on ``params``' device
+    (images and labels are moved there batch by batch)."""
+    correct = torch.zeros(params.shape[0], dtype=torch.long, device=params.device)
     for x, y in zip(images.split(batch_size), labels.split(batch_size), strict=True):
         pred = spec.forward(params, x).argmax(-1)  # [B, n]
-        correct += (pred == y.to(pred.device)).sum(-1).double().cpu()
-    return (correct / labels.shape[0]).float()
+        correct += (pred == y.to(pred.device)).sum(-1)
+    return (correct.double() / labels.shape[0]).float()
 
 
 def cnn_accuracy_report(
     spec: CNNSpec, original: Tensor, decoded: Tensor, images: Tensor, labels: Tensor
 ) -> dict[str, float]:
     """Decoded-vs-original accuracy on held-out images: means, L1 error and Kendall tau."""
-    acc_o = accuracy(spec, original, images, labels)
-    acc_d = accuracy(spec, decoded, images, labels)
+    acc_o = accuracy(spec, original, images, labels).cpu()
+    acc_d = accuracy(spec, decoded, images, labels).cpu()
     tau = float("nan")
     if acc_o.numel() > 1 and acc_o.std() > 0 and acc_d.std() > 0:
         tau = float(kendalltau(acc_o.numpy(), acc_d.numpy()).statistic)

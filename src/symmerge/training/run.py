@@ -26,6 +26,7 @@ import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.strategies import DDPStrategy
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor
@@ -43,12 +44,20 @@ from symmerge.training.config import (
     save_config,
     validate_config,
 )
-from symmerge.training.launch import check_hardware, check_logger, owns_run
+from symmerge.training.launch import (
+    accelerator_device,
+    check_hardware,
+    check_logger,
+    describe_accelerator,
+    owns_run,
+    resolve_accelerator,
+)
 from symmerge.training.losses import RenderLoss, cnn_accuracy_report
 from symmerge.training.metrics_log import STASH, restore_history, stash_history
 from symmerge.training.module import AutoencoderModule, NonFiniteLossError
 from symmerge.training.resume import RandomState, load_weights, read_checkpoint
 from symmerge.training.rundir import RunDirectory, check_run_dir, last_checkpoint
+from symmerge.utils.device import module_device, reproducible, torch_flags_kept
 from symmerge.utils.io import (
     atomic_path,
     error_summary,
@@ -112,7 +121,8 @@ def mean_render_template(spec: SirenSpec, renders: Tensor) -> Tensor:
 
 
 def _loaders(
-    params: Tensor, splits: dict[str, Tensor], cfg: TrainConfig, world_size: int = 1
+    params: Tensor, splits: dict[str, Tensor], cfg: TrainConfig, world_size: int = 1,
+    pin_memory: bool = False,
 ) -> dict[str, DataLoader]:
     g = torch.Generator().manual_seed(cfg.seed)
     out = {}
@@ -123,7 +133,7 @@ def _loaders(
         # DDP every process gets ceil(n / world_size) networks (the sampler pads).
         share = math.ceil(len(idx) / world_size)
         out[name] = DataLoader(ds, batch_size=cfg.optim.batch_size, shuffle=train,
-                               generator=g if train else None,
+                               generator=g if train else None, pin_memory=pin_memory,
                                drop_last=train and share % cfg.optim.batch_size == 1)
     return out
 
@@ -195,7 +205,7 @@ def train(
     config_file: str | os.PathLike[str] | None = None,
     overrides: dict[str, Any] | None = None,
     max_epochs: int | None = None,
-    accelerator: str = "cpu",
+    accelerator: str = "auto",
     devices: int = 1,
     num_nodes: int = 1,
     logger: str = "csv",
@@ -212,11 +222,13 @@ def train(
     before anything is written; the run directory is locked for the whole call; a call
     that fails before the run's first checkpoint leaves nothing of it behind. A run that
     its early-stopping rule stopped is finished too. ``log`` receives a line when a run
-    resumes or has nothing to do, and, for a new run of a ``paper-*`` preset, which split
-    it uses (:func:`split_note`).
+    resumes or has nothing to do, for a new run of a ``paper-*`` preset which split it
+    uses (:func:`split_note`), and the hardware it trains on. ``accelerator="auto"``
+    trains on a GPU when there is one.
     """
     t0 = time.perf_counter()
     check_hardware(accelerator, devices, num_nodes)
+    accelerator = resolve_accelerator(accelerator)
     check_logger(logger)
     run = Path(out)
     check_run_dir(run)
@@ -253,6 +265,7 @@ def train(
             cfg = resolve_config(preset or "quick", config_file, extra, zoo.spec)
             if cfg.preset.startswith("paper-"):
                 say(split_note(zoo, cfg))
+        say(describe_accelerator(accelerator, devices, num_nodes))
         return _fit_and_export(
             run, zoo, cfg, ckpt, accelerator=accelerator, devices=devices,
             num_nodes=num_nodes, logger=logger, progress=progress, owner=owner, t0=t0,
@@ -308,9 +321,12 @@ def _fit_and_export(
 
     t_fit = time.perf_counter()
     if fit:
-        trainer = _fit(run, module, _loaders(params, splits, cfg, world_size=devices * num_nodes),
-                       cfg, ckpt, accelerator=accelerator, devices=devices, num_nodes=num_nodes,
-                       logger=logger, progress=progress, owner=owner)
+        loaders = _loaders(params, splits, cfg, world_size=devices * num_nodes,
+                           pin_memory=accelerator == "cuda")
+        with torch_flags_kept():  # the Trainer turns deterministic algorithms on
+            trainer = _fit(run, module, loaders, cfg, ckpt, accelerator=accelerator,
+                           devices=devices, num_nodes=num_nodes, logger=logger,
+                           progress=progress, owner=owner)
         done = trainer.current_epoch
         stopped = any(isinstance(cb, EarlyStop) and cb.stopped_epoch is not None
                       for cb in trainer.callbacks)
@@ -323,8 +339,9 @@ def _fit_and_export(
     module.load_state_dict(load_weights_only(best, "checkpoint")["state_dict"])
     _export_weights(module.model, run / "model.safetensors")
 
-    module.eval()
-    metrics = _evaluate(module, spec, params, splits, test_images)
+    device = accelerator_device(accelerator)  # Lightning hands the module back on the CPU
+    module.to(device).eval()
+    metrics = _evaluate(module, spec, params.to(device), splits, test_images)
     result = TrainResult(
         run_dir=str(run), preset=cfg.preset, seed=cfg.seed, version=__version__,
         zoo=str(zoo.path), num_networks={k: len(v) for k, v in splits.items()},
@@ -360,12 +377,14 @@ def _make_trainer(
 
         loggers.append(WandbLogger(save_dir=str(run), project="symmerge"))
     steps_per_epoch = max(1, len(loaders["train"]))
-    strategy = "ddp" if devices * num_nodes > 1 else "auto"
+    # buffers (cached renders, images, latent statistics) are the same on every process
+    # or reduced explicitly: DDP need not broadcast them before every forward
+    strategy = DDPStrategy(broadcast_buffers=False) if devices * num_nodes > 1 else "auto"
     try:
         return L.Trainer(
             accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
             max_epochs=cfg.optim.max_epochs, gradient_clip_val=cfg.optim.grad_clip,
-            callbacks=callbacks,
+            precision=cfg.precision, callbacks=callbacks,
             logger=loggers, enable_progress_bar=progress, enable_model_summary=False,
             log_every_n_steps=min(50, steps_per_epoch),
             check_val_every_n_epoch=None if steps else cfg.eval_every_n_epochs,
@@ -459,15 +478,31 @@ def load_autoencoder(
     return model.eval(), spec, cfg
 
 
-@torch.no_grad()
-def encode(model: torch.nn.Module, params: Tensor, batch_size: int = 1024) -> Tensor:
-    """Latents ``[N, d]`` of ``params [N, P]``, batched, in eval mode."""
+def _batched(fn: Callable[[Tensor], Tensor], model: torch.nn.Module, params: Tensor,
+             batch_size: int, device: str | torch.device | None) -> Tensor:
+    """``fn`` over ``params`` in batches on ``device`` (moving ``model`` there; default:
+    where the model is), in eval mode, reproducibly (:func:`reproducible`); the result on
+    ``params``' device."""
+    if device is not None:
+        model.to(device)
+    dev = module_device(model)
     model.eval()
-    return torch.cat([model.encode(p) for p in params.float().split(batch_size)])
+    with reproducible(dev):
+        return torch.cat([fn(p.to(dev, torch.float32)).to(params.device)
+                          for p in params.split(batch_size)])
 
 
 @torch.no_grad()
-def reconstruct(model: torch.nn.Module, params: Tensor, batch_size: int = 1024) -> Tensor:
-    """Decoded networks ``[N, P]`` of ``params [N, P]``, batched, in eval mode."""
-    model.eval()
-    return torch.cat([model(p) for p in params.float().split(batch_size)])
+def encode(model: torch.nn.Module, params: Tensor, batch_size: int = 1024, *,
+           device: str | torch.device | None = None) -> Tensor:
+    """Latents ``[N, d]`` of ``params [N, P]``, batched, in eval mode, computed on
+    ``device`` (the model is moved there; default: where it is), returned on ``params``'."""
+    return _batched(model.encode, model, params, batch_size, device)
+
+
+@torch.no_grad()
+def reconstruct(model: torch.nn.Module, params: Tensor, batch_size: int = 1024, *,
+                device: str | torch.device | None = None) -> Tensor:
+    """Decoded networks ``[N, P]`` of ``params [N, P]``, batched, in eval mode, computed
+    on ``device`` (as :func:`encode`), returned on ``params``' device."""
+    return _batched(model, model, params, batch_size, device)

@@ -228,7 +228,8 @@ def require_finite(t: Any, what: str) -> None:
     (for a ``[N, ...]`` tensor, also how many rows and the first)."""
     import torch
 
-    t = torch.as_tensor(t)
+    if not isinstance(t, torch.Tensor):  # numbers, arrays: checked on the CPU
+        t = torch.as_tensor(t, device="cpu")
     if not (t.is_floating_point() or t.is_complex()):
         return
     bad = ~torch.isfinite(t)
