@@ -122,13 +122,14 @@ def step_tests(size: dict[str, Any], device: str, work: Path) -> dict[str, Any]:
 
 
 def _micro_batch_rates(size: dict[str, Any], device: str) -> dict[str, Any]:
-    """Networks x steps per second of one batched fit at the preset's micro-batch (as
-    ``symmerge zoo inr`` runs) and at the whole batch, a fixed number of steps each."""
+    """Networks x steps per second of one batched fit at the CPU's micro-batch and at the
+    whole batch (what ``symmerge zoo inr --device cuda`` runs), a fixed number of steps
+    each."""
     import torch
     from gpu_common import synchronize
 
     from symmerge.data import load_images
-    from symmerge.zoo.fit_inr import fit_sirens, init_sirens, inr_config
+    from symmerge.zoo.fit_inr import CPU_MICRO_BATCH, fit_sirens, init_sirens, inr_config
 
     n, steps = size["compare_networks"], size["compare_steps"]
     digits = load_images("mnist-embedded").images
@@ -136,7 +137,7 @@ def _micro_batch_rates(size: dict[str, Any], device: str) -> dict[str, Any]:
     spec = inr_config("default").spec(1)
     init = init_sirens(spec, 0, range(n))
     rates = {}
-    for mb in (inr_config("default").micro_batch, n):
+    for mb in (CPU_MICRO_BATCH, n):
         cfg = inr_config("default", micro_batch=mb, steps=steps, target_psnr=float("inf"))
         fit_sirens(spec, images[:mb], init[:mb], inr_config(cfg, steps=2), device=device)
         synchronize(device)

@@ -46,8 +46,14 @@ from symmerge.zoo.shards import (
     tensor_digest,
 )
 
-
 # --------------------------------------------------------------------- config
+#: networks per kernel call on the CPU (their activations stay in cache); accelerators take
+#: the whole batch, one kernel launch per layer
+CPU_MICRO_BATCH = 32
+#: default networks per resumable zoo chunk on the CPU and on an accelerator
+CPU_CHUNK, ACCELERATOR_CHUNK = 128, 8192
+
+
 @dataclass(frozen=True)
 class INRFitConfig:
     """How every SIREN of a zoo is fitted (see :data:`INR_PRESETS`).
@@ -69,7 +75,7 @@ class INRFitConfig:
     target_psnr: float = 28.0
     betas: tuple[float, float] = (0.9, 0.99)
     eps: float = 1e-8
-    micro_batch: int = 32
+    micro_batch: int | None = None
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
@@ -95,7 +101,7 @@ class INRFitConfig:
             problems.append(f"final_lr_ratio must be in [0, 1], got {self.final_lr_ratio}")
         if not all(0.0 <= b < 1.0 for b in self.betas) or len(self.betas) != 2:
             problems.append(f"betas must be two numbers in [0, 1), got {self.betas}")
-        if self.micro_batch <= 0:
+        if self.micro_batch is not None and self.micro_batch <= 0:
             problems.append(f"micro_batch must be positive, got {self.micro_batch}")
         if self.dtype not in ("float32", "float64"):
             problems.append(f"dtype must be float32 or float64, got {self.dtype!r}")
@@ -276,7 +282,7 @@ def fit_sirens(
     prev = params.clone()
     prev_psnr = torch.full((n,), float("nan"), device=dev)
     b1, b2 = config.betas
-    mb = config.micro_batch
+    mb = config.micro_batch or (CPU_MICRO_BATCH if dev.type == "cpu" else max(1, n))
     for step in range(config.steps + 1):
         mse = torch.empty(params.shape[0], dtype=dtype, device=dev)
         grad = torch.empty_like(params)
@@ -384,7 +390,7 @@ def fit_inr_zoo(
     per_image: int = 1,
     seed: int = 0,
     config: INRFitConfig | str = "default",
-    chunk_size: int = 128,
+    chunk_size: int | None = None,
     fresh: bool = False,
     keep_shards: bool = False,
     progress: bool = True,
@@ -428,6 +434,8 @@ def fit_inr_zoo(
     selected = selected[:n_images]
     pixels = _check_images(images.images[selected])
     spec = cfg.spec(pixels.shape[1])
+    if chunk_size is None:
+        chunk_size = CPU_CHUNK if torch.device(device).type == "cpu" else ACCELERATOR_CHUNK
     plan = ChunkPlan(n_images * per_image, chunk_size)
     labels = images.labels[selected]
     run = {
@@ -439,7 +447,8 @@ def fit_inr_zoo(
         "per_image": per_image,
         "seed": seed,
         "spec": spec.to_dict(),
-        "config": cfg.to_dict(),
+        # the micro-batch changes no result: not part of the run's identity
+        "config": {k: v for k, v in cfg.to_dict().items() if k != "micro_batch"},
     }
 
     fit_chunk = _INRChunk(spec, cfg, pixels, labels, seed, per_image, str(device),
