@@ -354,3 +354,17 @@ def test_phase_canonical_run_encodes_phase_shifted_copies_alike(siren_zoo, tmp_p
     g = sample_group_elements(spec, 6, phase=True, max_shift=2,
                               generator=torch.Generator().manual_seed(8))
     assert invariance_error(lambda p: encode(model, p), spec, params, g) < 1e-4
+
+
+def test_training_prints_no_framework_chatter(siren_zoo, tmp_path, capfd):
+    """Lightning's hardware lines, product tips and its own deprecation notes stay out of
+    the user's output; its loggers' levels are put back afterwards."""
+    import logging
+
+    before = {n: logging.getLogger(n).level for n in ("lightning.pytorch", "lightning.fabric")}
+    train(siren_zoo, tmp_path / "run", preset="quick", overrides=TINY, max_epochs=1,
+          progress=False)
+    out, err = capfd.readouterr()
+    for chatter in ("GPU available", "TPU available", "Tip:", "LeafSpec", "`Trainer.fit` stopped"):
+        assert chatter not in out + err, chatter
+    assert {n: logging.getLogger(n).level for n in before} == before

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
 import os
+import warnings
+from collections.abc import Iterator
 
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
@@ -98,3 +102,27 @@ def owns_run() -> bool:
     Lightning launches for it (and the processes of other nodes) carry their rank in
     the environment and join the owner's run without taking its lock."""
     return rank_zero_only.rank == 0 and int(os.environ.get("NODE_RANK") or 0) == 0
+
+
+#: Lightning's informational lines (hardware summary, product tips, loop notes) and the
+#: deprecation notes its own code triggers: framework chatter, not results
+_QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric")
+_QUIET_WARNINGS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Run a fit with only Lightning's warnings and errors shown (and its progress bar);
+    the loggers' levels and the warning filters are put back afterwards."""
+    loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings():
+        for pattern in _QUIET_WARNINGS:
+            warnings.filterwarnings("ignore", pattern)
+        for lg in loggers:
+            lg.setLevel(max(lg.getEffectiveLevel(), logging.WARNING))
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels, strict=True):
+                lg.setLevel(level)

@@ -50,6 +50,7 @@ from symmerge.training.launch import (
     check_logger,
     describe_accelerator,
     owns_run,
+    quiet_lightning,
     resolve_accelerator,
 )
 from symmerge.training.losses import RenderLoss, cnn_accuracy_report
@@ -323,7 +324,7 @@ def _fit_and_export(
     if fit:
         loaders = _loaders(params, splits, cfg, world_size=devices * num_nodes,
                            pin_memory=accelerator == "cuda")
-        with torch_flags_kept():  # the Trainer turns deterministic algorithms on
+        with torch_flags_kept(), quiet_lightning():  # the Trainer turns determinism on
             trainer = _fit(run, module, loaders, cfg, ckpt, accelerator=accelerator,
                            devices=devices, num_nodes=num_nodes, logger=logger,
                            progress=progress, owner=owner)
