@@ -336,3 +336,29 @@ def test_plain_splits_on_request(tmp_path: Path) -> None:
     plain = split_indices(40, seed=1)
     assert all(torch.equal(z.splits(seed=1, by_image=False)[k], plain[k]) for k in plain)
     assert torch.equal(z.split_metrics()["is_test"], (torch.arange(40) >= 30).float())
+
+
+def test_zoo_in_memory_behaves_like_its_file(tmp_path):
+    spec = SirenSpec((2, 4, 1))
+    params = spec.init_params(6, generator=torch.Generator().manual_seed(0))
+    split = torch.tensor([0, 0, 0, 1, 2, 2])
+    zoo = Zoo.from_tensors(params, spec, labels=torch.arange(6), image_index=torch.arange(6),
+                           metrics={"psnr": torch.linspace(20, 25, 6)},
+                           provenance={"data": "x"}, split=split)
+    assert zoo.path is None and zoo.name == "in-memory zoo" and len(zoo) == 6
+    assert torch.equal(zoo.get_params([4, 1]), params[[4, 1]])
+    assert torch.equal(zoo.get_params(slice(1, 3)), params[1:3])
+    with pytest.raises(SymmergeError, match="out of range"):
+        zoo.get_params([6])
+    assert zoo.splits()["test"].tolist() == [4, 5]
+    saved = Zoo(zoo.save(tmp_path / "z.safetensors"))
+    for name in ("params", "labels", "image_index", "stored_split"):
+        assert torch.equal(getattr(saved, name), getattr(zoo, name)), name
+    assert torch.equal(saved.metric("psnr"), zoo.metric("psnr"))
+    assert saved.provenance["data"] == "x"
+    bad = params.clone()
+    bad[2, 0] = float("nan")
+    with pytest.raises(SymmergeError, match="NaN"):
+        Zoo.from_tensors(bad, spec)
+    with pytest.raises(SymmergeError, match="labels has 5 entries"):
+        Zoo.from_tensors(params, spec, labels=torch.arange(5))

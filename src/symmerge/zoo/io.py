@@ -47,6 +47,44 @@ def check_split_codes(split: Tensor, what: str) -> Tensor:
     return split
 
 
+def zoo_tensors(
+    spec: WeightSpaceSpec,
+    params: Tensor,
+    labels: Tensor | None = None,
+    *,
+    image_index: Tensor | None = None,
+    split: Tensor | None = None,
+    metrics: Mapping[str, Tensor] | None = None,
+) -> dict[str, Tensor]:
+    """The validated tensors of a zoo (what :func:`save_zoo` writes and
+    :meth:`Zoo.from_tensors` holds): float32 ``params``, int64 ``labels`` (default -1, no
+    class), ``image_index`` and ``split``, float32 metric vectors, on the CPU."""
+    params = spec.check_params(torch.as_tensor(params)).detach().to("cpu", torch.float32)
+    if params.ndim != 2:
+        raise SymmergeError(f"zoo params must be [N, P], got {tuple(params.shape)}")
+    n = params.shape[0]
+    if n == 0:
+        raise SymmergeError("refusing an empty zoo: a zoo needs at least one network")
+    tensors: dict[str, Tensor] = {"params": params.contiguous()}
+    labels = torch.full((n,), -1, dtype=torch.long) if labels is None else labels
+    extras = {"labels": labels, **({"image_index": image_index} if image_index is not None else {})}
+    if split is not None:
+        extras["split"] = check_split_codes(split, "zoo split")
+    for name, t in extras.items():
+        t = torch.as_tensor(t).detach().to("cpu", torch.int64).reshape(-1).contiguous()
+        if t.shape[0] != n:
+            raise SymmergeError(f"{name} has {t.shape[0]} entries, params has {n}")
+        tensors[name] = t
+    for name, t in (metrics or {}).items():
+        if name in RESERVED or not name or name.startswith("__"):
+            raise SymmergeError(f"metric name {name!r} is reserved")
+        t = torch.as_tensor(t).detach().to("cpu", torch.float32).reshape(-1).contiguous()
+        if t.shape[0] != n:
+            raise SymmergeError(f"metric {name} has {t.shape[0]} entries, params has {n}")
+        tensors[name] = t
+    return tensors
+
+
 def save_zoo(
     path: str | os.PathLike[str],
     spec: WeightSpaceSpec,
@@ -58,36 +96,14 @@ def save_zoo(
     metrics: Mapping[str, Tensor] | None = None,
     provenance: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Validate and atomically write a zoo file; returns its path.
+    """Validate (:func:`zoo_tensors`) and atomically write a zoo file; returns its path.
 
-    ``labels`` default to -1 (no class); ``split`` is a stored train/val/test
-    assignment (0/1/2, see :meth:`Zoo.splits`); metrics are stored as float32 vectors.
+    ``split`` is a stored train/val/test assignment (0/1/2, see :meth:`Zoo.splits`).
     """
     if Path(path).is_dir():
         raise SymmergeError(f"output path {path} is a directory; give a file name")
-    params = spec.check_params(torch.as_tensor(params)).detach().to(torch.float32).contiguous()
-    if params.ndim != 2:
-        raise SymmergeError(f"zoo params must be [N, P], got {tuple(params.shape)}")
-    n = params.shape[0]
-    if n == 0:
-        raise SymmergeError("refusing to write an empty zoo")
-    tensors: dict[str, Tensor] = {"params": params}
-    labels = torch.full((n,), -1, dtype=torch.long) if labels is None else labels
-    extras = {"labels": labels, **({"image_index": image_index} if image_index is not None else {})}
-    if split is not None:
-        extras["split"] = check_split_codes(split, "zoo split")
-    for name, t in extras.items():
-        t = torch.as_tensor(t).detach().to(torch.int64).reshape(-1).contiguous()
-        if t.shape[0] != n:
-            raise SymmergeError(f"{name} has {t.shape[0]} entries, params has {n}")
-        tensors[name] = t
-    for name, t in (metrics or {}).items():
-        if name in RESERVED or not name or name.startswith("__"):
-            raise SymmergeError(f"metric name {name!r} is reserved")
-        t = torch.as_tensor(t).detach().to(torch.float32).reshape(-1).contiguous()
-        if t.shape[0] != n:
-            raise SymmergeError(f"metric {name} has {t.shape[0]} entries, params has {n}")
-        tensors[name] = t
+    tensors = zoo_tensors(spec, params, labels, image_index=image_index, split=split,
+                          metrics=metrics)
     prov = {"symmerge_version": __version__, **dict(provenance or {})}
     meta = {"format": FORMAT, "spec": spec.to_json(), "provenance": json.dumps(prov, default=str)}
     save_safetensors(path, tensors, meta)
@@ -104,10 +120,13 @@ class NonFinite:
 
 
 class Zoo:
-    """A lazily loaded zoo file. Tensors are read (memory-mapped) on first access."""
+    """A zoo: a lazily loaded file (tensors are read, memory-mapped, on first access), or
+    networks held in memory (:meth:`from_tensors`, ``path`` None)."""
+
+    _memory: dict[str, Tensor] | None = None
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+        self.path: Path | None = Path(path)
         if not self.path.is_file():
             raise SymmergeError(f"zoo file not found: {self.path}")
         try:
@@ -160,13 +179,59 @@ class Zoo:
                 f"do not match the {self._n} networks"
             )
 
+    @classmethod
+    def from_tensors(
+        cls,
+        params: Tensor,
+        spec: WeightSpaceSpec,
+        labels: Tensor | None = None,
+        image_index: Tensor | None = None,
+        metrics: Mapping[str, Tensor] | None = None,
+        provenance: Mapping[str, Any] | None = None,
+        *,
+        split: Tensor | None = None,
+    ) -> Zoo:
+        """A zoo held in memory, validated as :func:`save_zoo` validates a file (the
+        tensors are copied to the CPU; ``path`` is None). :meth:`save` writes it."""
+        zoo = cls.__new__(cls)
+        zoo.path = None
+        zoo.spec = spec
+        zoo._memory = zoo_tensors(spec, params, labels, image_index=image_index, split=split,
+                                  metrics=metrics)
+        zoo._keys = list(zoo._memory)
+        zoo._n = zoo._memory["params"].shape[0]
+        zoo.provenance = json.loads(json.dumps(
+            {"symmerge_version": __version__, **dict(provenance or {})}, default=str))
+        return zoo
+
+    @property
+    def name(self) -> str:
+        """How messages name this zoo: its file, or ``in-memory zoo``."""
+        return str(self.path) if self.path is not None else "in-memory zoo"
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write this zoo (all its tensors, spec and provenance) to a zoo file."""
+        metrics = {m: self.metric(m) for m in self.metric_names}
+        return save_zoo(path, self.spec, self.params, self.labels, image_index=self.image_index,
+                        split=self.stored_split, metrics=metrics,
+                        provenance={k: v for k, v in self.provenance.items()
+                                    if k != "symmerge_version"})
+
     def __len__(self) -> int:
         return self._n
 
     def __repr__(self) -> str:
-        return f"Zoo({str(self.path)!r}, n={self._n}, spec={self.spec.describe()})"
+        return f"Zoo({self.name!r}, n={self._n}, spec={self.spec.describe()})"
 
     def _read(self, name: str, index: Tensor | slice | Sequence[int] | None = None) -> Tensor:
+        if self._memory is not None:
+            t = self._memory[name]
+            if index is None or isinstance(index, slice):
+                return t if index is None else t[index]
+            index = torch.as_tensor(index, dtype=torch.long)
+            if index.numel() and not -self._n <= int(index.min()) <= int(index.max()) < self._n:
+                raise SymmergeError(f"index out of range for a zoo of {self._n} networks")
+            return t[index]
         try:
             with safe_open(str(self.path), framework="pt") as f:
                 if index is None:
@@ -208,11 +273,11 @@ class Zoo:
         a published split), or None. Zoos derived from this one pass it on."""
         if "split" not in self._keys:
             return None
-        return check_split_codes(self._read("split"), f"zoo {self.path}")
+        return check_split_codes(self._read("split"), f"zoo {self.name}")
 
     def check_finite(self) -> Zoo:
         """Raise a :class:`SymmergeError` naming this file if any parameter is NaN or Inf."""
-        require_finite(self.params, f"zoo {self.path}: params")
+        require_finite(self.params, f"zoo {self.name}: params")
         return self
 
     def non_finite(self, chunk: int = 4096) -> NonFinite:
@@ -233,7 +298,7 @@ class Zoo:
 
     def metric(self, name: str) -> Tensor:
         if name not in self.metric_names:
-            raise SymmergeError(f"zoo {self.path} has no metric {name!r}")
+            raise SymmergeError(f"zoo {self.name} has no metric {name!r}")
         return self._read(name)
 
     def splits(
