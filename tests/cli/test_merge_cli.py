@@ -1,4 +1,5 @@
-"""``symmerge merge`` / ``canonicalize`` / ``experiment``: round trips and clear errors."""
+"""``symmerge merge`` / ``canonicalize`` / ``experiment``: round trips and clear errors
+(named by the commands' flags)."""
 
 import json
 
@@ -74,11 +75,14 @@ def test_n_model_merge_with_weights_and_zoo_refs(assets, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--method", "soup"], "unknown method 'soup'"),
-        (["--method", "ae"], "needs a trained autoencoder: pass --run"),
-        (["--method", "ae-lift"], "needs a trained autoencoder: pass --run"),
-        (["--alpha", "0.5", "--weights", "1,1"], "either --alpha or --weights"),
-        (["--weights", "1,x"], "comma-separated numbers"),
+        (["--method", "soup"], "unknown merge method 'soup'; choose one of naive, wm, sort"),
+        (["--method", "ae-latent"], "method 'ae-latent' is no merge method"),
+        (["--method", "ae"], "'ae' needs a trained (ScaleGMN) autoencoder run (--run)"),
+        (["--method", "ae-lift"], "'ae-lift' needs a trained (ScaleGMN) autoencoder run (--run)"),
+        (["--alpha", "0.5", "--weights", "1,1"], "give either --alpha or --weights, not both"),
+        (["--weights", "1,x"], "--weights must be comma-separated numbers"),
+        (["--weights", "1,1,1"], "got 3 --weights for 2 networks"),
+        (["--strategy", "greedy"], "unknown matching strategy 'greedy' (--strategy)"),
     ],
 )
 def test_merge_bad_options(orbit_files, tmp_path, capsys, extra, message):
@@ -115,7 +119,7 @@ def test_canonicalize_cli(assets, tmp_path, capsys):
                               load_zoo(out).params)
     code, _, err = run_cli(["canonicalize", "--method", "ae-lift", "--zoo", assets.inr_zoo,
                             "--out", out], capsys)
-    assert code == 2 and "pass --run" in err
+    assert code == 2 and "autoencoder run (--run), none given" in err
     for strategy in ("forward", "descent"):
         code, stdout, err = run_cli(["canonicalize", "--method", "ae-lift", "--run", assets.run,
                                      "--strategy", strategy, "--zoo", assets.inr_zoo,
@@ -130,7 +134,7 @@ def test_canonicalize_cli(assets, tmp_path, capsys):
     assert code == 2 and "unknown matching strategy" in err
     code, _, err = run_cli(["canonicalize", "--method", "nope", "--zoo", assets.inr_zoo,
                             "--out", out], capsys)
-    assert code == 2 and "unknown method" in err
+    assert code == 2 and "unknown canonicalization method 'nope'" in err
 
 
 def test_experiment_cli(assets, tmp_path, capsys):
@@ -140,14 +144,15 @@ def test_experiment_cli(assets, tmp_path, capsys):
          "--runs", "1", "--orbit-size", "4", "--steps", "5", "--split", "all"], capsys)
     assert code == 0, err
     assert "naive: barrier" in stdout and "ae: skipped" in stdout  # a default method
+    assert "ae: skipped (needs a trained (ScaleGMN) autoencoder run (--run)" in stdout
     code, _, err = run_cli(["experiment", "orbit-interpolation", "--zoo", assets.inr_zoo,
                             "--out", tmp_path / "e2", "--methods", "naive,ae"], capsys)
-    assert code == 2 and "'ae' needs an autoencoder run (--run)" in err
+    assert code == 2 and "'ae' needs a trained (ScaleGMN) autoencoder run (--run)" in err
     assert not (tmp_path / "e2").exists()
     assert (out / "metrics.json").is_file() and (out / "report.md").is_file()
     code, _, err = run_cli(["experiment", "orbit-interpolation", "--zoo", assets.inr_zoo,
                             "--out", out, "--methods", "naive,bogus"], capsys)
-    assert code == 2 and "unknown method" in err
+    assert code == 2 and "unknown interpolation method 'bogus'" in err
 
 
 def test_merge_notes_an_inferred_architecture(orbit_files, tmp_path, capsys):
@@ -189,4 +194,10 @@ def test_merge_ae_lift_strategy_is_checked_and_recorded(assets, tmp_path, capsys
         assert json.loads(f.metadata()["provenance"])["lift_strategy"] == "descent"
     code, _, err = run_cli(["merge", f"{assets.inr_zoo}:0", f"{assets.inr_zoo}:1", "--strategy",
                             "sideways", "--out", out], capsys)
-    assert code == 2 and "unknown matching strategy" in err
+    assert code == 2 and "unknown matching strategy 'sideways' (--strategy)" in err
+    code, _, err = run_cli(["merge", f"{assets.inr_zoo}:0", f"{assets.inr_zoo}:1", "--method",
+                            "wm", "--restarts", "1", "--out", out], capsys)
+    assert code == 0, err
+    with safe_open(str(out), framework="pt") as f:
+        prov = json.loads(f.metadata()["provenance"])
+    assert prov["method"] == "wm" and "lift_strategy" not in prov

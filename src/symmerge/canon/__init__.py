@@ -1,8 +1,6 @@
 """Canonicalization of networks behind one batched interface (``[B, P]`` in and out)."""
 
 from symmerge.canon.core import (
-    CANON_METHODS,
-    RUN_METHODS,
     AECanonicalizer,
     AELiftCanonicalizer,
     Canonicalizer,
@@ -14,8 +12,6 @@ from symmerge.canon.core import (
 from symmerge.canon.zoo import CanonicalizeReport, canonicalize_phase_zoo, canonicalize_zoo
 
 __all__ = [
-    "CANON_METHODS",
-    "RUN_METHODS",
     "AECanonicalizer",
     "AELiftCanonicalizer",
     "CanonicalizeReport",

@@ -7,10 +7,12 @@ from pathlib import Path
 import typer
 
 from symmerge.cli.app import app
+from symmerge.cli.flags import flag_errors
 from symmerge.limits import MAX_SEED
 
 
 @app.command()
+@flag_errors
 def quickstart(
     out: Path = typer.Option(Path("quickstart-out"), help="Output directory."),
     seed: int = typer.Option(0, min=0, max=MAX_SEED, help="Seed of every stage."),
@@ -20,8 +22,6 @@ def quickstart(
     from symmerge.pipeline import quickstart as run_quickstart
 
     result = run_quickstart(out, seed=seed, size=size, log=lambda m: typer.echo(m, err=True))
-    barriers = result.metrics.get("orbit_interpolation_barriers", {})
-    if barriers:
-        typer.echo("PD-orbit loss barriers: " + ", ".join(
-            f"{m}={v:.3g}" for m, v in barriers.items()))
+    typer.echo("PD-orbit loss barriers: " + ", ".join(
+        f"{m}={v:.3g}" for m, v in result.orbit_interpolation.barriers().items()))
     typer.echo(f"total {result.timings['total']:.0f}s; report: {result.report}")
