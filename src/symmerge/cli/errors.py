@@ -40,29 +40,31 @@ def _value(text: str) -> str:
     return text[1:-1] if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"" else text
 
 
+def _spelled(spec: Flag, value: str) -> str:
+    """How the CLI writes ``name=value`` of the parameter whose flag is ``spec``."""
+    if spec.switch and value in ("True", "False"):
+        return spec.flag if value == "True" else (spec.off or f"{spec.flag}=False")
+    return f"{spec.flag} {_value(value)}"
+
+
 def flag_names(message: str, flags: Mapping[str, Flag], params: Iterable[str] = ()) -> str:
     """``message`` with every parameter it names (``params``, and the one it begins
     with when it begins with ``<parameter> must``) that has a flag in ``flags`` written as
     the flag: ``name=True`` of a switch as its flag (``name=False`` as its off flag),
-    ``name=value`` as ``flag value``, ``name`` alone as ``flag``."""
+    ``name=value`` as ``flag value``; a name the message never writes as ``name=...``
+    wherever it stands as a word of its own."""
     names = set(params)
     leading = _LEADING.match(message)
     if leading:
         names.add(leading.group(1))
     for name in sorted(names & set(flags), key=len, reverse=True):
         spec = flags[name]
-
-        def spell(m: re.Match[str], spec: Flag = spec) -> str:
-            value = m.group(1)
-            if value is None:
-                return spec.flag
-            if spec.switch and value in ("True", "False"):
-                off = spec.off or f"{spec.flag}=False"
-                return spec.flag if value == "True" else off
-            return f"{spec.flag} {_value(value)}"
-
-        message = re.sub(rf"(?<![\w.-]){re.escape(name)}(?:=('[^']*'|\"[^\"]*\"|[^\s,;)]+))?"
-                         r"(?![\w-])", spell, message)
+        word = rf"(?<![\w.-]){re.escape(name)}"
+        if re.search(rf"{word}=", message):
+            message = re.sub(rf"{word}=('[^']*'|\"[^\"]*\"|[^\s,;)]+)",
+                             lambda m, spec=spec: _spelled(spec, m.group(1)), message)
+        else:
+            message = re.sub(rf"{word}(?![\w-])", lambda _m, flag=spec.flag: flag, message)
     return message
 
 

@@ -278,10 +278,10 @@ def train(
     t0 = time.perf_counter()
     check_hardware(accelerator, devices, num_nodes)
     accelerator = resolve_accelerator(accelerator)
-    check_logger(logger)
     if out is None and logger != "csv":
         raise SymmergeError(f"logger {logger!r} writes into a run directory: pass out, or "
-                            "train in memory without that logger")
+                            "train in memory without that logger", params=("logger", "out"))
+    check_logger(logger)
     run = None if out is None else Path(out)
     if run is not None:
         check_run_dir(run)
@@ -352,7 +352,8 @@ def _fit_and_export(
     splits = zoo.splits(seed=cfg.split.seed, fractions=cfg.split.fractions,
                         by_image=cfg.split.by_image)
     if len(splits["train"]) == 0 or len(splits["val"]) == 0:
-        raise SymmergeError(f"zoo {zoo.name} has too few networks ({len(zoo)}) for a split")
+        raise SymmergeError(f"too few networks ({len(zoo)}) in {zoo.name} for a train/val "
+                            "split")
     done = ckpt["epoch"] + 1 if ckpt is not None else 0
     stopped = stopped_epoch(ckpt) is not None
     fit = done < cfg.optim.max_epochs and not stopped
