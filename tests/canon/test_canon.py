@@ -12,9 +12,9 @@ from symmerge.canon import (
     canonicalize_zoo,
     make_canonicalizer,
 )
+from symmerge.models.runs import load_run, reconstruct
 from symmerge.symmetry import assert_function_preserved, function_error, make_orbit
 from symmerge.symmetry.testing import tolerance
-from symmerge.training import load_autoencoder, reconstruct
 from symmerge.zoo import load_zoo, save_zoo
 from tests.devices import assert_on
 
@@ -49,7 +49,7 @@ def test_sort_single_network_and_float32_orbit():
 
 
 def test_ae_is_the_reconstruction(assets, device):
-    model, spec, _ = load_autoencoder(assets.run)
+    model, spec, _ = load_run(assets.run)
     params = load_zoo(assets.inr_zoo).params[:5]
     canon = make_canonicalizer("ae", spec, run=assets.run, device=device)
     assert isinstance(canon, AECanonicalizer) and not canon.exact

@@ -18,18 +18,16 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from symmerge.errors import SymmergeError
 from symmerge.limits import check_range
+from symmerge.models.runs import encode, load_run
 from symmerge.specs import WeightSpaceSpec
 from symmerge.utils.device import module_device, reproducible
-
-if TYPE_CHECKING:
-    from symmerge.training.config import TrainConfig
 
 CANON_METHODS = ("sort", "ae", "ae-lift")
 #: Methods that need a trained autoencoder run.
@@ -106,8 +104,6 @@ class AECanonicalizer(Canonicalizer):
     @torch.no_grad()
     def encode(self, params: Tensor) -> Tensor:
         """Latents ``[B, d]`` (on ``params``' device)."""
-        from symmerge.training import encode
-
         return encode(self.model, self.spec.check_params(params), self.batch_size)
 
     @torch.no_grad()
@@ -176,28 +172,6 @@ class AELiftCanonicalizer(AECanonicalizer):
 
     def _canonicalize(self, params: Tensor) -> Tensor:
         return self.lift(params)[0]
-
-
-def load_run(
-    run: str | os.PathLike[str],
-    spec: WeightSpaceSpec | None = None,
-    *,
-    what: str = "run",
-    holder: str = "the input",
-) -> tuple[nn.Module, WeightSpaceSpec, TrainConfig]:
-    """A finished run's autoencoder, spec and config
-    (:func:`symmerge.training.load_autoencoder`), refused with a :class:`SymmergeError`
-    if its weights hold NaN or Inf, or if it was trained on another architecture than
-    ``spec`` (``holder`` names what holds ``spec`` networks, ``what`` the run)."""
-    from symmerge.training import load_autoencoder
-
-    model, run_spec, cfg = load_autoencoder(run)  # refuses non-finite weights itself
-    if spec is not None and run_spec != spec:
-        raise SymmergeError(
-            f"{what} {run} was trained on {run_spec.describe()}, but {holder} holds "
-            f"{spec.describe()}"
-        )
-    return model, run_spec, cfg
 
 
 def make_canonicalizer(
