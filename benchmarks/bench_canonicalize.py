@@ -58,9 +58,9 @@ def orbit_pairs(
 
 def load_model(spec, run: str | None):
     if run is not None:
-        from symmerge.training import load_autoencoder
+        from symmerge.models.runs import load_run
 
-        model, run_spec, _ = load_autoencoder(run)
+        model, run_spec, _ = load_run(run)
         if run_spec != spec:
             raise SystemExit(f"run {run} is for {run_spec.describe()}, not {spec.describe()}")
         return model, f"trained run {run}"

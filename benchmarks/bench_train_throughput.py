@@ -49,8 +49,8 @@ from torch import Tensor
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
+from symmerge.models.train_config import TrainConfig, resolve_config
 from symmerge.specs import SirenSpec
-from symmerge.training.config import TrainConfig, resolve_config
 from symmerge.training.losses import RenderLoss
 from symmerge.training.module import AutoencoderModule
 from symmerge.utils.malloc import retain_freed_memory

@@ -12,7 +12,7 @@ Steps (full run on one H200; caps and expected seconds in ``STEPS``):
 2. ``zoo_inr``: fit 70,000 INRs (5,000 digits x 14) with the default recipe;
 3. ``train``: ``paper-inr`` training throughput, ours and the reference design in one
    process (``bench_train_throughput.py``);
-4. ``encoder``: encoder-only inference throughput (``symmerge.training.run.encode``);
+4. ``encoder``: encoder-only inference throughput (``symmerge.models.runs.encode``);
 5. ``canonicalize``: ``sort``, ``ae``, ``ae-lift`` and pairwise ``wm`` on 512 pairs
    (``bench_canonicalize.py``).
 
@@ -191,16 +191,16 @@ def step_train(size: dict[str, Any], device: str, work: Path) -> dict[str, Any]:
 
 
 def step_encoder(size: dict[str, Any], device: str, work: Path) -> dict[str, Any]:
-    """Encoder-only inference: ``symmerge.training.run.encode`` on networks resident on
+    """Encoder-only inference: ``symmerge.models.runs.encode`` on networks resident on
     the device, at several batch sizes; the reference design's encoder for scale."""
     import torch
     from gpu_common import synchronize
     from reference_design import ReferenceDesignAutoencoder
 
     from symmerge.models import build_autoencoder
+    from symmerge.models.runs import encode
+    from symmerge.models.train_config import resolve_config
     from symmerge.specs import SirenSpec
-    from symmerge.training.config import resolve_config
-    from symmerge.training.run import encode
 
     spec = SirenSpec()
     # as bench_train_throughput: no probe features (paper-inr has none; the reference

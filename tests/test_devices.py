@@ -36,6 +36,7 @@ from symmerge.graph import (
     probe_node_features,
 )
 from symmerge.merge import merge
+from symmerge.models.runs import encode, reconstruct
 from symmerge.specs import CNNSpec, MLPSpec, SirenSpec
 from symmerge.symmetry import (
     GroupElement,
@@ -44,7 +45,6 @@ from symmerge.symmetry import (
     make_orbit,
     sample_group_elements,
 )
-from symmerge.training import encode, reconstruct
 from symmerge.training.losses import DistillationLoss, RenderLoss, accuracy, cnn_accuracy_report
 from tests.devices import assert_on, tensors
 from tests.models._util import random_params, tiny_model

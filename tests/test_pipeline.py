@@ -10,7 +10,7 @@ from symmerge.pipeline import SIZES, quickstart
 
 
 def test_unknown_size_is_a_clear_error(tmp_path):
-    with pytest.raises(SymmergeError, match="unknown quickstart size"):
+    with pytest.raises(SymmergeError, match="size must be one of default, tiny"):
         quickstart(tmp_path / "qs", size="huge")
 
 
@@ -18,7 +18,7 @@ def test_cli_unknown_size_exits_nonzero(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["quickstart", "--out", str(tmp_path / "qs"), "--size", "huge"])
     assert exc.value.code == 2
-    assert capsys.readouterr().err.strip().startswith("error: unknown quickstart size")
+    assert capsys.readouterr().err.strip().startswith("error: --size must be one of default")
 
 
 def test_default_size_is_consistent():

@@ -1,6 +1,6 @@
 """``python -m symmerge`` runs the CLI."""
 
-from symmerge.cli.app import main
+from symmerge.cli.app import console_main
 
 if __name__ == "__main__":
-    main()
+    console_main()

@@ -182,8 +182,8 @@ def quickstart(
     from symmerge.zoo.train_cnn import train_cnn_zoo
 
     if size not in SIZES:
-        raise SymmergeError(f"unknown quickstart size {size!r} (`size`); choose "
-                            f"{', '.join(SIZES)}")
+        raise SymmergeError(f"size must be one of {', '.join(SIZES)} (the quickstart's "
+                            f"size); got {size!r}")
     s = SIZES[size]
     check_range(seed, "seed", 0, MAX_SEED)
     root = prepare_directory(out)

@@ -13,9 +13,9 @@ from symmerge.canon import (
     canonicalize_zoo,
     make_canonicalizer,
 )
+from symmerge.models.runs import load_run, reconstruct
 from symmerge.symmetry import assert_function_preserved, function_error, make_orbit
 from symmerge.symmetry.testing import tolerance
-from symmerge.training import load_autoencoder, reconstruct
 from symmerge.zoo import Zoo, load_zoo, save_zoo
 from tests.devices import assert_on
 
@@ -50,7 +50,7 @@ def test_sort_single_network_and_float32_orbit():
 
 
 def test_ae_is_the_reconstruction(assets, device):
-    model, spec, _ = load_autoencoder(assets.run)
+    model, spec, _ = load_run(assets.run)
     params = load_zoo(assets.inr_zoo).params[:5]
     canon = make_canonicalizer("ae", spec, run=assets.run, device=device)
     assert isinstance(canon, AECanonicalizer) and not canon.exact
@@ -106,12 +106,12 @@ def test_errors(assets):
         make_canonicalizer("magic", spec)
     with pytest.raises(SymmergeError, match="is no canonicalization method"):
         make_canonicalizer("wm", spec)
-    with pytest.raises(SymmergeError, match=r"needs a trained \(ScaleGMN\) autoencoder run: "
-                                            "pass `run`"):
+    with pytest.raises(SymmergeError, match=r"needs a trained \(ScaleGMN\) autoencoder: "
+                                            "pass run=DIR"):
         make_canonicalizer("ae-lift", spec)
     with pytest.raises(SymmergeError, match="was trained on"):
         make_canonicalizer("ae", SirenSpec((2, 8, 8, 1)), run=assets.run)
-    with pytest.raises(SymmergeError, match="unknown matching strategy"):
+    with pytest.raises(SymmergeError, match="strategy must be one of descent, forward"):
         make_canonicalizer("ae-lift", run=assets.run, matching=MatchOptions(strategy="greedy"))
     with pytest.raises(SymmergeError, match="parameters have shape"):
         SortCanonicalizer(spec)(torch.zeros(3, 7))
@@ -133,7 +133,7 @@ def test_canonicalize_zoo(assets, tmp_path, method, device):
 
 def test_ae_lift_keeps_its_matching_settings(assets):
     spec = load_zoo(assets.inr_zoo).spec
-    model = load_autoencoder(assets.run)[0]
+    model = load_run(assets.run).model
     lift = AELiftCanonicalizer(spec, model)
     assert lift.strategy == "forward" and lift.matching == MatchOptions(strategy="forward")
     descent = AELiftCanonicalizer(spec, model, matching=MatchOptions(restarts=2, seed=3,

@@ -23,7 +23,7 @@ from symmerge import CNNSpec, SirenSpec
 from symmerge.data import load_images
 from symmerge.merge import save_network
 from symmerge.models import build_autoencoder
-from symmerge.training.config import resolve_config, save_config
+from symmerge.models.train_config import resolve_config, save_config
 from symmerge.utils.io import save_safetensors
 from symmerge.zoo import save_zoo
 from tests.cli._util import overwrite_params, run_cli

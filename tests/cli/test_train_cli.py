@@ -8,7 +8,8 @@ import yaml
 from safetensors.torch import load_file
 
 from symmerge import SirenSpec
-from symmerge.training import encode, load_autoencoder, train
+from symmerge.models.runs import encode, load_run
+from symmerge.training import train
 from symmerge.zoo import load_zoo, save_zoo
 from tests.cli._util import run_cli
 from tests.training.test_run import TINY
@@ -35,7 +36,7 @@ def test_encode_writes_latents_in_zoo_order(zoo_and_run, tmp_path, capsys):
                                "--batch-size", 7], capsys)
     assert code == 0 and "(40, 8)" in stdout
     saved = load_file(str(out))
-    model, _, _ = load_autoencoder(run)
+    model, _, _ = load_run(run)
     params = load_zoo(zoo).params
     assert saved["latents"].shape == (40, 8)
     torch.testing.assert_close(saved["latents"][[0, 17, 39]], encode(model, params[[0, 17, 39]]),
@@ -49,7 +50,7 @@ def test_reconstruct_keeps_order_labels_and_provenance(zoo_and_run, tmp_path, ca
     code, _, _ = run_cli(["reconstruct", "--run", run, "--zoo", zoo, "--out", out], capsys)
     assert code == 0
     rec, src = load_zoo(out), load_zoo(zoo)
-    model, _, _ = load_autoencoder(run)
+    model, _, _ = load_run(run)
     torch.testing.assert_close(rec.params[5], model(src.params[5:6].float())[0].detach())
     assert torch.equal(rec.labels, src.labels)
     assert rec.provenance["data"] == "mnist-embedded" and rec.provenance["note"] == "kept"
@@ -133,7 +134,7 @@ def test_train_and_encode_find_the_device_and_say_so(zoo_and_run, tmp_path, caps
 
 def test_print_config_prints_the_resolved_yaml_and_trains_nothing(zoo_and_run, tmp_path,
                                                                    capsys):
-    from symmerge.training.config import resolve_config
+    from symmerge.models.train_config import resolve_config
 
     zoo, _ = zoo_and_run
     code, out, err = run_cli(["train", "--preset", "paper-inr", "--print-config"], capsys)

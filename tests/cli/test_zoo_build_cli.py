@@ -102,7 +102,7 @@ def test_max_chunks_then_rerun_gives_the_uninterrupted_zoo(tmp_path, capsys):
     code, stdout, _ = run_cli([*common, "--out", out, "--max-chunks", "2"], capsys)
     assert code == 0 and "rerun to continue" in stdout and not out.exists()
     code, _, err = run_cli([*common, "--seed", "9", "--out", out], capsys)
-    assert code == 2 and "different run" in err and "seed" in err
+    assert code == 2 and "differs in --seed" in err and "rerun with --fresh to discard" in err
     assert run_cli([*common, "--out", out], capsys)[0] == 0
     same_zoo(ref, out)
 

@@ -30,11 +30,11 @@ def test_merge_weights():
                                torch.tensor([0.7, 0.3], dtype=torch.float64))
     torch.testing.assert_close(merge_weights(3, weights=[1, 1, 2]),
                                torch.tensor([0.25, 0.25, 0.5], dtype=torch.float64))
-    for kwargs, msg in [({"alpha": 0.5, "n": 3}, "`alpha` is for two networks; use `weights`"),
+    for kwargs, msg in [({"alpha": 0.5, "n": 3}, "alpha is for two networks; use weights"),
                         ({"alpha": 0.5, "weights": [1, 1], "n": 2},
-                         "either `alpha` or `weights`"),
+                         "either alpha or weights"),
                         ({"alpha": 1.5, "n": 2}, r"in \[0, 1\]"),
-                        ({"weights": [1, 2], "n": 3}, "2 `weights` for 3"),
+                        ({"weights": [1, 2], "n": 3}, "one number per network: got 2 for 3"),
                         ({"weights": [1, -1], "n": 2}, "non-negative"),
                         ({"weights": [float("nan"), 1], "n": 2}, "finite"),
                         ({"weights": [float("inf"), 1], "n": 2}, "finite"),
@@ -70,7 +70,7 @@ def test_merge_options_are_checked_before_work(monkeypatch):
         check_merge_options(2, wm_iters=10**6)
     with pytest.raises(SymmergeError, match="wm_iters"):
         merge(params, SPEC, "wm", wm_iters=10**6)
-    with pytest.raises(SymmergeError, match="`alpha` is for two networks"):
+    with pytest.raises(SymmergeError, match="alpha is for two networks"):
         merge(SPEC.init_params(3), SPEC, "wm", alpha=0.5)
 
 
@@ -139,8 +139,8 @@ def test_merge_errors():
         merge(params, SPEC, "soup")
     with pytest.raises(SymmergeError, match="method 'ae-latent' is no merge method"):
         merge(params, SPEC, "ae-latent")
-    with pytest.raises(SymmergeError, match=r"needs a trained \(ScaleGMN\) autoencoder run: "
-                                            "pass `run`"):
+    with pytest.raises(SymmergeError, match=r"needs a trained \(ScaleGMN\) autoencoder: "
+                                            "pass run=DIR"):
         merge(params, SPEC, "ae")
     with pytest.raises(SymmergeError, match="does not canonicalize as method 'ae'"):
         merge(params, SPEC, "ae", canonicalizer=SortCanonicalizer(SPEC))
@@ -192,7 +192,7 @@ def test_network_files_round_trip(tmp_path, assets):
 def test_spec_inference_and_parsing(tmp_path, assets):
     assert infer_spec(SirenSpec((2, 5, 3)).module().state_dict()) == SirenSpec((2, 5, 3))
     cnn = CNNSpec((1, 4, 10), "tanh")
-    with pytest.raises(SymmergeError, match="pass `spec`"):
+    with pytest.raises(SymmergeError, match="pass spec"):
         infer_spec(cnn.module().state_dict())
     with pytest.raises(SymmergeError, match="cannot infer"):
         infer_spec({"fc.weight": torch.zeros(2, 2)})

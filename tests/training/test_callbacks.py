@@ -5,9 +5,9 @@ import csv
 import pytest
 import torch
 
+from symmerge.models.train_config import EarlyStoppingConfig
 from symmerge.training import train
 from symmerge.training.callbacks import EarlyStop, stopped_epoch
-from symmerge.training.config import EarlyStoppingConfig
 from symmerge.training.module import AutoencoderModule
 from symmerge.training.rundir import last_checkpoint
 from tests.training.test_resume import assert_same_run, snapshot

@@ -8,8 +8,8 @@ import torch
 import yaml
 
 from symmerge import CNNSpec, SirenSpec, SymmergeError
+from symmerge.models.train_config import resolve_config
 from symmerge.training import train
-from symmerge.training.config import resolve_config
 from symmerge.training.launch import describe_accelerator, resolve_accelerator
 from symmerge.training.module import AutoencoderModule, FirstNonFinite
 from tests.training.test_run import TINY

@@ -7,8 +7,8 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler
 
 from symmerge import CNNSpec, SirenSpec
+from symmerge.models.train_config import load_config, resolve_config
 from symmerge.training import train
-from symmerge.training.config import load_config, resolve_config
 from symmerge.training.losses import accuracy
 from symmerge.training.module import AutoencoderModule
 from symmerge.training.rundir import last_checkpoint

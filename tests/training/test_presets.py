@@ -20,9 +20,9 @@ import torch
 
 from symmerge import SymmergeError
 from symmerge.models import build_autoencoder
+from symmerge.models.train_config import PRESETS, resolve_config
 from symmerge.specs import CNNSpec, SirenSpec
 from symmerge.training import train
-from symmerge.training.config import PRESETS, resolve_config
 from symmerge.training.run import split_note
 from symmerge.zoo import load_zoo, save_zoo
 from tests.training.test_run import TINY

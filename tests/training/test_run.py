@@ -10,8 +10,9 @@ import torch
 from safetensors.torch import load_file
 
 from symmerge import CNNSpec, SirenSpec, SymmergeError
-from symmerge.training import encode, load_autoencoder, reconstruct, train
-from symmerge.training.config import resolve_config
+from symmerge.models.runs import encode, load_run, reconstruct
+from symmerge.models.train_config import resolve_config
+from symmerge.training import train
 from symmerge.training.module import AutoencoderModule
 from symmerge.zoo import save_zoo
 
@@ -34,7 +35,7 @@ def test_train_writes_run_and_resumes(siren_zoo, tmp_path):
     assert saved["metrics"]["test_mean_image_mse"] > 0
     assert sum(result.num_networks.values()) == 48
 
-    model, spec, cfg = load_autoencoder(run)
+    model, spec, cfg = load_run(run)
     params = SirenSpec((2, 8, 8, 1)).init_params(5)
     assert encode(model, params).shape == (5, 8)
     assert reconstruct(model, params).shape == (5, spec.num_params)
@@ -88,9 +89,9 @@ def test_corrupt_run_is_a_clear_error(siren_zoo, tmp_path):
     train(siren_zoo, run, overrides=TINY, max_epochs=1, progress=False)
     (run / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(SymmergeError, match="cannot load run"):
-        load_autoencoder(run)
+        load_run(run)
     with pytest.raises(SymmergeError, match="not a finished training run"):
-        load_autoencoder(tmp_path / "missing")
+        load_run(tmp_path / "missing")
 
 
 def test_cnn_autoencoder_reports_decoded_accuracy(cnn_zoo, tmp_path):
@@ -204,7 +205,7 @@ def test_overrides_are_not_mutated(siren_zoo, tmp_path):
 @pytest.mark.parametrize(("n", "world", "drop"), [(34, 1, False), (34, 2, True), (33, 1, True),
                                                   (32, 2, False)])
 def test_train_loader_never_ends_in_a_batch_of_one_per_process(n, world, drop):
-    from symmerge.training.config import resolve_config
+    from symmerge.models.train_config import resolve_config
     from symmerge.training.run import _loaders
 
     cfg = resolve_config("quick", overrides={"optim": {"batch_size": 16}})
@@ -263,7 +264,7 @@ def test_ddp_nan_on_one_process_stops_every_process_before_a_checkpoint(siren_zo
 
 
 def test_runs_saved_before_by_image_keep_plain_splits(tmp_path):
-    from symmerge.training.config import load_config, save_config
+    from symmerge.models.train_config import load_config, save_config
 
     cfg = resolve_config("quick")
     assert cfg.split.by_image
@@ -330,14 +331,14 @@ def test_quick_preset_gives_probe_features_to_dense_networks_only():
 def test_probe_run_reloads_with_its_probes(siren_zoo, tmp_path):
     """The probe inputs and their fitted scales are saved with the weights."""
     result = train(siren_zoo, tmp_path / "run", overrides=TINY, max_epochs=1, progress=False)
-    model, _, cfg = load_autoencoder(result.run_dir)
+    model, _, cfg = load_run(result.run_dir)
     assert cfg.encoder.probe_points == 256
     assert model.probe_inputs.shape == (256, 2)
     assert not torch.all(model.probe_scale == 1)  # fitted to the training split
     fresh = AutoencoderModule(model.spec.to_json(), cfg.model_dump(mode="json")).model
     assert torch.equal(fresh.probe_inputs, model.probe_inputs)  # the same seeded inputs
     params = load_file(str(siren_zoo))["params"][:4]
-    again, _, _ = load_autoencoder(result.run_dir)
+    again, _, _ = load_run(result.run_dir)
     assert torch.equal(encode(model, params), encode(again, params))
 
 
@@ -348,7 +349,7 @@ def test_phase_canonical_run_encodes_phase_shifted_copies_alike(siren_zoo, tmp_p
 
     over = {**TINY, "encoder": {**TINY["encoder"], "phase_canonical": True}}
     result = train(siren_zoo, tmp_path / "run", overrides=over, max_epochs=1, progress=False)
-    model, spec, cfg = load_autoencoder(result.run_dir)
+    model, spec, cfg = load_run(result.run_dir)
     assert cfg.encoder.phase_canonical and model.phase_canonical
     params = random_params(spec, 6, dtype=torch.float32, seed=7)
     g = sample_group_elements(spec, 6, phase=True, max_shift=2,

@@ -44,15 +44,17 @@ def test_cuda_names_on_a_two_gpu_machine(two_gpus):
 
 def test_missing_or_unknown_devices_are_one_clear_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(SymmergeError, match="--device cuda, but no CUDA GPU is available"):
+    with pytest.raises(SymmergeError, match="^device cuda, but no CUDA GPU is available"):
         resolve_device("cuda")
     assert resolve_device("auto") == torch.device("cpu")
-    with pytest.raises(SymmergeError, match="unknown --device 'quantum'; choose auto, cpu"):
+    with pytest.raises(SymmergeError, match="unknown device 'quantum'; choose auto, cpu"):
         resolve_device("quantum")
-    with pytest.raises(SymmergeError, match="unsupported --device 'meta'"):
+    with pytest.raises(SymmergeError, match="unsupported device 'meta'") as info:
         resolve_device("meta")
-    with pytest.raises(SymmergeError, match="device mps is not supported.*float64"):
-        resolve_device("mps", option="device")
+    assert info.value.params == ("device",)  # the CLI shows its flag
+    with pytest.raises(SymmergeError, match="pna_device mps is not supported.*float64") as info:
+        resolve_device("mps", option="pna_device")
+    assert info.value.params == ("pna_device",)
 
 
 def test_describe_and_module_device():

@@ -173,8 +173,10 @@ def test_interrupted_run_resumes_to_the_same_zoo(digits, tmp_path, monkeypatch):
 
 def test_bad_arguments_write_nothing(digits, tmp_path):
     out = tmp_path / "zoo.safetensors"
-    for kw, match in ((dict(limit=0), "--limit"), (dict(per_image=0), "--per-image"),
-                      (dict(limit=13), "exceeds"), (dict(chunk_size=0), "chunk size")):
+    for kw, match in ((dict(limit=0), "^limit must be positive"),
+                      (dict(per_image=0), "^per_image must be positive"),
+                      (dict(limit=13), "^limit 13 exceeds"),
+                      (dict(chunk_size=0), "^chunk_size must be positive")):
         with pytest.raises(SymmergeError, match=match):
             _zoo(digits, out, **kw)
     with pytest.raises(SymmergeError, match="unknown data source"):

@@ -249,7 +249,7 @@ def test_dwsnets_split_file_unreadable_or_ambiguous(tmp_path: Path) -> None:
         import_dwsnets(root, progress=False)
     _mnist_split_file(root / "mnist_splits.json")
     _mnist_split_file(root / "other_splits.json")
-    with pytest.raises(SymmergeError, match="several split files .*choose one with --split-file"):
+    with pytest.raises(SymmergeError, match="several split files .*choose one with split_file"):
         import_dwsnets(root, progress=False)
     assert len(import_dwsnets(root, split_file=root / "other_splits.json", progress=False)) == 6
     with pytest.raises(SymmergeError, match="split file not found: .*absent.json"):
@@ -280,7 +280,7 @@ def test_orbit_folder_mixing_images(tmp_path: Path) -> None:
     make_orbit_tree(tmp_path / "two", image=("training", 2, 23089), members=2, seed=1,
                     split_file=False)
     with pytest.raises(SymmergeError, match=r"mixes the orbits of 2 images \(mnist_png_testing_6_"
-                       r"3665, mnist_png_training_2_23089\).*--several-orbits"):
+                       r"3665, mnist_png_training_2_23089\).*several_orbits=True"):
         import_dwsnets(tmp_path / "two", progress=False)
     zoo = import_dwsnets(tmp_path / "two", several_orbits=True, progress=False)
     assert zoo.image_index.tolist() == [23089, 23089, 3665, 3665, 3665]

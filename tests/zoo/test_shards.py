@@ -84,7 +84,7 @@ def test_chunk_plan():
     assert list(plan.items(2)) == [8, 9]
     with pytest.raises(SymmergeError, match="positive"):
         ChunkPlan(0, 4)
-    with pytest.raises(SymmergeError, match="chunk size"):
+    with pytest.raises(SymmergeError, match="chunk_size must be positive"):
         ChunkPlan(5, 0)
 
 
@@ -218,10 +218,10 @@ def test_chunk_with_the_wrong_row_count_is_an_error(tmp_path):
     chunk = shard_dir_for(tmp_path / "zoo.safetensors") / "chunk-000000.safetensors"
     short = {k: v[:2] for k, v in load_file(str(chunk)).items()}
     _rewrite_chunk(chunk, short)  # metadata still says 3 rows
-    with pytest.raises(SymmergeError, match=r"without 3 rows: index \[2\].*--fresh"):
+    with pytest.raises(SymmergeError, match=r"without 3 rows: index \[2\].*fresh=True"):
         run(tmp_path)
     _rewrite_chunk(chunk, short, rows="2")
-    with pytest.raises(SymmergeError, match="holds 2 networks, chunk 0 has 3.*--fresh"):
+    with pytest.raises(SymmergeError, match="holds 2 networks, chunk 0 has 3.*fresh=True"):
         run(tmp_path)
     path, got = run(tmp_path, fresh=True)
     assert path is not None and torch.equal(got.tensors["index"], torch.arange(10))
@@ -232,7 +232,7 @@ def test_chunk_of_another_run_or_place_is_an_error(tmp_path):
     run(tmp_path / "b", max_chunks=2)  # same configuration, another folder: another run id
     a, b = (shard_dir_for(tmp_path / d / "zoo.safetensors") for d in "ab")
     (a / "chunk-000001.safetensors").write_bytes((b / "chunk-000001.safetensors").read_bytes())
-    with pytest.raises(SymmergeError, match="chunk-000001.*belongs to another run.*--fresh"):
+    with pytest.raises(SymmergeError, match="chunk-000001.*belongs to another run.*fresh=True"):
         run(tmp_path / "a")
     (a / "chunk-000001.safetensors").unlink()
     (a / "chunk-000002.safetensors").write_bytes((a / "chunk-000000.safetensors").read_bytes())
@@ -248,7 +248,7 @@ def test_folder_without_manifest_is_an_error_unless_fresh(tmp_path):
     run(tmp_path, max_chunks=1)
     shards = shard_dir_for(tmp_path / "zoo.safetensors")
     (shards / "manifest.json").unlink()
-    with pytest.raises(SymmergeError, match="chunk-000000.safetensors but no manifest.*--fresh"):
+    with pytest.raises(SymmergeError, match="chunk-000000.safetensors but no manifest.*fresh=True"):
         run(tmp_path)
     path, got = run(tmp_path, fresh=True)
     assert path is not None and torch.equal(got.tensors["index"], torch.arange(10))
@@ -261,10 +261,10 @@ def test_folder_without_manifest_is_an_error_unless_fresh(tmp_path):
 @pytest.mark.parametrize(
     "content, message",
     [
-        (b"\x00\xff\xfe binary \x80", "not a text file.*--fresh"),
-        (b'{"run": ', "unreadable shard manifest.*--fresh"),
-        (b'{"format": "symmerge-shards/1", "run": {"x": 1}}', "not a shard manifest.*--fresh"),
-        (b"[1, 2]", "not a shard manifest.*--fresh"),
+        (b"\x00\xff\xfe binary \x80", "not a text file.*fresh=True"),
+        (b'{"run": ', "unreadable shard manifest.*fresh=True"),
+        (b'{"format": "symmerge-shards/1", "run": {"x": 1}}', "not a shard manifest.*fresh=True"),
+        (b"[1, 2]", "not a shard manifest.*fresh=True"),
     ],
 )
 def test_unreadable_or_foreign_manifest_is_an_error(tmp_path, content, message):

@@ -204,7 +204,7 @@ def test_zoo_determinism_and_resume(digits, tmp_path):
 
 def test_bad_arguments_write_nothing(digits, tmp_path):
     out = tmp_path / "zoo.safetensors"
-    with pytest.raises(SymmergeError, match="--n"):
+    with pytest.raises(SymmergeError, match="^n must be positive, got 0"):
         _zoo(digits, out, n=0)
     with pytest.raises(SymmergeError, match="activation"):
         _zoo(digits, out, activation="gelu")

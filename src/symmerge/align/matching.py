@@ -86,12 +86,11 @@ class MatchOptions:
         check_range(self.seed, "seed", 0, MAX_SEED)
         if self.mode not in MODES:
             raise SymmergeError(
-                f"unknown matching mode {self.mode!r} (`mode`); choose one of {', '.join(MODES)}"
+                f"mode must be one of {', '.join(MODES)}; got {self.mode!r}"
             )
         if self.strategy is not None and self.strategy not in STRATEGIES:
             raise SymmergeError(
-                f"unknown matching strategy {self.strategy!r} (`strategy`); choose one of "
-                f"{', '.join(STRATEGIES)}"
+                f"strategy must be one of {', '.join(STRATEGIES)}; got {self.strategy!r}"
             )
 
     def strategy_or(self, default: str) -> str:

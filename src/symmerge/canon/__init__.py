@@ -6,10 +6,10 @@ from symmerge.canon.core import (
     Canonicalizer,
     SortCanonicalizer,
     canonicalize,
-    load_run,
     make_canonicalizer,
 )
 from symmerge.canon.zoo import CanonicalizeReport, canonicalize_phase_zoo, canonicalize_zoo
+from symmerge.models.runs import load_run
 
 __all__ = [
     "AECanonicalizer",

@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -27,11 +27,9 @@ from torch import Tensor, nn
 from symmerge.align.matching import MatchOptions
 from symmerge.errors import SymmergeError
 from symmerge.limits import check_range
+from symmerge.models.runs import encode
 from symmerge.specs import WeightSpaceSpec
 from symmerge.utils.device import module_device, reproducible
-
-if TYPE_CHECKING:
-    from symmerge.training.config import TrainConfig
 
 
 def _chunks(params: Tensor, size: int) -> Iterator[Tensor]:
@@ -105,8 +103,6 @@ class AECanonicalizer(Canonicalizer):
     @torch.no_grad()
     def encode(self, params: Tensor) -> Tensor:
         """Latents ``[B, d]`` (on ``params``' device)."""
-        from symmerge.training import encode
-
         return encode(self.model, self.spec.check_params(params), self.batch_size)
 
     @torch.no_grad()
@@ -175,28 +171,6 @@ class AELiftCanonicalizer(AECanonicalizer):
         return {"lift_strategy": self.strategy}
 
 
-def load_run(
-    run: str | os.PathLike[str],
-    spec: WeightSpaceSpec | None = None,
-    *,
-    what: str = "run",
-    holder: str = "the input",
-) -> tuple[nn.Module, WeightSpaceSpec, TrainConfig]:
-    """A finished run's autoencoder, spec and config
-    (:func:`symmerge.training.load_autoencoder`), refused with a :class:`SymmergeError`
-    if its weights hold NaN or Inf, or if it was trained on another architecture than
-    ``spec`` (``holder`` names what holds ``spec`` networks, ``what`` the run)."""
-    from symmerge.training import load_autoencoder
-
-    model, run_spec, cfg = load_autoencoder(run)  # refuses non-finite weights itself
-    if spec is not None and run_spec != spec:
-        raise SymmergeError(
-            f"{what} {run} was trained on {run_spec.describe()}, but {holder} holds "
-            f"{spec.describe()}"
-        )
-    return model, run_spec, cfg
-
-
 def make_canonicalizer(
     method: str,
     spec: WeightSpaceSpec | None = None,
@@ -222,13 +196,15 @@ def make_canonicalizer(
     entry = get_method(method, "canonicalize")
     if model is not None:
         if spec is None:
-            raise SymmergeError("pass `spec` together with a loaded autoencoder `model`")
+            raise SymmergeError("pass spec together with a loaded autoencoder model",
+                                params=("spec", "model"))
         models = {need: model for need in entry.needs}
     else:
         models, loaded = load_models(entry, {"run": run}, spec, holder=holder)
         spec = loaded or spec
     if spec is None:
-        raise SymmergeError(f"the {method} canonicalizer needs the networks' `spec`")
+        raise SymmergeError(f"the {method} canonicalizer needs the networks' spec",
+                            params=("spec",))
     inputs = MethodInputs(spec, models, matching=matching, batch_size=batch_size, device=device)
     canonicalizer = entry.build(inputs).canonicalizer
     assert canonicalizer is not None  # the registry's canonicalize methods have one

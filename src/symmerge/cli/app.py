@@ -2,6 +2,9 @@
 
 User errors (:class:`SymmergeError`) and usage errors (unknown flags, option values out
 of range) are printed as one ``error: ...`` line on stderr with exit code 2; no traceback.
+The parameters a library error names are shown as the command's flags
+(:mod:`symmerge.cli.errors`). :func:`main` changes no setting of the process it runs in
+(tests call it); the console script, :func:`console_main`, also tunes the allocator.
 """
 
 from __future__ import annotations
@@ -9,9 +12,12 @@ from __future__ import annotations
 import sys
 
 import typer
+import typer.main
 
 from symmerge import __version__
+from symmerge.cli.errors import speak_flags
 from symmerge.errors import SymmergeError
+from symmerge.utils.malloc import retain_freed_memory
 
 app = typer.Typer(
     name="symmerge",
@@ -59,13 +65,15 @@ def _register() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
-    from symmerge.utils.malloc import retain_freed_memory
+    """Run the CLI on ``argv`` (default: the process's arguments) and exit with its code.
 
-    retain_freed_memory()  # large CPU tensors: reuse freed blocks (SYMMERGE_MALLOC=0: off)
+    It leaves the process's settings alone (the allocator, ``sys.excepthook``), so that
+    calling it from Python, as tests do, changes nothing for what runs after it.
+    """
     _register()
+    command = speak_flags(typer.main.get_command(app))
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = command.main(args=argv, standalone_mode=False)
     except SymmergeError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -84,3 +92,12 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("aborted", err=True)
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def console_main() -> None:
+    """The ``symmerge`` console script and ``python -m symmerge``: :func:`main` in a
+    process of its own, which first tells the C allocator to keep freed memory for
+    large CPU tensors (:func:`~symmerge.utils.malloc.retain_freed_memory`;
+    ``SYMMERGE_MALLOC=0``: off)."""
+    retain_freed_memory()
+    main()

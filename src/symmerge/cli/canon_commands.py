@@ -8,7 +8,6 @@ import typer
 
 from symmerge.cli.app import app
 from symmerge.cli.devices import device_option, use_device
-from symmerge.cli.flags import flag_errors
 from symmerge.errors import SymmergeError
 from symmerge.limits import MAX_ITER, MAX_RESTARTS, MAX_SEED
 from symmerge.methods import default_method, get_method, method_names
@@ -20,7 +19,7 @@ def _parse_weights(text: str | None) -> list[float] | None:
     try:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError as exc:
-        raise SymmergeError(f"`weights` must be comma-separated numbers, got {text!r}") from exc
+        raise SymmergeError(f"weights must be comma-separated numbers, got {text!r}") from exc
 
 
 def _check_method(method: str, use: str, run: Path | None) -> None:
@@ -29,7 +28,7 @@ def _check_method(method: str, use: str, run: Path | None) -> None:
 
     why = missing_resource(get_method(method, use), {"run": run})
     if why is not None:
-        raise SymmergeError(f"method {method!r} {why}")
+        raise SymmergeError(f"method {method!r} {why}", params=("run",))
 
 
 def _choices(use: str) -> str:
@@ -37,7 +36,6 @@ def _choices(use: str) -> str:
 
 
 @app.command()
-@flag_errors
 def canonicalize(
     zoo: Path = typer.Option(..., help="Zoo file to canonicalize."),
     out: Path = typer.Option(..., help="Output zoo file of canonical networks."),
@@ -77,7 +75,6 @@ def canonicalize(
 
 
 @app.command()
-@flag_errors
 def merge(
     networks: list[str] = typer.Argument(
         ..., help="Networks to merge: FILE.pth, FILE.safetensors or ZOO:INDEX (two or more)."

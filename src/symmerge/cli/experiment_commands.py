@@ -8,9 +8,9 @@ import typer
 
 from symmerge.cli.app import app
 from symmerge.cli.devices import device_option, use_device
-from symmerge.cli.flags import as_flags, command_flags, flag_errors
+from symmerge.cli.errors import flag_names, option_flags
 from symmerge.limits import MAX_ORBIT, MAX_PERTURBATION, MAX_RESTARTS, MAX_SEED, MAX_STEPS
-from symmerge.methods import method_names, methods_needing
+from symmerge.methods import RESOURCES, method_names, methods_needing
 from symmerge.utils.io import check_output_dir
 
 experiment_app = typer.Typer(
@@ -64,20 +64,21 @@ def _save(result, out: Path) -> None:  # noqa: ANN001 - any experiment result
     typer.echo(f"report: {result.report_path}")
 
 
-def _print_interpolation(result, out: Path, command) -> None:  # noqa: ANN001
+def _print_interpolation(result, out: Path, ctx: typer.Context) -> None:  # noqa: ANN001
+    flags = option_flags(ctx.command)
     for m, s in result.methods.items():
         c = s[result.primary_metric]
         typer.echo(f"{m:>14}: barrier {c.barrier_mean:.4g} ± {c.barrier_std:.2g}  "
                    f"AUC {c.auc_mean:.4g}  L(0) {c.start_mean:.4g}  "
                    f"L(1) {c.end_mean:.4g}  {1000 * s.seconds_per_pair:.3g} ms/pair")
     for m, why in result.skipped.items():
-        typer.echo(f"{m:>14}: skipped ({as_flags(why, command_flags(command))})")
+        typer.echo(f"{m:>14}: skipped ({flag_names(why, flags, RESOURCES)})")
     _save(result, out)
 
 
 @experiment_app.command("orbit-interpolation")
-@flag_errors
 def orbit_interpolation_cmd(
+    ctx: typer.Context,
     zoo: Path | None = _GEN_ZOO, out: Path = _OUT, orbit_zoo: Path | None = _ORBIT_ZOO,
     run: Path | None = _RUN, pna_run: Path | None = _PNA,
     methods: str | None = _METHODS,
@@ -107,12 +108,12 @@ def orbit_interpolation_cmd(
         runs=runs, orbit_size=orbit_size, transform=transform, perturbation=perturbation,
         steps=steps, split=split, data=data, seed=seed, matching=_matching(restarts, seed),
         device=use_device(device),
-    ), out, orbit_interpolation_cmd)
+    ), out, ctx)
 
 
 @experiment_app.command("pair-interpolation")
-@flag_errors
 def pair_interpolation_cmd(
+    ctx: typer.Context,
     zoo: Path = _ZOO, out: Path = _OUT, run: Path | None = _RUN, pna_run: Path | None = _PNA,
     methods: str | None = _METHODS,
     pairs: int | None = typer.Option(None, min=1, help="At most this many pairs (default all)."),
@@ -129,12 +130,12 @@ def pair_interpolation_cmd(
         zoo, run=run, pna_run=pna_run, methods=_list(methods), pairs=pairs, steps=steps,
         split=split, data=data, seed=seed, matching=_matching(restarts, seed),
         device=use_device(device),
-    ), out, pair_interpolation_cmd)
+    ), out, ctx)
 
 
 @experiment_app.command("cnn-interpolation")
-@flag_errors
 def cnn_interpolation_cmd(
+    ctx: typer.Context,
     zoo: Path = _ZOO, out: Path = _OUT, run: Path | None = _RUN, pna_run: Path | None = _PNA,
     methods: str | None = _METHODS,
     pairs: int = typer.Option(20, min=1, help="Disjoint pairs."),
@@ -153,11 +154,10 @@ def cnn_interpolation_cmd(
         zoo, run=run, pna_run=pna_run, methods=_list(methods), pairs=pairs, steps=steps,
         top=top, split=split, images=images, eval_images=eval_images, seed=seed,
         matching=_matching(restarts, seed), device=use_device(device),
-    ), out, cnn_interpolation_cmd)
+    ), out, ctx)
 
 
 @experiment_app.command("orbit-collapse")
-@flag_errors
 def orbit_collapse_cmd(
     zoo: Path | None = typer.Option(
         None, help="Zoo file: orbits are generated from its networks; with --orbit-zoo, the "
@@ -192,7 +192,6 @@ def orbit_collapse_cmd(
 
 
 @experiment_app.command("latent-map")
-@flag_errors
 def latent_map_cmd(
     zoo: Path = _ZOO, out: Path = _OUT, run: Path | None = _RUN, pna_run: Path | None = _PNA,
     split: str = _SPLIT,

@@ -7,12 +7,10 @@ from pathlib import Path
 import typer
 
 from symmerge.cli.app import app
-from symmerge.cli.flags import flag_errors
 from symmerge.limits import MAX_SEED
 
 
 @app.command()
-@flag_errors
 def quickstart(
     out: Path = typer.Option(Path("quickstart-out"), help="Output directory."),
     seed: int = typer.Option(0, min=0, max=MAX_SEED, help="Seed of every stage."),

@@ -87,8 +87,8 @@ def encode(
     device: str = device_option(),
 ) -> None:
     """Encode every network of a zoo to its latent (zoo order)."""
-    from symmerge.canon import load_run
-    from symmerge.training import encode as run_encode
+    from symmerge.models.runs import encode as run_encode
+    from symmerge.models.runs import load_run
     from symmerge.zoo import load_zoo
 
     check_output_path(out)
@@ -112,8 +112,8 @@ def reconstruct(
     device: str = device_option(),
 ) -> None:
     """Decode every network of a zoo through the autoencoder into a new zoo file."""
-    from symmerge.canon import load_run
-    from symmerge.training import reconstruct as run_reconstruct
+    from symmerge.models.runs import load_run
+    from symmerge.models.runs import reconstruct as run_reconstruct
     from symmerge.zoo import load_zoo, save_zoo
 
     check_output_path(out)
@@ -137,7 +137,7 @@ def _print_config(
 ) -> None:
     """Echo the configuration a new run would resolve (unresolved family-dependent values
     without a zoo, e.g. ``mode: auto``)."""
-    from symmerge.training.config import config_yaml, resolve_config
+    from symmerge.models.train_config import config_yaml, resolve_config
     from symmerge.zoo import load_zoo
 
     if max_epochs is not None:

@@ -42,7 +42,7 @@ def cnn_pairs(zoo: Zoo, pool: Tensor, pairs: int, top: int | None, generator: to
         acc = zoo.metric(metric)[pool]
         pool = pool[torch.sort(torch.argsort(acc, descending=True, stable=True)[:top]).values]
     if pairs < 1:
-        raise SymmergeError(f"need at least one pair (`pairs`), got {pairs}")
+        raise SymmergeError(f"pairs must be at least 1, got {pairs}")
     if pool.numel() < 2 * pairs:
         raise SymmergeError(
             f"asked for {pairs} disjoint pairs, but only {pool.numel()} networks are eligible"

@@ -14,17 +14,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from symmerge.align.matching import MatchOptions
-from symmerge.canon import AECanonicalizer, load_run
+from symmerge.canon import AECanonicalizer
 from symmerge.errors import SymmergeError
 from symmerge.experiments.results import RunInfo, SplitSettings
 from symmerge.limits import MAX_SEED, check_range
 from symmerge.methods import (
+    RESOURCES,
     Frame,
     MethodInputs,
     default_methods,
     get_method,
     missing_resource,
 )
+from symmerge.models.runs import load_run
 from symmerge.specs import WeightSpaceSpec
 from symmerge.zoo import Zoo, load_zoo
 
@@ -73,7 +75,7 @@ def load_autoencoders(
 ) -> Autoencoders:
     """Load the ScaleGMN run and the permutation-only run onto ``device`` (default: the
     CPU); both must fit ``spec`` (the networks of ``holder``) and hold finite weights
-    (:func:`symmerge.canon.load_run`).
+    (:func:`symmerge.models.runs.load_run`).
 
     The network split (for choosing held-out networks) is the one the ScaleGMN
     run was trained with (else the PNA run's, else seed 0 / 80-10-10).
@@ -111,7 +113,7 @@ def resolve_methods(
     """
     names = list(default_methods(spec.family) if requested is None else requested)
     if not names:
-        raise SymmergeError("no methods selected (`methods`)")
+        raise SymmergeError("no methods selected")
     run, skipped = [], {}
     for m in dict.fromkeys(names):
         entry = get_method(m, "interpolate")
@@ -122,9 +124,11 @@ def resolve_methods(
         else:
             skipped[m] = why
     if requested is not None and skipped:
-        raise SymmergeError("; ".join(f"method {m!r} {why}" for m, why in skipped.items()))
+        raise SymmergeError("; ".join(f"method {m!r} {why}" for m, why in skipped.items()),
+                            params=RESOURCES)
     if not run:
-        raise SymmergeError(f"none of the methods {names} can run: {'; '.join(skipped.values())}")
+        raise SymmergeError(f"none of the methods {names} can run: {'; '.join(skipped.values())}",
+                            params=RESOURCES)
     return run, skipped
 
 
@@ -143,8 +147,7 @@ def split_members(zoo: Zoo, split: str, settings: SplitSettings) -> Tensor:
     """Indices of ``split`` (train | val | test | heldout | all) under the run's split
     settings; ``heldout`` is val and test together."""
     if split not in SPLITS:
-        raise SymmergeError(f"unknown split {split!r} (`split`); choose one of "
-                            f"{', '.join(SPLITS)}")
+        raise SymmergeError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
     if split == "all":
         return torch.arange(len(zoo), device="cpu")  # indices into the zoo's CPU tensors
     parts = zoo.splits(seed=settings.seed, fractions=settings.fractions,

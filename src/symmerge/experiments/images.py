@@ -40,7 +40,8 @@ def zoo_data_source(zoo: Zoo, data: str | None = None) -> tuple[str, bool]:
     if zoo.provenance.get("importer") == "dwsnets":
         raise SymmergeError(
             f"{zoo.name} was imported from DWSNets; its image indices refer to the full MNIST: "
-            "pass the data source explicitly (`data`, e.g. mnist:DIR)"
+            "pass the data source explicitly: data=mnist:DIR (the MNIST IDX files)",
+            params=("data",),
         )
     return "mnist-embedded", True
 
@@ -75,7 +76,7 @@ def ground_truth(zoo: Zoo, indices: Tensor, data: str | None = None) -> GroundTr
         raise SymmergeError(
             f"network {int(indices[i])} has label {int(labels[i])}, but image {int(idx[i])} of "
             f"{source!r} has label {int(images.labels[idx[i]])}: wrong data source for this zoo "
-            "(pass `data`)"
+            "(pass data=SOURCE)", params=("data",)
         )
     x = images.images[idx]
     out_dim = zoo.spec.layout[-1]

@@ -201,8 +201,9 @@ def orbit_interpolation(
     alphas = alpha_grid(steps)
     if (zoo is None) == (orbit_zoo is None):
         raise SymmergeError(
-            "orbit-interpolation takes either a zoo to generate orbits from (`zoo`) or a "
-            "published orbit (`orbit_zoo`), " + ("not both" if zoo is not None else "got neither")
+            "orbit-interpolation takes either zoo (orbits generated from its networks) or "
+            "orbit_zoo (a published orbit), " + ("not both" if zoo is not None else "got neither"),
+            params=("zoo", "orbit_zoo"),
         )
     oz = None
     if orbit_zoo is not None:
@@ -281,14 +282,14 @@ def image_pairs(zoo: Zoo, pool: Tensor, count: int | None, generator: torch.Gene
     if not pairs:
         raise SymmergeError(
             f"no two networks of the selected split of {zoo.name} share an image; pairs need "
-            "a zoo with two or more INRs per image (`per_image` when fitting it), or split "
+            "a zoo with two or more INRs per image (fitted with per_image >= 2), or the split "
             "'all'"
         )
     t = torch.tensor(pairs, dtype=torch.long, device="cpu")  # indices into the zoo
     t = t[torch.randperm(t.shape[0], generator=generator, device=generator.device)]
     if count is not None:
         if count < 1:
-            raise SymmergeError(f"need at least one pair (`pairs`), got {count}")
+            raise SymmergeError(f"pairs must be at least 1, got {count}")
         if count > t.shape[0]:
             raise SymmergeError(f"asked for {count} pairs, only {t.shape[0]} images have two INRs")
         t = t[:count]

@@ -82,8 +82,8 @@ def _check_maps(maps: Sequence[str]) -> list[str]:
 def _encoders(aes: Autoencoders) -> dict[str, tuple[str, AECanonicalizer]]:
     """``{role: (display name, encoder)}`` for the runs given."""
     if not aes.models:
-        raise SymmergeError("this experiment needs an autoencoder: pass `run` and/or "
-                            "`pna_run`")
+        raise SymmergeError("this experiment needs an autoencoder: pass run and/or pna_run",
+                            params=("run", "pna_run"))
     return {role: (encoder_name(info), aes.encoder(role)) for role, info in aes.runs.items()}
 
 
@@ -176,16 +176,16 @@ def orbit_collapse(
     t0 = time.perf_counter()
     check_seed(seed)
     if zoo is None and orbit_zoo is None:
-        raise SymmergeError("orbit-collapse needs a zoo to generate orbits from (`zoo`) or a "
-                            "published orbit (`orbit_zoo`)")
+        raise SymmergeError("orbit-collapse needs zoo (orbits generated from its networks) or "
+                            "orbit_zoo (a published orbit)", params=("zoo", "orbit_zoo"))
     maps = _check_maps(maps)
     z = open_zoo(zoo) if zoo is not None else None
     oz = None
     if orbit_zoo is not None:
         refuse_generation_options("orbit-collapse", orbit_size=orbit_size, transform=transform)
         if z is None and split is not None:
-            raise SymmergeError("orbit-collapse: `split` picks the background networks of "
-                                "`zoo`, and no zoo was given")
+            raise SymmergeError("orbit-collapse: split picks the background networks of zoo, "
+                                "and none was given", params=("split", "zoo"))
         oz = load_orbit_zoo(orbit_zoo, spec=None if z is None else z.spec,
                             holder="the zoo" if z is None else f"zoo {z.name}")
         spec, holder = oz.spec, f"orbit zoo {oz.zoo.name}"
@@ -195,8 +195,7 @@ def orbit_collapse(
         transform, orbit_size = generated_orbit_options(transform, orbit_size, 64)
         networks = 10 if networks is None else networks
         if networks < 2:
-            raise SymmergeError(f"orbit-collapse needs at least 2 networks (`networks`), got "
-                                f"{networks}")
+            raise SymmergeError(f"networks must be at least 2 for orbit-collapse, got {networks}")
     split = split or "test"
     aes = load_autoencoders(spec, run, pna_run, holder=holder, device=resolve_device(device))
     encoders = _encoders(aes)

@@ -191,12 +191,12 @@ def load_orbit_zoo(
 def refuse_generation_options(experiment: str, **given: object) -> None:
     """With a published orbit, the options that shape generated orbits (``orbit_size``,
     ``transform``, ...) make no sense: any of ``given`` that is not None is an error."""
-    bad = [f"`{name}`" for name, value in given.items() if value is not None]
+    bad = [name for name, value in given.items() if value is not None]
     if bad:
         raise SymmergeError(
             f"{experiment}: {', '.join(bad)} {'shapes' if len(bad) == 1 else 'shape'} the "
-            "orbits generated from `zoo`; with `orbit_zoo` the orbits are that zoo's own: "
-            f"drop {'it' if len(bad) == 1 else 'them'}"
+            "orbits generated from zoo; with orbit_zoo the orbits are the published ones: "
+            f"drop {'it' if len(bad) == 1 else 'them'}", params=(*bad, "zoo", "orbit_zoo"),
         )
 
 
@@ -207,8 +207,7 @@ def generated_orbit_options(transform: str | None, orbit_size: int | None, defau
     transform = transform or "PD"
     if transform not in TRANSFORMS:
         raise SymmergeError(
-            f"unknown transform {transform!r} (`transform`); choose one of "
-            f"{', '.join(TRANSFORMS)}"
+            f"transform must be one of {', '.join(TRANSFORMS)}; got {transform!r}"
         )
     size = default_size if orbit_size is None else orbit_size
     return transform, check_range(size, "orbit_size", 2, MAX_ORBIT)

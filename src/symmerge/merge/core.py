@@ -59,21 +59,23 @@ def merge_weights(
     if n < 2:
         raise SymmergeError(f"merging needs at least 2 networks, got {n}")
     if alpha is not None and weights is not None:
-        raise SymmergeError("give either `alpha` or `weights`, not both")
+        raise SymmergeError("give either alpha or weights, not both", params=("alpha", "weights"))
     if alpha is not None:
         if n != 2:
-            raise SymmergeError(f"`alpha` is for two networks; use `weights` for {n}")
+            raise SymmergeError(f"alpha is for two networks; use weights for {n}",
+                                params=("alpha", "weights"))
         if not 0.0 <= alpha <= 1.0:
-            raise SymmergeError(f"`alpha` must be in [0, 1], got {alpha}")
+            raise SymmergeError(f"alpha must be in [0, 1], got {alpha}")
         return torch.tensor([1.0 - alpha, alpha], dtype=torch.float64, device="cpu")
     if weights is None:
         return torch.full((n,), 1.0 / n, dtype=torch.float64, device="cpu")
     w = torch.tensor([float(x) for x in weights], dtype=torch.float64, device="cpu")
     if w.numel() != n:
-        raise SymmergeError(f"got {w.numel()} `weights` for {n} networks")
+        raise SymmergeError(f"weights must hold one number per network: got {w.numel()} for "
+                            f"{n} networks")
     if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.max()) <= 0:
         raise SymmergeError(
-            f"`weights` must be finite and non-negative, not all zero; got {w.tolist()}"
+            f"weights must be finite and non-negative, not all zero; got {w.tolist()}"
         )
     w = w / w.max()
     return w / w.sum()
@@ -131,8 +133,9 @@ def merge(
     w = w.to(work.device)
     if canonicalizer is not None:
         if "canonicalize" not in entry.uses or canonicalizer.exact != entry.exact:
-            raise SymmergeError(f"a {type(canonicalizer).__name__} (`canonicalizer`) does not "
-                                f"canonicalize as method {method!r} does")
+            raise SymmergeError(f"the canonicalizer given, a {type(canonicalizer).__name__}, "
+                                f"does not canonicalize as method {method!r} does",
+                                params=("canonicalizer",))
         frame = Canonical(canonicalizer)
     else:
         models, _ = load_models(entry, {"run": run}, spec)

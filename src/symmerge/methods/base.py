@@ -21,10 +21,10 @@ if TYPE_CHECKING:
 #: what a method can be used for, and how messages name that use
 USES = {"canonicalize": "canonicalization", "merge": "merge", "interpolate": "interpolation"}
 ALL = frozenset(USES)
-#: what a method may need beyond the networks: trained autoencoder runs (the keys are the
-#: parameter names that take them)
-RESOURCES = {"run": "a trained (ScaleGMN) autoencoder run",
-             "pna_run": "a trained permutation-only (PNA) autoencoder run"}
+#: what a method may need beyond the networks: trained autoencoders (the keys are the
+#: parameters that take their run directories)
+RESOURCES = {"run": "a trained (ScaleGMN) autoencoder",
+             "pna_run": "a trained permutation-only (PNA) autoencoder"}
 #: the network families (``spec.family``)
 FAMILIES = frozenset(s.family for s in (SirenSpec, MLPSpec, CNNSpec))
 
@@ -45,7 +45,8 @@ class MethodInputs:
     def model(self, resource: str) -> nn.Module:
         """The loaded model of ``resource``; a missing one is a :class:`SymmergeError`."""
         if resource not in self.models:
-            raise SymmergeError(f"{RESOURCES[resource]} is needed (`{resource}`), none given")
+            raise SymmergeError(f"{RESOURCES[resource]} is needed: pass {resource}=DIR",
+                                params=(resource,))
         return self.models[resource]
 
 
@@ -134,10 +135,11 @@ def methods_needing(resource: str) -> tuple[str, ...]:
 
 
 def missing_resource(method: Method, available: Mapping[str, object]) -> str | None:
-    """Why ``method`` cannot run with ``available`` resources (None: it can)."""
+    """Why ``method`` cannot run with ``available`` resources (None: it can), naming the
+    parameter that takes what is missing (``pass run=DIR``)."""
     for need in sorted(method.needs):
         if available.get(need) is None:
-            return f"needs {RESOURCES[need]} (`{need}`), none given"
+            return f"needs {RESOURCES[need]}: pass {need}=DIR (a finished training's directory)"
     return None
 
 
@@ -149,16 +151,16 @@ def load_models(
     holder: str = "the input",
 ) -> tuple[dict[str, nn.Module], WeightSpaceSpec | None]:
     """The autoencoders ``method`` needs, loaded from ``runs`` (by resource) and checked
-    against ``spec`` (:func:`symmerge.canon.load_run`); also the spec of the networks
+    against ``spec`` (:func:`symmerge.models.runs.load_run`); also the spec of the networks
     (the runs' where ``spec`` is None). A needed run that is missing is a
     :class:`SymmergeError` naming its parameter."""
-    from symmerge.canon.core import load_run
+    from symmerge.models.runs import load_run
 
     models: dict[str, nn.Module] = {}
     for need in sorted(method.needs):
         path = runs.get(need)
         if path is None:
-            raise SymmergeError(f"method {method.name!r} needs {RESOURCES[need]}: pass "
-                                f"`{need}` (a training run directory)")
+            raise SymmergeError(f"method {method.name!r} {missing_resource(method, runs)}",
+                                params=tuple(method.needs))
         models[need], spec, _ = load_run(path, spec, what=need, holder=holder)
     return models, spec

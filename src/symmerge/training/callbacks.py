@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor
 
 from symmerge.errors import SymmergeError
-from symmerge.training.config import CheckpointConfig, EarlyStoppingConfig
+from symmerge.models.train_config import CheckpointConfig, EarlyStoppingConfig
 
 #: checkpoint key (under ``callbacks``) of the early-stopping state
 EARLY_STOP_KEY = "symmerge_early_stopping"
@@ -105,3 +105,27 @@ def best_checkpoint(config: CheckpointConfig, dirpath: str | os.PathLike[str]) -
     cls = LaterTiesCheckpoint if config.ties == "later" else ModelCheckpoint
     return cls(dirpath=dirpath, filename="best", monitor=config.monitor, mode="min",
                enable_version_counter=False)
+
+
+class BestWeights(L.Callback):
+    """The in-memory counterpart of :func:`best_checkpoint` (a run trained without a run
+    directory): a copy of the module's weights at the validation that ``config``'s rule
+    selects, the lowest ``monitor`` (``ties="later"``: a later equal value replaces it),
+    kept in :attr:`state` (None until a validation has run)."""
+
+    def __init__(self, config: CheckpointConfig) -> None:
+        self.monitor, self.later = config.monitor, config.ties == "later"
+        self.best = math.inf
+        self.state: dict[str, Tensor] | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            raise SymmergeError(f"the best-checkpoint rule monitors {self.monitor}, which "
+                                "this run's validation does not compute")
+        current = float(value)
+        if self.state is None or current < self.best or (self.later and current == self.best):
+            self.best = current
+            self.state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}

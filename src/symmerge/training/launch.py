@@ -1,4 +1,5 @@
-"""Checks of a training call's hardware and logger options, before any work."""
+"""Checks of a training call's hardware and logger options, before any work; the process
+state a fit changes (seeds, Lightning's loggers), put back after it."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ import os
 import warnings
 from collections.abc import Iterator
 
+import lightning as L
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.accelerators import AcceleratorRegistry
 
 from symmerge.errors import SymmergeError
+from symmerge.utils.device import describe_device
+from symmerge.utils.seed import random_state_kept
 
 #: logger -> packages that can serve it (any one is enough)
 _LOGGER_PACKAGES = {"csv": (), "tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",)}
@@ -38,8 +43,6 @@ def check_logger(logger: str) -> None:
 
 
 def _available(name: str) -> bool:
-    from lightning.pytorch.accelerators import AcceleratorRegistry
-
     if name == "tpu" and importlib.util.find_spec("torch_xla") is None:
         return False  # Lightning's check raises instead of answering without the package
     return bool(AcceleratorRegistry[name]["accelerator"].is_available())
@@ -87,8 +90,6 @@ def accelerator_device(accelerator: str) -> torch.device:
 def describe_accelerator(accelerator: str, devices: int, num_nodes: int) -> str:
     """``training on cuda:0 (NVIDIA H100 80GB HBM3)``, ``training on cuda (4 devices x 2
     nodes, DDP)``: the line a training run prints about its hardware."""
-    from symmerge.utils.device import describe_device
-
     if devices * num_nodes > 1:
         nodes = f" x {num_nodes} nodes" if num_nodes > 1 else ""
         return f"training on {accelerator} ({devices} devices{nodes}, DDP)"
@@ -126,3 +127,26 @@ def quiet_lightning() -> Iterator[None]:
         finally:
             for lg, level in zip(loggers, levels, strict=True):
                 lg.setLevel(level)
+
+
+#: what Lightning's ``seed_everything`` writes to the environment (read by DDP workers)
+_SEED_VARIABLES = ("PL_GLOBAL_SEED", "PL_SEED_WORKERS")
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a fit with every global random generator seeded with ``seed`` (Lightning's
+    ``seed_everything``: Python, NumPy, torch, CUDA, and the environment variables that
+    pass the seed to DDP workers); afterwards the caller's random states and those
+    variables are as they were (:func:`~symmerge.utils.seed.random_state_kept`)."""
+    before = {name: os.environ.get(name) for name in _SEED_VARIABLES}
+    with random_state_kept():
+        try:
+            L.seed_everything(seed, verbose=False)
+            yield
+        finally:
+            for name, value in before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value

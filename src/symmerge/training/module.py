@@ -10,8 +10,8 @@ from torch import Tensor
 
 from symmerge.errors import SymmergeError
 from symmerge.models import build_autoencoder
+from symmerge.models.train_config import TrainConfig
 from symmerge.specs import CNNSpec, SirenSpec, spec_from_json
-from symmerge.training.config import TrainConfig
 from symmerge.training.losses import (
     DistillationLoss,
     RenderLoss,

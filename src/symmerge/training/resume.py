@@ -21,7 +21,6 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch import Tensor, nn
 
 from symmerge.errors import SymmergeError
 from symmerge.utils.io import load_weights_only, require_finite
@@ -112,17 +111,3 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     for name, tensor in ckpt["state_dict"].items():
         require_finite(tensor, f"checkpoint {path}: {name}")
     return ckpt
-
-
-def load_weights(model: nn.Module, state: Mapping[str, Tensor], what: str) -> None:
-    """``model.load_state_dict(state)``; weights (``what``) that do not fit the model the
-    run's config.yaml describes are one clear error, not torch's multi-line report."""
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        reason = lines[1] if len(lines) > 1 else (lines[0] if lines else type(exc).__name__)
-        if len(reason) > 300:
-            reason = reason[:300] + " ..."
-        raise SymmergeError(f"{what} do not fit the model that config.yaml describes "
-                            f"({reason}); was config.yaml edited?") from None

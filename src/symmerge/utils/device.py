@@ -27,14 +27,16 @@ def _torch_build() -> str:
     return f"torch {torch.__version__}, {cuda}"
 
 
-def resolve_device(name: str | torch.device | None = "auto", *, option: str = "--device"
+def resolve_device(name: str | torch.device | None = "auto", *, option: str = "device"
                    ) -> torch.device:
     """The torch device ``name`` stands for on this machine.
 
     ``auto`` (or None): the current CUDA device if torch sees a GPU, else the CPU.
     ``cpu``, ``cuda`` and ``cuda:N`` are checked against the machine; anything else, or a
-    device it does not have, raises a :class:`SymmergeError` naming ``option``.
+    device it does not have, raises a :class:`SymmergeError` naming the parameter
+    ``option`` (whose flag the CLI shows).
     """
+    said = (option,)
     if name is None or (isinstance(name, str) and name.strip().lower() == "auto"):
         return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() \
             else torch.device("cpu")
@@ -42,7 +44,8 @@ def resolve_device(name: str | torch.device | None = "auto", *, option: str = "-
         dev = torch.device(name.strip().lower() if isinstance(name, str) else name)
     except (RuntimeError, TypeError) as exc:
         raise SymmergeError(
-            f"unknown {option} {name!r}; choose {', '.join(DEVICE_CHOICES)} or cuda:N"
+            f"unknown {option} {name!r}; choose {', '.join(DEVICE_CHOICES)} or cuda:N",
+            params=said,
         ) from exc
     if dev.type == "cpu":
         return torch.device("cpu")
@@ -50,17 +53,19 @@ def resolve_device(name: str | torch.device | None = "auto", *, option: str = "-
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
             raise SymmergeError(f"{option} {name}, but no CUDA GPU is available here "
-                                f"({_torch_build()}); use {option} cpu or auto")
+                                f"({_torch_build()}); use {option} cpu or auto", params=said)
         index = torch.cuda.current_device() if dev.index is None else dev.index
         if index >= count:
             raise SymmergeError(f"{option} {name}, but this machine has {count} CUDA "
-                                f"device(s): cuda:0 .. cuda:{count - 1}")
+                                f"device(s): cuda:0 .. cuda:{count - 1}", params=said)
         return torch.device("cuda", index)
     if dev.type == "mps":
         raise SymmergeError(f"{option} mps is not supported: weight matching and the "
-                            f"experiments compute in float64, which MPS lacks; use {option} cpu")
+                            f"experiments compute in float64, which MPS lacks; use {option} cpu",
+                            params=said)
     raise SymmergeError(
-        f"unsupported {option} {name!r}; choose {', '.join(DEVICE_CHOICES)} or cuda:N"
+        f"unsupported {option} {name!r}; choose {', '.join(DEVICE_CHOICES)} or cuda:N",
+        params=said,
     )
 
 

@@ -1,18 +1,42 @@
-"""Seeding helpers: same seed, same result."""
+"""Seeding helpers: same seed, same result; global random states left as they were."""
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch."""
+    """Seed Python, NumPy and PyTorch (the caller's choice: the library itself draws from
+    its own generators, or puts the global states back, :func:`random_state_kept`)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def random_state_kept() -> Iterator[None]:
+    """Put back, after the block, the global random states of Python, NumPy, PyTorch and
+    CUDA: work inside may seed and draw from them (a Lightning fit does) without changing
+    what the caller draws next. CUDA, if the block initialized it, is left as it would have
+    started: seeded with ``torch.initial_seed()``, which is what ``torch.manual_seed``
+    queues for it."""
+    py, np_state, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(np_state)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+        elif torch.cuda.is_initialized():
+            torch.cuda.manual_seed_all(torch.initial_seed())
 
 
 def torch_generator(seed: int | None, device: str | torch.device = "cpu") -> torch.Generator:

@@ -1,5 +1,6 @@
-"""Model zoos: one safetensors file per zoo, builders and importers."""
+"""Model zoos: one safetensors file per zoo (or networks held in memory), builders and
+importers."""
 
-from symmerge.zoo.io import Zoo, load_zoo, save_zoo, split_indices
+from symmerge.zoo.io import Zoo, as_zoo, load_zoo, save_zoo, split_indices
 
-__all__ = ["Zoo", "load_zoo", "save_zoo", "split_indices"]
+__all__ = ["Zoo", "as_zoo", "load_zoo", "save_zoo", "split_indices"]

@@ -418,17 +418,17 @@ def fit_inr_zoo(
     """
     cfg = inr_config(config)
     if per_image <= 0:
-        raise SymmergeError(f"--per-image must be positive, got {per_image}")
+        raise SymmergeError(f"per_image must be positive, got {per_image}")
     if limit is not None and limit <= 0:
-        raise SymmergeError(f"--limit must be positive, got {limit}")
+        raise SymmergeError(f"limit must be positive, got {limit}")
     if stride <= 0:
-        raise SymmergeError(f"--stride must be positive, got {stride}")
+        raise SymmergeError(f"stride must be positive, got {stride}")
     images = data if isinstance(data, ImageSet) else load_images(data)
     selected = torch.arange(0, len(images), stride)
     if limit is not None and limit > len(selected):
         raise SymmergeError(
-            f"--limit {limit} exceeds the {len(selected)} images of {images.name}"
-            + (f" at stride {stride}" if stride > 1 else "")
+            f"limit {limit} exceeds the {len(selected)} images of {images.name}"
+            + (f" at stride {stride}" if stride > 1 else ""), params=("limit", "stride")
         )
     n_images = len(selected) if limit is None else limit
     selected = selected[:n_images]

@@ -23,7 +23,7 @@ def _input_transform(zoo: Zoo) -> str:
     name = str(zoo.provenance.get("input_transform") or "none")
     if name not in INPUT_TRANSFORMS:
         raise SymmergeError(
-            f"{zoo.path} records the unknown input transform {name!r}; known: "
+            f"{zoo.name} records the unknown input transform {name!r}; known: "
             f"{', '.join(INPUT_TRANSFORMS)}"
         )
     return name
@@ -60,8 +60,8 @@ def held_out_images(zoo: Zoo, images: str | None = None, limit: int | None = Non
     if not source:
         if prov.get("importer") == "cnn-zoo":
             raise SymmergeError(
-                f"{zoo.path} was imported from the Small CNN Zoo: pass the evaluation images "
-                "explicitly (--images cifar10-gs:DIR)"
+                f"{zoo.name} was imported from the Small CNN Zoo: pass the evaluation images "
+                "explicitly (images='cifar10-gs:DIR')", params=("images",)
             )
         source, assumed = "mnist-embedded", True
     data = load_images(str(source))

@@ -205,7 +205,7 @@ def _check_orbits(root: Path, found: list[_INRFile], several_orbits: bool) -> li
             f"the orbit folder {root} mixes the orbits of {len(images)} images "
             f"({images[0]}, {images[1]}{', ...' if len(images) > 2 else ''}); import each "
             "orbit's folder on its own, or ask for several orbits in one zoo "
-            "(--several-orbits)"
+            "(several_orbits=True)", params=("several_orbits",)
         )
     return images
 
@@ -217,7 +217,7 @@ def _find_split_file(root: Path, split_file: str | os.PathLike[str] | None) -> P
     if len(found) > 1:
         raise SymmergeError(
             f"{root} holds several split files ({', '.join(p.name for p in found)}); "
-            "choose one with --split-file"
+            "choose one with split_file", params=("split_file",)
         )
     return found[0] if found else None
 

@@ -360,6 +360,12 @@ def load_zoo(path: str | os.PathLike[str]) -> Zoo:
     return Zoo(path)
 
 
+def as_zoo(zoo: Zoo | str | os.PathLike[str]) -> Zoo:
+    """``zoo`` if it is a :class:`Zoo` (in memory or a file), else the zoo file at that
+    path (:func:`load_zoo`): for functions that take either."""
+    return zoo if isinstance(zoo, Zoo) else load_zoo(zoo)
+
+
 def split_indices(
     n: int,
     *,

@@ -152,16 +152,17 @@ def distributed() -> Iterator[DistInfo]:
         dist.destroy_process_group()
 
 
-def _all_ok(info: DistInfo, error: str | None) -> None:
+def _all_ok(info: DistInfo, error: SymmergeError | None) -> None:
     """Raise the first rank's error on every rank (keeps ranks from waiting on a dead peer)."""
     if info.active:
         import torch.distributed as dist
 
-        errors: list[str | None] = [None] * info.world_size
+        errors: list[SymmergeError | None] = [None] * info.world_size
         dist.all_gather_object(errors, error)
-        error = next((f"rank {r}: {e}" for r, e in enumerate(errors) if e), None)
-    if error:
-        raise SymmergeError(error)
+        error = next((SymmergeError(f"rank {r}: {e}", params=e.params)
+                      for r, e in enumerate(errors) if e is not None), None)
+    if error is not None:
+        raise error
 
 
 # ----------------------------------------------------------------- shard store
@@ -169,7 +170,9 @@ MANIFEST = "manifest.json"
 _CHUNK_NAME = re.compile(r"chunk-(\d{6,})\.safetensors")
 #: hidden temporary files of ``atomic_path`` writes of chunks and manifests
 _TEMP_PREFIXES = (".chunk-", f".{MANIFEST}.")
-_FRESH = "rerun with --fresh to discard the shard folder"
+_FRESH = "rerun with fresh=True to discard the shard folder"
+#: the parameter :data:`_FRESH` names (the CLI shows its flag)
+_FRESH_PARAM = ("fresh",)
 
 
 def _canonical(obj: Any) -> Any:
@@ -186,11 +189,11 @@ class ShardStore:
     metadata; :meth:`open` checks every chunk on disk and :meth:`load` checks them
     again with the rows of every tensor. A chunk of another run or folder, a
     chunk of the wrong size, a folder without a manifest and an unreadable
-    manifest are errors (``--fresh`` discards the folder), never reused.
+    manifest are errors (``fresh=True`` discards the folder), never reused.
 
     The caller holds the folder's :class:`~symmerge.utils.lock.DirectoryLock`
     (:func:`run_chunked` does); :meth:`save` refuses to write once the folder no
-    longer holds this run (deleted, or emptied by another run's ``--fresh``).
+    longer holds this run (deleted, or emptied by another run's ``fresh=True``).
     """
 
     def __init__(self, directory: Path, plan: ChunkPlan, run: Mapping[str, Any]) -> None:
@@ -233,7 +236,7 @@ class ShardStore:
                 raise SymmergeError(
                     f"{self.directory} holds {', '.join(others[:3])}"
                     f"{' ...' if len(others) > 3 else ''} but no {MANIFEST}, so nothing shows "
-                    f"which run wrote them; {_FRESH}"
+                    f"which run wrote them; {_FRESH}", params=_FRESH_PARAM
                 )
             self.run_id = secrets.token_hex(8)
             try:
@@ -254,7 +257,8 @@ class ShardStore:
             chunk = int(match.group(1))
             if chunk >= self.plan.n_chunks:
                 raise SymmergeError(
-                    f"{entry} is not a chunk of this run ({self.plan.n_chunks} chunks); {_FRESH}"
+                    f"{entry} is not a chunk of this run ({self.plan.n_chunks} chunks); {_FRESH}",
+                    params=_FRESH_PARAM,
                 )
             self._read(chunk, tensors=False)
 
@@ -273,17 +277,17 @@ class ShardStore:
         try:
             found = json.loads(read_text(self.manifest_path, "shard manifest"))
         except SymmergeError as exc:
-            raise SymmergeError(f"{exc}; {_FRESH}") from exc
+            raise SymmergeError(f"{exc}; {_FRESH}", params=_FRESH_PARAM) from exc
         except json.JSONDecodeError as exc:
             raise SymmergeError(f"unreadable shard manifest {self.manifest_path}: {exc}; "
-                                f"{_FRESH}") from exc
+                                f"{_FRESH}", params=_FRESH_PARAM) from exc
         if not isinstance(found, dict) or found.get("format") != SHARD_FORMAT or not isinstance(
             found.get("run_id"), str
         ):
             fmt = found.get("format") if isinstance(found, dict) else None
             raise SymmergeError(
                 f"{self.manifest_path} is not a shard manifest of this symmerge (format "
-                f"{fmt!r}, expected {SHARD_FORMAT!r}); {_FRESH}"
+                f"{fmt!r}, expected {SHARD_FORMAT!r}); {_FRESH}", params=_FRESH_PARAM
             )
         return found
 
@@ -294,12 +298,13 @@ class ShardStore:
             run_found = {}
         diff = sorted(k for k in set(run_found) | set(run_wanted)
                       if run_found.get(k) != run_wanted.get(k))
-        diff += [{"n_items": "number of networks", "chunk_size": "--chunk-size"}[k]
+        diff += [{"n_items": "number of networks", "chunk_size": "chunk_size"}[k]
                  for k in ("n_items", "chunk_size") if found.get(k) != wanted[k]]
         if diff or found.get("fingerprint") != self.fingerprint:
             raise SymmergeError(
                 f"{self.directory} holds chunks of a different run (differs in "
-                f"{', '.join(diff) or 'fingerprint'}); rerun with --fresh to discard them"
+                f"{', '.join(diff) or 'fingerprint'}); rerun with fresh=True to discard them",
+                params=(*diff, *_FRESH_PARAM),
             )
 
     def read_run_id(self) -> str | None:
@@ -378,7 +383,7 @@ class ShardStore:
                 problem = (f"has tensors without {rows} rows: {', '.join(short)}" if short
                            else "holds no tensors")
         if problem:
-            raise SymmergeError(f"shard {path} {problem}; {_FRESH}")
+            raise SymmergeError(f"shard {path} {problem}; {_FRESH}", params=_FRESH_PARAM)
         return data
 
 
@@ -406,7 +411,7 @@ def _lock_and_open(store: ShardStore, fresh: bool) -> DirectoryLock:
 def _open_shards(store: ShardStore, info: DistInfo, fresh: bool) -> DirectoryLock | None:
     """Lock and open the shard folder on every rank; returns this rank's lock (or None).
 
-    Rank 0 goes first (so ``--fresh`` cannot race the others). A rank that finds
+    Rank 0 goes first (so ``fresh=True`` cannot race the others). A rank that finds
     rank 0's folder (a shared filesystem) uses it under rank 0's lock; a rank with
     a folder of its own locks and opens that.
     """
@@ -416,7 +421,7 @@ def _open_shards(store: ShardStore, info: DistInfo, fresh: bool) -> DirectoryLoc
             try:
                 lock = _lock_and_open(store, fresh)
             except SymmergeError as exc:
-                error = str(exc)
+                error = exc
         _all_ok(info, error)
         if info.active:
             import torch.distributed as dist
@@ -430,7 +435,7 @@ def _open_shards(store: ShardStore, info: DistInfo, fresh: bool) -> DirectoryLoc
                     else:
                         lock = _lock_and_open(store, fresh)
                 except SymmergeError as exc:
-                    error = str(exc)
+                    error = exc
             _all_ok(info, error)
     except BaseException:
         if lock is not None:
@@ -543,7 +548,7 @@ class ChunkPlan:
         if self.n_items <= 0:
             raise SymmergeError(f"number of networks must be positive, got {self.n_items}")
         if self.chunk_size <= 0:
-            raise SymmergeError(f"chunk size must be positive, got {self.chunk_size}")
+            raise SymmergeError(f"chunk_size must be positive, got {self.chunk_size}")
 
     @property
     def n_chunks(self) -> int:
@@ -697,7 +702,7 @@ def _gather_and_assemble(store: ShardStore, info: DistInfo,
             names = list(local[0])
             assemble({k: torch.cat([local[c][k] for c in range(plan.n_chunks)]) for k in names})
         except SymmergeError as exc:
-            error = str(exc)
+            error = exc
     _all_ok(info, error)
 
 

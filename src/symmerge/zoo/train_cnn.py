@@ -556,7 +556,7 @@ def train_cnn_zoo(
     """
     cfg = cnn_config(config)
     if n <= 0:
-        raise SymmergeError(f"--n must be positive, got {n}")
+        raise SymmergeError(f"n must be positive, got {n}")
     images = data if isinstance(data, ImageSet) else load_images(data)
     prepared = CNNData.from_images(images, cfg)
     spec = cfg.spec(activation, images.images.shape[1], prepared.n_classes)

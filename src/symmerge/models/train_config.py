@@ -1,4 +1,10 @@
-"""Validated training configuration (pydantic + YAML) and presets."""
+"""Validated training configuration (pydantic + YAML) and presets.
+
+What a run directory's ``config.yaml`` holds: the description of an autoencoder (built
+from it by :func:`symmerge.models.runs.load_run`) and of the training that made it. It
+lives beside the models, not in :mod:`symmerge.training`, so that loading and using a
+trained run needs no trainer.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from symmerge.errors import SymmergeError
 from symmerge.limits import MAX_SEED
-from symmerge.models import EncoderConfig
-from symmerge.specs import WeightSpaceSpec
+from symmerge.models.config import EncoderConfig
+from symmerge.specs.base import WeightSpaceSpec
+from symmerge.utils.io import atomic_path, read_text
 
 
 class _Strict(BaseModel):
@@ -294,8 +301,6 @@ def validate_config(data: dict[str, Any], where: str) -> TrainConfig:
 
 
 def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    from symmerge.utils.io import read_text
-
     p = Path(path)
     text = read_text(p, "config file")
     try:
@@ -338,8 +343,6 @@ def config_yaml(cfg: TrainConfig) -> str:
 
 
 def save_config(cfg: TrainConfig, path: str | os.PathLike[str]) -> None:
-    from symmerge.utils.io import atomic_path
-
     with atomic_path(path) as tmp:
         tmp.write_text(config_yaml(cfg))
 
