@@ -31,7 +31,7 @@ import torch
 from gpu_common import peak_memory_mib, reset_peak_memory, synchronize
 
 from symmerge import SirenSpec
-from symmerge.align import weight_matching
+from symmerge.align import MatchOptions, weight_matching
 from symmerge.canon import AECanonicalizer, AELiftCanonicalizer, SortCanonicalizer
 from symmerge.experiments.report import markdown_table
 from symmerge.symmetry import make_orbit
@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> None:
         "ae": AECanonicalizer(spec, model, batch_size=args.batch_size),
         "sort": SortCanonicalizer(spec, batch_size=args.batch_size),
         "ae-lift": AELiftCanonicalizer(spec, model, batch_size=args.batch_size),
-        "ae-lift (descent)": AELiftCanonicalizer(spec, model, strategy="descent",
-                                                 batch_size=args.batch_size),
+        "ae-lift (descent)": AELiftCanonicalizer(spec, model, batch_size=args.batch_size,
+                                                 matching=MatchOptions(strategy="descent")),
     }
     rows = []
     with torch.no_grad():
@@ -143,8 +143,9 @@ def main(argv: list[str] | None = None) -> None:
                          "networks_per_s": both.shape[0] / sec, "pairs_per_s": args.pairs / sec,
                          "peak_gpu_mib": peak})
         if "wm" in args.methods:
-            sec, peak = timed(lambda: weight_matching(spec, a, b, seed=args.seed).aligned,
-                              args.repeats, dev)
+            opts = MatchOptions(seed=args.seed)
+            sec, peak = timed(lambda: weight_matching(spec, a, b, opts).aligned, args.repeats,
+                              dev)
             rows.append({"method": "wm (pairwise)", "networks": a.shape[0], "seconds": sec,
                          "networks_per_s": a.shape[0] / sec, "pairs_per_s": args.pairs / sec,
                          "peak_gpu_mib": peak})

@@ -38,23 +38,23 @@ import time
 
 import torch
 
-from symmerge.align import sort_canonicalize, weight_matching
+from symmerge.align import MatchOptions, sort_canonicalize, weight_matching
 from symmerge.canon import AELiftCanonicalizer
 from symmerge.experiments.common import (
-    lerp,
     load_autoencoders,
     render_curves,
     sample_indices,
     split_members,
-    template_distance,
 )
 from symmerge.experiments.metrics import alpha_grid, barriers
 from symmerge.experiments.report import markdown_table
+from symmerge.experiments.results import SplitSettings
+from symmerge.methods import lerp
 from symmerge.symmetry import make_orbit
 from symmerge.zoo import load_zoo
 
 
-def reachable(spec, zoo, split: dict, scale: torch.Tensor, tests: torch.Tensor,
+def reachable(spec, zoo, split: SplitSettings, scale: torch.Tensor, tests: torch.Tensor,
               components: list[int], neighbours: int) -> dict[str, object]:
     """How near a template can get (see the module docstring), in RMS units."""
     train, test = (zoo.get_params(split_members(zoo, name, split)).double()
@@ -70,7 +70,7 @@ def reachable(spec, zoo, split: dict, scale: torch.Tensor, tests: torch.Tensor,
     nearest = []
     for x in tests:
         aligned = weight_matching(spec, pool, x.expand(pool.shape[0], -1),
-                                  strategy="forward").aligned
+                                  MatchOptions(strategy="forward")).aligned
         nearest.append(float(((aligned - pool) / scale).square().mean(-1).sqrt().min()))
     return {"pca_residual_rms": residual, "nearest_train_rms": sum(nearest) / len(nearest),
             "neighbours": pool.shape[0]}
@@ -94,16 +94,17 @@ def main() -> None:
 
     zoo = load_zoo(args.zoo)
     spec = zoo.spec
-    aes = load_autoencoders(spec, args.run, seed=args.seed)
-    assert aes.ae is not None
-    model = aes.ae.model
+    aes = load_autoencoders(spec, args.run)
+    ae = aes.encoder("run")
+    model = ae.model
     scale = model.param_scale.double()
     gen = torch.Generator().manual_seed(args.seed)
     chosen = sample_indices(split_members(zoo, "test", aes.split), args.networks, gen,
                             "networks")
     bases = zoo.get_params(chosen).double()
     alphas = alpha_grid(40)
-    lifters = {st: AELiftCanonicalizer(spec, model, strategy=st) for st in strategies}
+    lifters = {st: AELiftCanonicalizer(spec, model, matching=MatchOptions(strategy=st))
+               for st in strategies}
     k = args.orbit_size
     sums: dict[str, float] = {}
     tdist: list[torch.Tensor] = []
@@ -122,14 +123,14 @@ def main() -> None:
             return float(barriers(c, alphas.numpy()).sum())
 
         rows = {"naive": barrier(a, b)}
-        ta, tb = (aes.ae(x.float()).double() for x in (a, b))  # the decoded templates
+        ta, tb = (ae(x.float()).double() for x in (a, b))  # the decoded templates
         synthetic = {s: (base + s * scale * torch.randn(base.shape, generator=gen,
                                                         dtype=base.dtype)).expand(k, -1)
                      for s in sigmas}  # one per orbit, shared by the strategies
         for st, lifter in lifters.items():
             la, lb = lifter.lift(a, ta)[0], lifter.lift(b, tb)[0]
             if st == strategies[0]:
-                tdist.append(template_distance(model, la, ta))
+                tdist.append(lifter.template_distance(la, ta))
             rows[f"decoded/{st}"] = barrier(la, lb)
             for s, tmpl in synthetic.items():
                 rows[f"{s:g}/{st}"] = barrier(lifter.lift(a, tmpl)[0], lifter.lift(b, tmpl)[0])

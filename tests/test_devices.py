@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import torch
 
-from symmerge.align import sort_canonicalize, weight_matching
+from symmerge.align import MatchOptions, sort_canonicalize, weight_matching
 from symmerge.align.canonical import closest_scales
 from symmerge.canon import AECanonicalizer, AELiftCanonicalizer, SortCanonicalizer
 from symmerge.graph import (
@@ -205,8 +205,8 @@ CASES: dict[str, Callable[[Inputs], Any]] = {
     "distillation loss": _distill,
     "accuracy": lambda x: (accuracy(CNN, x.cnn, x.images, x.labels), _report(x)),
     "weight matching": lambda x: (
-        weight_matching(RELU, x.relu[0], x.relu, restarts=1).aligned,
-        weight_matching(SIREN, x.siren[0], x.siren, strategy="forward").aligned),
+        weight_matching(RELU, x.relu[0], x.relu, MatchOptions(restarts=1)).aligned,
+        weight_matching(SIREN, x.siren[0], x.siren, MatchOptions(strategy="forward")).aligned),
     "sort": lambda x: (sort_canonicalize(RELU, x.relu)[0], SortCanonicalizer(SIREN)(x.siren),
                        closest_scales(RELU, x.relu[0], x.relu).apply(RELU, x.relu)),
     "ae canonicalizers": lambda x: (

@@ -10,7 +10,7 @@ from symmerge.pipeline import SIZES, quickstart
 
 
 def test_unknown_size_is_a_clear_error(tmp_path):
-    with pytest.raises(SymmergeError, match="unknown quickstart size"):
+    with pytest.raises(SymmergeError, match="size must be one of default, tiny"):
         quickstart(tmp_path / "qs", size="huge")
 
 
@@ -18,7 +18,7 @@ def test_cli_unknown_size_exits_nonzero(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["quickstart", "--out", str(tmp_path / "qs"), "--size", "huge"])
     assert exc.value.code == 2
-    assert capsys.readouterr().err.strip().startswith("error: unknown quickstart size")
+    assert capsys.readouterr().err.strip().startswith("error: --size must be one of default")
 
 
 def test_default_size_is_consistent():
@@ -29,29 +29,47 @@ def test_default_size_is_consistent():
 
 @pytest.mark.slow
 def test_tiny_quickstart_end_to_end(tmp_path):
+    from symmerge.experiments import OrbitInterpolationResult
+    from symmerge.training import TrainResult
+
     out = tmp_path / "qs"
     result = quickstart(out, size="tiny", progress=False, log=lambda m: None)
     assert (out / "report.md").is_file() and (out / "result.json").is_file()
+    assert result.report == out / "report.md" and result.out_dir == out
     saved = json.loads((out / "result.json").read_text())
     assert saved["seed"] == 0 and saved["timings"]["total"] > 0
+    assert isinstance(result.orbit_interpolation, OrbitInterpolationResult)
+    assert set(result.training) == {"scalegmn", "pna", "cnn-relu", "cnn-tanh"}
+    assert all(isinstance(r, TrainResult) for r in result.training.values())
     barriers = result.metrics["orbit_interpolation_barriers"]
     assert {"naive", "wm", "sort", "ae", "ae-lift"} <= set(barriers)
+    assert saved["metrics"]["orbit_interpolation_barriers"] == barriers
+    assert saved["metrics"]["ae_scalegmn"] == result.training["scalegmn"].metrics
+    for name, r in result.experiments.items():  # each saved where the layout says
+        assert r.directory == out / "experiments" / name
+        assert json.loads((r.directory / "metrics.json").read_text())["experiment"] == \
+            r.experiment
     report = (out / "report.md").read_text()
     assert "orbit" in report.lower() and ".png" in report
     assert "| ScaleGMN |" in report and "| PNA (permutation-only) |" in report
     assert "| ScaleGMN, relu CNNs |" in report and "| ScaleGMN, tanh CNNs |" in report
     # the CNN experiments ran the autoencoder methods too
-    assert {"ae", "ae-lift"} <= set(result.metrics["cnn_interpolation_tanh_barriers"])
+    assert {"ae", "ae-lift"} <= set(result.cnn_interpolation["tanh"].methods)
+    # saved elsewhere: every experiment, the report and result.json, the same numbers
+    copy = result.save(tmp_path / "copy")
+    assert json.loads(copy.read_text())["metrics"] == saved["metrics"]
+    assert (tmp_path / "copy" / "experiments" / "latent-map" / "latent_map.png").is_file()
 
 
 def test_autoencoder_table_reports_the_ratio():
-    from symmerge.pipeline import _ae_table
+    from symmerge.experiments.sections import autoencoder_table
 
-    table = _ae_table({"ae_scalegmn": {"test_render_mse": 0.03, "test_mean_image_mse": 0.06},
-                       "ae_pna": {"test_mean_image_mse": 0.06}})
+    table = autoencoder_table({"scalegmn": {"test_render_mse": 0.03,
+                                            "test_mean_image_mse": 0.06},
+                               "pna": {"test_mean_image_mse": 0.06}})
     assert "| ScaleGMN | 0.03 | 0.06 | 0.500 |" in table and "PNA" not in table
     assert "CNN" not in table
-    cnn = _ae_table({"ae_cnn_tanh": {"test_acc_original": 0.9, "test_acc_decoded": 0.5,
-                                     "test_acc_kendall_tau": 0.25}})
+    cnn = autoencoder_table({"cnn-tanh": {"test_acc_original": 0.9, "test_acc_decoded": 0.5,
+                                          "test_acc_kendall_tau": 0.25}})
     assert "| ScaleGMN, tanh CNNs | 0.900 | 0.500 | 0.250 |" in cnn and "render MSE" not in cnn
-    assert _ae_table({}) == ""
+    assert autoencoder_table({}) == ""

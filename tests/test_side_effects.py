@@ -101,7 +101,5 @@ def test_imports_leave_the_allocator_alone(imported):
     assert imported["after"]["malloc: large blocks mapped"] is True
 
 
-@pytest.mark.xfail(strict=True, reason="symmerge.experiments.plots calls matplotlib.use('Agg') "
-                   "on import until branch results-registry (which removes it) is merged")
 def test_imports_leave_the_matplotlib_backend_alone(imported):
     assert imported["after"]["matplotlib backend"] == imported["before"]["matplotlib backend"]

@@ -5,8 +5,8 @@ and the permutation-only baseline, trains two small CNN zoos, runs every
 experiment at a reduced size and writes one report. Directory layout::
 
     OUT/zoo/{inrs,cnn-relu,cnn-tanh}.safetensors
-    OUT/runs/{scalegmn,pna}/                 training runs
-    OUT/experiments/<experiment>/            metrics.json, PNGs, report.md
+    OUT/runs/{scalegmn,pna,cnn-relu,cnn-tanh}/  training runs
+    OUT/experiments/<experiment>/            metrics.json, arrays, PNGs, report.md
     OUT/report.md, OUT/result.json           the combined report and the result object
 
 A rerun reuses finished zoos and runs (delete them to start over).
@@ -20,12 +20,23 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from symmerge import __version__
 from symmerge.errors import SymmergeError
 from symmerge.limits import MAX_SEED, check_range
 from symmerge.utils.io import atomic_path, error_summary, read_text
+
+if TYPE_CHECKING:
+    from symmerge.experiments.results import (
+        CNNInterpolationResult,
+        ExperimentResult,
+        LatentMapResult,
+        OrbitCollapseResult,
+        OrbitInterpolationResult,
+        PairInterpolationResult,
+    )
+    from symmerge.training import TrainResult
 
 T = TypeVar("T")
 
@@ -69,30 +80,82 @@ SIZES: dict[str, QuickstartSize] = {
 }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class QuickstartResult:
-    """What the quickstart produced; saved as ``OUT/result.json``."""
+    """What the quickstart produced: its directory (zoos, runs), seed, size and version,
+    the seconds of each stage, each autoencoder run's result (by run name: ``scalegmn``,
+    ``pna``, ``cnn-relu``, ``cnn-tanh``), every experiment's typed result and the report
+    (None until saved). :meth:`save` writes the experiments, ``report.md`` and
+    ``result.json``."""
 
-    out_dir: str
+    out_dir: Path
     seed: int
-    version: str
     size: str
+    version: str = __version__
     timings: dict[str, float] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    report: str = ""
+    training: dict[str, TrainResult]
+    orbit_interpolation: OrbitInterpolationResult
+    pair_interpolation: PairInterpolationResult
+    cnn_interpolation: dict[str, CNNInterpolationResult]
+    orbit_collapse: OrbitCollapseResult
+    latent_map: LatentMapResult
+    report: Path | None = None
 
-    def save(self) -> Path:
-        path = Path(self.out_dir) / "result.json"
+    @property
+    def experiments(self) -> dict[str, ExperimentResult]:
+        """Every experiment's result, by its folder under ``experiments/``."""
+        return {
+            "orbit-interpolation": self.orbit_interpolation,
+            "pair-interpolation": self.pair_interpolation,
+            **{f"cnn-interpolation-{act}": r for act, r in self.cnn_interpolation.items()},
+            "orbit-collapse": self.orbit_collapse,
+            "latent-map": self.latent_map,
+        }
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The headline numbers: each run's metrics (``ae_<run>``), the primary barrier per
+        method of each interpolation and the orbit-collapse statistics."""
+        out: dict[str, Any] = {f"ae_{name.replace('-', '_')}": dict(r.metrics)
+                               for name, r in self.training.items()}
+        out["orbit_interpolation_barriers"] = self.orbit_interpolation.barriers()
+        out["pair_interpolation_barriers"] = self.pair_interpolation.barriers()
+        for act, r in self.cnn_interpolation.items():
+            out[f"cnn_interpolation_{act}_barriers"] = r.barriers()
+        out["orbit_collapse"] = {k: asdict(v) for k, v in self.orbit_collapse.encoders.items()}
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """``result.json``: the settings, timings, headline metrics and the report."""
+        return {"out_dir": str(self.out_dir), "seed": self.seed, "version": self.version,
+                "size": self.size, "timings": dict(self.timings), "metrics": self.metrics,
+                "report": None if self.report is None else str(self.report)}
+
+    def save(self, directory: str | os.PathLike[str] | None = None) -> Path:
+        """Write every experiment (under ``experiments/``; those already saved there are
+        not written again), ``report.md`` and ``result.json`` into ``directory``
+        (default: ``out_dir``); returns ``result.json``'s path."""
+        from symmerge.experiments import write_report
+        from symmerge.experiments.sections import quickstart_intro
+
+        root = Path(directory if directory is not None else self.out_dir)
+        for name, r in self.experiments.items():
+            where = root / "experiments" / name
+            if r.directory is None or r.directory.resolve() != where.resolve():
+                r.save(where)
+        s = SIZES[self.size]
+        intro = quickstart_intro(
+            version=self.version, seed=self.seed, size=self.size, images=s.images,
+            per_image=s.per_image, stride=s.stride, cnn_networks=s.cnn_networks,
+            root=self.out_dir, timings=self.timings,
+            training={name: r.metrics for name, r in self.training.items()},
+        )
+        self.report = write_report(root / "report.md", list(self.experiments.values()),
+                                   title="symmerge quickstart report", intro=intro)
+        path = root / "result.json"
         with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True, default=str))
+            tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True, default=str))
         return path
-
-
-def _barrier_table(metrics: dict[str, Any]) -> dict[str, float]:
-    """Primary-metric barrier per method of an interpolation experiment."""
-    primary = metrics.get("primary_metric")
-    return {m: s[primary]["barrier_mean"] for m, s in metrics.get("methods", {}).items()
-            if primary in s}
 
 
 def quickstart(
@@ -103,36 +166,46 @@ def quickstart(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> QuickstartResult:
-    """Run the whole chain on the embedded MNIST digits; returns the result object."""
+    """Run the whole chain on the embedded MNIST digits into ``out`` (zoos, runs, each
+    experiment as it finishes, the report and ``result.json``); returns the result."""
+    from symmerge.align import MatchOptions
     from symmerge.experiments import (
         cnn_interpolation,
         latent_map,
         orbit_collapse,
         orbit_interpolation,
         pair_interpolation,
-        write_report,
     )
-    from symmerge.experiments.common import prepare_out
+    from symmerge.experiments.results import prepare_directory
     from symmerge.training import train
     from symmerge.zoo.fit_inr import fit_inr_zoo
     from symmerge.zoo.train_cnn import train_cnn_zoo
 
     if size not in SIZES:
-        raise SymmergeError(f"unknown quickstart size {size!r}; choose {', '.join(SIZES)}")
+        raise SymmergeError(f"size must be one of {', '.join(SIZES)} (the quickstart's "
+                            f"size); got {size!r}")
     s = SIZES[size]
     check_range(seed, "seed", 0, MAX_SEED)
-    root = prepare_out(out)
+    root = prepare_directory(out)
     zoo_dir, run_dir, exp_dir = root / "zoo", root / "runs", root / "experiments"
-    result = QuickstartResult(str(root), seed, __version__, size)
+    timings: dict[str, float] = {}
     t_all = time.perf_counter()
 
     def step(name: str, fn: Callable[[], T]) -> T:
         log(f"[quickstart] {name} ...")
         t0 = time.perf_counter()
         value = fn()
-        result.timings[name] = round(time.perf_counter() - t0, 2)
-        log(f"[quickstart] {name}: {result.timings[name]:.1f}s")
+        timings[name] = round(time.perf_counter() - t0, 2)
+        log(f"[quickstart] {name}: {timings[name]:.1f}s")
         return value
+
+    def experiment(name: str, folder: str, fn: Callable[[], T]) -> T:
+        """Run one experiment and save it (both timed as its stage)."""
+        def run_and_save() -> T:
+            result = fn()
+            result.save(exp_dir / folder)  # type: ignore[attr-defined]
+            return result
+        return step(name, run_and_save)
 
     inrs = zoo_dir / "inrs.safetensors"
     if not inrs.is_file():
@@ -140,20 +213,21 @@ def quickstart(
             "mnist-embedded", out=inrs, limit=s.images, stride=s.stride, per_image=s.per_image,
             seed=seed,
             config=s.inr_config, progress=progress))
+
     def train_once(zoo: Path, run: Path, epochs: int, label: str, encoder: dict[str, Any]
-                   ) -> dict[str, Any]:
-        """Train the quick autoencoder into ``run`` unless it is finished; its metrics."""
+                   ) -> TrainResult:
+        """Train the quick autoencoder into ``run`` unless it is finished; its result."""
         if not (run / "result.json").is_file():
             o = {**s.ae_overrides, "seed": seed,
                  "encoder": {**s.ae_overrides.get("encoder", {}), **encoder}}
             step(label, lambda: train(zoo, run, preset="quick", overrides=o, max_epochs=epochs,
                                       progress=progress))
-        return _run_metrics(run)
+        return _finished_run(run)
 
+    training: dict[str, TrainResult] = {}
     sgmn, pna = run_dir / "scalegmn", run_dir / "pna"
     for run, epochs, enc in ((sgmn, s.ae_epochs, {}), (pna, s.pna_epochs, {"mode": "pna"})):
-        result.metrics[f"ae_{run.name}"] = train_once(
-            inrs, run, epochs, f"train autoencoder ({run.name})", enc)
+        training[run.name] = train_once(inrs, run, epochs, f"train autoencoder ({run.name})", enc)
     cnn_zoos = {}
     for act in ("relu", "tanh"):
         path = zoo_dir / f"cnn-{act}.safetensors"
@@ -164,100 +238,51 @@ def quickstart(
         cnn_zoos[act] = path
     cnn_runs = {act: run_dir / f"cnn-{act}" for act in cnn_zoos}
     for act, path in cnn_zoos.items():
-        result.metrics[f"ae_cnn_{act}"] = train_once(
+        training[cnn_runs[act].name] = train_once(
             path, cnn_runs[act], s.cnn_ae_epochs, f"train CNN autoencoder ({act})", {})
 
-    results = []
-    orbit = step("orbit-interpolation (PD)", lambda: orbit_interpolation(
-        inrs, exp_dir / "orbit-interpolation", run=sgmn, pna_run=pna, runs=s.orbit_runs,
-        orbit_size=s.orbit_size, transform="PD", seed=seed, restarts=s.restarts))
-    results.append(orbit)
-    result.metrics["orbit_interpolation_barriers"] = _barrier_table(orbit.metrics)
-    pair = step("pair-interpolation", lambda: pair_interpolation(
-        inrs, exp_dir / "pair-interpolation", run=sgmn, pna_run=pna, pairs=s.pairs,
-        split="heldout", seed=seed, restarts=s.restarts))  # images the autoencoders never saw
-    results.append(pair)
-    result.metrics["pair_interpolation_barriers"] = _barrier_table(pair.metrics)
-    for act, path in cnn_zoos.items():
-        cnn = step(f"cnn-interpolation ({act})", lambda path=path, act=act: cnn_interpolation(
-            path, exp_dir / f"cnn-interpolation-{act}", run=cnn_runs[act], pairs=s.cnn_pairs,
-            split="all", top=None, eval_images=s.eval_images, seed=seed, restarts=s.restarts))
-        results.append(cnn)
-        result.metrics[f"cnn_interpolation_{act}_barriers"] = _barrier_table(cnn.metrics)
-    collapse = step("orbit-collapse", lambda: orbit_collapse(
-        inrs, exp_dir / "orbit-collapse", run=sgmn, pna_run=pna,
-        networks=s.collapse_networks, orbit_size=s.collapse_orbit, background=s.map_points,
-        seed=seed))
-    results.append(collapse)
-    result.metrics["orbit_collapse"] = collapse.metrics.get("encoders", collapse.metrics)
-    lmap = step("latent-map", lambda: latent_map(
-        inrs, exp_dir / "latent-map", run=sgmn, pna_run=pna, max_points=s.map_points,
-        seed=seed))
-    results.append(lmap)
+    # weight-matching restarts (0, the paper's setting, stalls often)
+    matching = MatchOptions(restarts=s.restarts, seed=seed)
+    orbit = experiment("orbit-interpolation (PD)", "orbit-interpolation",
+                       lambda: orbit_interpolation(
+                           inrs, run=sgmn, pna_run=pna, runs=s.orbit_runs,
+                           orbit_size=s.orbit_size, transform="PD", seed=seed,
+                           matching=matching))
+    pair = experiment("pair-interpolation", "pair-interpolation", lambda: pair_interpolation(
+        inrs, run=sgmn, pna_run=pna, pairs=s.pairs, split="heldout", seed=seed,
+        matching=matching))  # images the autoencoders never saw
+    cnn = {act: experiment(
+        f"cnn-interpolation ({act})", f"cnn-interpolation-{act}",
+        lambda path=path, act=act: cnn_interpolation(
+            path, run=cnn_runs[act], pairs=s.cnn_pairs, split="all", top=None,
+            eval_images=s.eval_images, seed=seed, matching=matching))
+        for act, path in cnn_zoos.items()}
+    collapse = experiment("orbit-collapse", "orbit-collapse", lambda: orbit_collapse(
+        inrs, run=sgmn, pna_run=pna, networks=s.collapse_networks,
+        orbit_size=s.collapse_orbit, background=s.map_points, seed=seed))
+    lmap = experiment("latent-map", "latent-map", lambda: latent_map(
+        inrs, run=sgmn, pna_run=pna, max_points=s.map_points, seed=seed))
 
-    result.timings["total"] = round(time.perf_counter() - t_all, 2)
-    timing_lines = "\n".join(f"| {k} | {v:.1f} |" for k, v in result.timings.items())
-    intro = (
-        f"symmerge {__version__} quickstart, seed {seed}, size `{size}`: an INR zoo of "
-        f"{s.images * s.per_image} SIRENs fitted to {s.images} embedded MNIST digits (every "
-        f"{s.stride}th) "
-        f"({s.per_image} per digit), a ScaleGMN autoencoder and a permutation-only (PNA) "
-        f"baseline trained on it, and {s.cnn_networks} ReLU + {s.cnn_networks} tanh CNNs with "
-        "a ScaleGMN autoencoder each.\n\n"
-        f"Rerun: `symmerge quickstart --out {root} --seed {seed}`\n\n"
-        "| stage | seconds |\n|---|---|\n" + timing_lines + "\n\n" + _ae_table(result.metrics)
+    timings["total"] = round(time.perf_counter() - t_all, 2)
+    result = QuickstartResult(
+        out_dir=root, seed=seed, size=size, timings=timings, training=training,
+        orbit_interpolation=orbit, pair_interpolation=pair, cnn_interpolation=cnn,
+        orbit_collapse=collapse, latent_map=lmap,
     )
-    report = write_report(root / "report.md", results, title="symmerge quickstart report",
-                          intro=intro)
-    result.report = str(report)
     result.save()
     return result
 
 
-def _run_metrics(run: Path) -> dict[str, Any]:
-    """The metrics in a finished run's ``result.json``; a damaged file is one clear error."""
+def _finished_run(run: Path) -> TrainResult:
+    """The result in a finished run's ``result.json``; a damaged file is one clear error."""
+    from symmerge.training import TrainResult
+
     path = run / "result.json"
     try:
-        metrics = json.loads(read_text(path, "run result"))["metrics"]
-        if not isinstance(metrics, dict):
-            raise TypeError(f"metrics is a {type(metrics).__name__}")
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        data = json.loads(read_text(path, "run result"))
+        if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
+            raise TypeError("no metrics")
+        return TrainResult(**data)
+    except (json.JSONDecodeError, TypeError) as exc:
         raise SymmergeError(f"cannot read run result {path}: {error_summary(exc)}; delete "
                             f"{run} to train it again") from exc
-    return metrics
-
-
-def _ae_table(metrics: dict[str, Any]) -> str:
-    """Markdown: each INR autoencoder's test render MSE against the mean-image baseline,
-    and each CNN autoencoder's decoded-vs-original test accuracy."""
-    from symmerge.experiments.report import markdown_table
-
-    inr = []
-    for name, label in (("ae_scalegmn", "ScaleGMN"), ("ae_pna", "PNA (permutation-only)")):
-        m = metrics.get(name, {})
-        if "test_render_mse" in m and m.get("test_mean_image_mse"):
-            inr.append({"ae": label, "mse": f"{m['test_render_mse']:.4g}",
-                        "mean": f"{m['test_mean_image_mse']:.4g}",
-                        "ratio": f"{m['test_render_mse'] / m['test_mean_image_mse']:.3f}"})
-    cnn = []
-    for act in ("relu", "tanh"):
-        m = metrics.get(f"ae_cnn_{act}", {})
-        if "test_acc_decoded" in m:
-            cnn.append({"ae": f"ScaleGMN, {act} CNNs", "orig": f"{m['test_acc_original']:.3f}",
-                        "dec": f"{m['test_acc_decoded']:.3f}",
-                        "tau": f"{m['test_acc_kendall_tau']:.3f}"})
-    parts = []
-    if inr:
-        parts.append(
-            "Autoencoder reconstructions of the test-split INRs (render MSE to the INRs' own "
-            "renders; the baseline predicts the training split's mean image):\n\n"
-            + markdown_table(inr, [("ae", "autoencoder"), ("mse", "test render MSE"),
-                                   ("mean", "mean-image MSE"), ("ratio", "ratio")]) + "\n"
-        )
-    if cnn:
-        parts.append(
-            "CNN autoencoders (test-split networks, held-out images):\n\n"
-            + markdown_table(cnn, [("ae", "autoencoder"), ("orig", "accuracy, original"),
-                                   ("dec", "accuracy, decoded"), ("tau", "Kendall tau")]) + "\n"
-        )
-    return "\n".join(parts)

@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from symmerge.align import scale_normalization, weight_matching
+from symmerge.align import MatchOptions, scale_normalization, weight_matching
 from symmerge.errors import SymmergeError
 from symmerge.specs import CNNSpec, MLPSpec, SirenSpec
 from symmerge.symmetry import (
@@ -52,7 +52,7 @@ def test_recovers_planted_elements(spec, restarts, transform, dtype, gen, device
     batch = 8
     a, b, g = _planted(spec, batch, transform, dtype, gen)
     a, b = a.to(device), b.to(device)
-    res = weight_matching(spec, a, b, restarts=restarts)
+    res = weight_matching(spec, a, b, MatchOptions(restarts=restarts))
     assert_on((res.aligned, res.objective, res.element.perms, res.element.mults), device)
     truth = g.inverse()
     for perm, mult, perm_t, mult_t in zip(
@@ -86,8 +86,8 @@ def _recovered(res, g):
 
 def test_restarts_never_lower_the_objective(dtype, gen):
     spec, a, b, _ = _hard_case(16, gen, dtype)
-    base = weight_matching(spec, a, b, seed=3)
-    more = weight_matching(spec, a, b, restarts=3, seed=3)
+    base = weight_matching(spec, a, b, MatchOptions(seed=3))
+    more = weight_matching(spec, a, b, MatchOptions(restarts=3, seed=3))
     assert bool((more.objective >= base.objective).all())
     assert bool((more.objective > base.objective).any())
     assert_function_preserved(spec, b, more.aligned)
@@ -100,7 +100,7 @@ def test_restarts_help_in_the_hard_case(gen):
     spec, a, b, g = _hard_case(16, gen)
     norm2 = float((a.double() ** 2).sum())
     plain = weight_matching(spec, a, b)
-    restarted = weight_matching(spec, a, b, restarts=6)
+    restarted = weight_matching(spec, a, b, MatchOptions(restarts=6))
     assert int(_recovered(plain, g).sum()) <= 10
     assert int(_recovered(restarted, g).sum()) >= 14
     gain = float(restarted.objective.mean() - plain.objective.mean()) / norm2
@@ -111,10 +111,10 @@ def test_restarts_help_in_the_hard_case(gen):
     ("spec", "mode"),
     [
         (MLPSpec(layout=(3, 4, 2), activation="tanh"), "sign"),
-        (MLPSpec(layout=(3, 4, 2), activation="tanh"), "perm"),
+        (MLPSpec(layout=(3, 4, 2), activation="tanh"), "permutation"),
         (SirenSpec(layout=(2, 4, 1)), "sign"),
         (CNNSpec(layout=(2, 4, 3), activation="tanh"), "sign"),
-        (MLPSpec(layout=(3, 4, 2), activation="relu"), "perm"),
+        (MLPSpec(layout=(3, 4, 2), activation="relu"), "permutation"),
     ],
     ids=lambda x: x if isinstance(x, str) else spec_id(x),
 )
@@ -123,11 +123,11 @@ def test_one_hidden_layer_is_solved_exactly(spec, mode, dtype, gen):
     over all (signed) permutations."""
     a = random_params(spec, 1, dtype=dtype, generator=gen)[0]
     b = random_params(spec, 3, dtype=dtype, generator=gen)
-    res = weight_matching(spec, a, b, mode=mode)
+    res = weight_matching(spec, a, b, MatchOptions(mode=mode))
     n = spec.hidden_sizes[0]
     perms = torch.tensor(list(itertools.permutations(range(n))))
     signs = torch.tensor(list(itertools.product([-1.0, 1.0], repeat=n)), dtype=dtype)
-    if mode == "perm":
+    if mode == "permutation":
         signs = signs[-1:]  # all +1
     all_perms = perms.repeat_interleave(len(signs), 0)
     all_signs = signs.repeat(len(perms), 1)
@@ -144,9 +144,9 @@ def test_one_hidden_layer_is_solved_exactly(spec, mode, dtype, gen):
     ("spec", "mode"),
     [
         (SirenSpec(layout=(2, 8, 8, 1)), "sign"),
-        (SirenSpec(layout=(2, 8, 8, 1)), "perm"),
+        (SirenSpec(layout=(2, 8, 8, 1)), "permutation"),
         (MLPSpec(layout=(2, 6, 7, 5, 1), activation="relu"), "scale"),
-        (MLPSpec(layout=(2, 6, 7, 5, 1), activation="relu"), "perm"),
+        (MLPSpec(layout=(2, 6, 7, 5, 1), activation="relu"), "permutation"),
         (CNNSpec(layout=(1, 4, 5, 10), activation="tanh"), "sign"),
         (CNNSpec(layout=(1, 4, 5, 10), activation="relu"), "scale"),
     ],
@@ -157,14 +157,14 @@ def test_unrelated_networks(spec, mode, dtype, gen):
     its starting point, batching does not change the result, A == B gives the identity."""
     a = random_params(spec, 1, dtype=dtype, generator=gen)[0]
     b = random_params(spec, 4, dtype=dtype, generator=gen)
-    res = weight_matching(spec, a, b, mode=mode, restarts=1, max_iter=50)
+    res = weight_matching(spec, a, b, MatchOptions(mode=mode, restarts=1, max_iter=50))
     assert res.aligned.dtype == dtype and res.objective.dtype == torch.float64
     assert torch.equal(res.element.apply(spec, b), res.aligned)
     assert_function_preserved(spec, b, res.aligned)
     for mult in res.element.mults:
         if mode == "sign":
             assert set(mult.unique().tolist()) <= {-1.0, 1.0}
-        elif mode == "perm":
+        elif mode == "permutation":
             assert bool((mult == 1).all())
         else:
             assert bool((mult > 0).all())
@@ -177,12 +177,14 @@ def test_unrelated_networks(spec, mode, dtype, gen):
     # pairs are independent: a batch gives each pair what it gets alone (same seed),
     # with restarts too (their elements come from the seed, not from the batch)
     for restarts in (0, 2):
-        batched = weight_matching(spec, a, b, mode=mode, seed=5, restarts=restarts)
-        single = weight_matching(spec, a, b[2:3], mode=mode, seed=5, restarts=restarts)
+        opts = MatchOptions(mode=mode, seed=5, restarts=restarts)
+        batched = weight_matching(spec, a, b, opts)
+        single = weight_matching(spec, a, b[2:3], opts)
         assert torch.equal(single.aligned[0], batched.aligned[2])
-    same = weight_matching(spec, a.expand(4, -1), b, mode=mode, restarts=1, max_iter=50)
+    same = weight_matching(spec, a.expand(4, -1), b,
+                           MatchOptions(mode=mode, restarts=1, max_iter=50))
     assert torch.equal(same.aligned, res.aligned)
-    ident = weight_matching(spec, b, b, mode=mode)
+    ident = weight_matching(spec, b, b, MatchOptions(mode=mode))
     assert_params_close(ident.aligned, b)
     for perm, mult in zip(ident.element.perms, ident.element.mults, strict=True):
         assert torch.equal(perm, torch.arange(perm.shape[1]).expand_as(perm))
@@ -194,7 +196,8 @@ def test_signs_need_sign_mode(dtype, gen):
     spec = SirenSpec()
     a, b, _ = _planted(spec, 4, "D", dtype, gen, rel_noise=0.0)
     norm2 = (a.double() ** 2).sum()
-    signed, plain = weight_matching(spec, a, b), weight_matching(spec, a, b, mode="perm")
+    signed = weight_matching(spec, a, b)
+    plain = weight_matching(spec, a, b, MatchOptions(mode="permutation"))
     assert_params_close(signed.objective, norm2.expand(4))
     assert bool((plain.objective < 0.9 * norm2).all())
 
@@ -202,7 +205,8 @@ def test_signs_need_sign_mode(dtype, gen):
 def test_scale_mode_beats_plain_permutations_on_rescaled_relu(dtype, gen):
     spec = MLPSpec(layout=(4, 16, 16, 16, 3), activation="relu")
     a, b, _ = _planted(spec, 4, "PD", dtype, gen)
-    scaled, plain = weight_matching(spec, a, b), weight_matching(spec, a, b, mode="perm")
+    scaled = weight_matching(spec, a, b)
+    plain = weight_matching(spec, a, b, MatchOptions(mode="permutation"))
     assert relative_diff(scaled.aligned, a.expand_as(b)) < 1e-3
     assert relative_diff(plain.aligned, a.expand_as(b)) > 0.1
     assert_function_preserved(spec, b, plain.aligned)
@@ -213,17 +217,48 @@ def test_mode_and_shape_errors(gen):
     tanh = MLPSpec(layout=(2, 4, 1), activation="tanh")
     p = relu.init_params(2, generator=gen)
     with pytest.raises(SymmergeError, match="does not preserve"):
-        weight_matching(relu, p[0], p, mode="sign")
+        weight_matching(relu, p[0], p, MatchOptions(mode="sign"))
     with pytest.raises(SymmergeError, match="does not preserve"):
-        weight_matching(tanh, p[0], p, mode="scale")
-    with pytest.raises(SymmergeError, match="unknown matching mode"):
-        weight_matching(tanh, p[0], p, mode="magic")
+        weight_matching(tanh, p[0], p, MatchOptions(mode="scale"))
+    with pytest.raises(SymmergeError, match="mode must be one of"):
+        weight_matching(tanh, p[0], p, MatchOptions(mode="magic"))
     with pytest.raises(SymmergeError, match="networks"):
         weight_matching(tanh, relu.init_params(3, generator=gen), p)
     with pytest.raises(SymmergeError, match="restarts"):
-        weight_matching(tanh, p[0], p, restarts=-1)
+        weight_matching(tanh, p[0], p, MatchOptions(restarts=-1))
     with pytest.raises(SymmergeError, match="parameters"):
         weight_matching(tanh, p[0], p[:, :3])
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"restarts": -1}, r"restarts must be an integer in \[0, 1000\]"),
+    ({"restarts": 10**20}, "restarts"),
+    ({"restarts": 1.5}, "restarts must be an integer"),
+    ({"max_iter": 0}, r"max_iter must be an integer in \[1, 10000\]"),
+    ({"seed": -1}, "seed"),
+    ({"seed": 2**32}, "seed"),
+    ({"mode": "perm"}, r"mode must be one of auto, permutation, sign, scale; got 'perm'"),
+    ({"strategy": "greedy"}, r"strategy must be one of descent, forward; got 'greedy'"),
+])
+def test_match_options_are_checked_when_made(kwargs, message):
+    with pytest.raises(SymmergeError, match=message):
+        MatchOptions(**kwargs)
+
+
+def test_match_options():
+    opts = MatchOptions(restarts=2, seed=7)
+    assert (opts.restarts, opts.max_iter, opts.seed, opts.mode, opts.strategy) == \
+        (2, 100, 7, "auto", None)
+    with pytest.raises(AttributeError):
+        opts.restarts = 3  # frozen: one set of settings, passed around whole
+    assert opts.strategy_or("forward") == "forward"
+    assert MatchOptions(strategy="descent").strategy_or("forward") == "descent"
+    relu = MLPSpec(layout=(2, 4, 1), activation="relu")
+    assert MatchOptions().mode_for(relu) == "scale"
+    assert MatchOptions(mode="permutation").mode_for(relu) == "permutation"
+    assert MatchOptions().mode_for(SirenSpec()) == "sign"
+    with pytest.raises(SymmergeError, match="does not preserve relu networks"):
+        MatchOptions(mode="sign").mode_for(relu)
 
 
 # ---------------------------------------------------------------- forward strategy
@@ -241,7 +276,7 @@ FORWARD_SPECS = [
 def test_forward_recovers_planted_elements(spec, transform, dtype, gen, device):
     a, b, g = _planted(spec, 8, transform, dtype, gen)
     a, b = a.to(device), b.to(device)
-    res = weight_matching(spec, a, b, strategy="forward")
+    res = weight_matching(spec, a, b, MatchOptions(strategy="forward"))
     assert_on((res.aligned, res.objective, res.element.perms, res.element.mults), device)
     truth = g.inverse()
     for perm, perm_t in zip(res.element.perms, truth.perms, strict=True):
@@ -259,7 +294,7 @@ def test_forward_maps_an_orbit_to_one_network(spec, dtype, gen):
     ref = random_params(spec, 1, dtype=dtype, generator=gen)[0]
     base = random_params(spec, 1, dtype=dtype, generator=gen)[0]
     orbit, _ = make_orbit(spec, base, 8, "PD", generator=gen)
-    fwd = weight_matching(spec, ref, orbit, strategy="forward")
+    fwd = weight_matching(spec, ref, orbit, MatchOptions(strategy="forward"))
     assert_function_preserved(spec, orbit, fwd.aligned)
     assert_params_close(fwd.aligned, fwd.aligned[:1].expand_as(fwd.aligned))
     desc = weight_matching(spec, ref, orbit)
@@ -270,8 +305,8 @@ def test_forward_objective_and_strategy_errors(dtype, gen):
     spec = SirenSpec(layout=(2, 8, 8, 1))
     a = random_params(spec, 1, dtype=dtype, generator=gen)[0]
     b = random_params(spec, 3, dtype=dtype, generator=gen)
-    res = weight_matching(spec, a, b, strategy="forward")
+    res = weight_matching(spec, a, b, MatchOptions(strategy="forward"))
     expected = (a.double() * res.aligned.double()).sum(-1)
     assert_params_close(res.objective.to(dtype), expected.to(dtype))
-    with pytest.raises(SymmergeError, match="unknown matching strategy"):
-        weight_matching(spec, a, b, strategy="greedy")
+    with pytest.raises(SymmergeError, match="strategy must be one of descent, forward"):
+        weight_matching(spec, a, b, MatchOptions(strategy="greedy"))

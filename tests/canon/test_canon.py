@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from symmerge import CNNSpec, MLPSpec, SirenSpec, SymmergeError
+from symmerge.align import MatchOptions
 from symmerge.canon import (
     AECanonicalizer,
     AELiftCanonicalizer,
@@ -15,7 +16,7 @@ from symmerge.canon import (
 from symmerge.models.runs import load_run, reconstruct
 from symmerge.symmetry import assert_function_preserved, function_error, make_orbit
 from symmerge.symmetry.testing import tolerance
-from symmerge.zoo import load_zoo, save_zoo
+from symmerge.zoo import Zoo, load_zoo, save_zoo
 from tests.devices import assert_on
 
 SPECS = [SirenSpec((2, 12, 10, 1)), MLPSpec((3, 8, 7, 2), "tanh"), MLPSpec((3, 8, 7, 2), "relu"),
@@ -64,7 +65,8 @@ def test_ae_is_the_reconstruction(assets, device):
 def test_ae_lift_computes_the_input_function(assets, strategy, device):
     spec = load_zoo(assets.inr_zoo).spec
     params = load_zoo(assets.inr_zoo).params[:6].double().to(device)
-    canon = make_canonicalizer("ae-lift", spec, run=assets.run, strategy=strategy, device=device)
+    canon = make_canonicalizer("ae-lift", spec, run=assets.run, device=device,
+                               matching=MatchOptions(strategy=strategy))
     assert isinstance(canon, AELiftCanonicalizer) and canon.exact and canon.strategy == strategy
     lifted, templates = canon.lift(params)
     assert_on((lifted, templates), device)
@@ -92,7 +94,8 @@ def test_ae_lift_maps_an_exact_orbit_to_one_point(assets, strategy):
     """forward: by construction; descent: through the sorted start (``presort``)."""
     z = load_zoo(assets.inr_zoo)
     orbit, _ = make_orbit(z.spec, z.params[3], 8, "PD", generator=torch.Generator().manual_seed(2))
-    lifted = make_canonicalizer("ae-lift", z.spec, run=assets.run, strategy=strategy)(orbit)
+    lifted = make_canonicalizer("ae-lift", z.spec, run=assets.run,
+                                matching=MatchOptions(strategy=strategy))(orbit)
     rel = (lifted - lifted[0]).abs().max() / lifted.abs().max()
     assert float(rel) < 1e-4
 
@@ -101,12 +104,15 @@ def test_errors(assets):
     spec = SirenSpec((2, 16, 16, 1))
     with pytest.raises(SymmergeError, match="unknown canonicalization method"):
         make_canonicalizer("magic", spec)
-    with pytest.raises(SymmergeError, match="needs a trained autoencoder"):
+    with pytest.raises(SymmergeError, match="is no canonicalization method"):
+        make_canonicalizer("wm", spec)
+    with pytest.raises(SymmergeError, match=r"needs a trained \(ScaleGMN\) autoencoder: "
+                                            "pass run=DIR"):
         make_canonicalizer("ae-lift", spec)
     with pytest.raises(SymmergeError, match="was trained on"):
         make_canonicalizer("ae", SirenSpec((2, 8, 8, 1)), run=assets.run)
-    with pytest.raises(SymmergeError, match="unknown matching strategy"):
-        make_canonicalizer("ae-lift", run=assets.run, strategy="greedy")
+    with pytest.raises(SymmergeError, match="strategy must be one of descent, forward"):
+        make_canonicalizer("ae-lift", run=assets.run, matching=MatchOptions(strategy="greedy"))
     with pytest.raises(SymmergeError, match="parameters have shape"):
         SortCanonicalizer(spec)(torch.zeros(3, 7))
     with pytest.raises(SymmergeError, match="NaN"):
@@ -123,6 +129,34 @@ def test_canonicalize_zoo(assets, tmp_path, method, device):
     assert dst.provenance["canonicalization"] == method
     if method == "sort":
         assert_function_preserved(src.spec, src.params, dst.params)
+
+
+def test_ae_lift_keeps_its_matching_settings(assets):
+    spec = load_zoo(assets.inr_zoo).spec
+    model = load_run(assets.run).model
+    lift = AELiftCanonicalizer(spec, model)
+    assert lift.strategy == "forward" and lift.matching == MatchOptions(strategy="forward")
+    descent = AELiftCanonicalizer(spec, model, matching=MatchOptions(restarts=2, seed=3,
+                                                                     strategy="descent"))
+    assert descent.matching == MatchOptions(restarts=2, seed=3, strategy="descent")
+    assert descent.provenance() == {"lift_strategy": "descent"}
+    assert SortCanonicalizer(spec).provenance() == {}
+
+
+def test_canonicalize_zoo_in_memory(assets, tmp_path):
+    """A Zoo in, the canonical zoo out in memory; nothing is written without ``out``."""
+    src = load_zoo(assets.inr_zoo)
+    before = sorted(tmp_path.iterdir())
+    rep = canonicalize_zoo(src, method="sort", device="cpu")
+    assert rep.out is None and sorted(tmp_path.iterdir()) == before
+    assert rep.zoo.path is None and len(rep.zoo) == len(src)
+    assert rep.zoo.provenance["canonicalized_from"] == str(assets.inr_zoo)
+    assert_function_preserved(src.spec, src.params, rep.zoo.params)
+    written = canonicalize_zoo(assets.inr_zoo, tmp_path / "c.safetensors", "sort", device="cpu")
+    assert torch.equal(load_zoo(written.out).params, rep.zoo.params)
+    mem = Zoo.from_tensors(src.params[:4], src.spec, src.labels[:4])
+    assert canonicalize_zoo(mem, method="sort").zoo.provenance["canonicalized_from"] == \
+        "in-memory zoo"
 
 
 @pytest.mark.parametrize("method", ["sort", "ae"])

@@ -1,4 +1,5 @@
-"""``symmerge merge`` / ``canonicalize`` / ``experiment``: round trips and clear errors."""
+"""``symmerge merge`` / ``canonicalize`` / ``experiment``: round trips and clear errors
+(named by the commands' flags)."""
 
 import json
 
@@ -74,11 +75,14 @@ def test_n_model_merge_with_weights_and_zoo_refs(assets, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--method", "soup"], "unknown method 'soup'"),
-        (["--method", "ae"], "needs a trained autoencoder: pass --run"),
-        (["--method", "ae-lift"], "needs a trained autoencoder: pass --run"),
-        (["--alpha", "0.5", "--weights", "1,1"], "either --alpha or --weights"),
-        (["--weights", "1,x"], "comma-separated numbers"),
+        (["--method", "soup"], "unknown merge method 'soup'; choose one of naive, wm, sort"),
+        (["--method", "ae-latent"], "method 'ae-latent' is no merge method"),
+        (["--method", "ae"], "'ae' needs a trained (ScaleGMN) autoencoder: pass --run DIR"),
+        (["--method", "ae-lift"], "'ae-lift' needs a trained (ScaleGMN) autoencoder: pass --run"),
+        (["--alpha", "0.5", "--weights", "1,1"], "give either --alpha or --weights, not both"),
+        (["--weights", "1,x"], "--weights must be comma-separated numbers"),
+        (["--weights", "1,1,1"], "--weights must hold one number per network: got 3 for 2"),
+        (["--strategy", "greedy"], "--strategy must be one of descent, forward"),
     ],
 )
 def test_merge_bad_options(orbit_files, tmp_path, capsys, extra, message):
@@ -115,7 +119,7 @@ def test_canonicalize_cli(assets, tmp_path, capsys):
                               load_zoo(out).params)
     code, _, err = run_cli(["canonicalize", "--method", "ae-lift", "--zoo", assets.inr_zoo,
                             "--out", out], capsys)
-    assert code == 2 and "pass --run" in err
+    assert code == 2 and "autoencoder: pass --run DIR" in err
     for strategy in ("forward", "descent"):
         code, stdout, err = run_cli(["canonicalize", "--method", "ae-lift", "--run", assets.run,
                                      "--strategy", strategy, "--zoo", assets.inr_zoo,
@@ -127,10 +131,10 @@ def test_canonicalize_cli(assets, tmp_path, capsys):
     code, _, err = run_cli(["canonicalize", "--method", "ae-lift", "--run", assets.run,
                             "--strategy", "greedy", "--zoo", assets.inr_zoo, "--out", out],
                            capsys)
-    assert code == 2 and "unknown matching strategy" in err
+    assert code == 2 and "--strategy must be one of descent, forward" in err
     code, _, err = run_cli(["canonicalize", "--method", "nope", "--zoo", assets.inr_zoo,
                             "--out", out], capsys)
-    assert code == 2 and "unknown method" in err
+    assert code == 2 and "unknown canonicalization method 'nope'" in err
 
 
 def test_experiment_cli(assets, tmp_path, capsys):
@@ -140,14 +144,15 @@ def test_experiment_cli(assets, tmp_path, capsys):
          "--runs", "1", "--orbit-size", "4", "--steps", "5", "--split", "all"], capsys)
     assert code == 0, err
     assert "naive: barrier" in stdout and "ae: skipped" in stdout  # a default method
+    assert "ae: skipped (needs a trained (ScaleGMN) autoencoder: pass --run DIR" in stdout
     code, _, err = run_cli(["experiment", "orbit-interpolation", "--zoo", assets.inr_zoo,
                             "--out", tmp_path / "e2", "--methods", "naive,ae"], capsys)
-    assert code == 2 and "'ae' needs an autoencoder run (--run)" in err
+    assert code == 2 and "'ae' needs a trained (ScaleGMN) autoencoder: pass --run DIR" in err
     assert not (tmp_path / "e2").exists()
     assert (out / "metrics.json").is_file() and (out / "report.md").is_file()
     code, _, err = run_cli(["experiment", "orbit-interpolation", "--zoo", assets.inr_zoo,
                             "--out", out, "--methods", "naive,bogus"], capsys)
-    assert code == 2 and "unknown method" in err
+    assert code == 2 and "unknown interpolation method 'bogus'" in err
 
 
 def test_merge_notes_an_inferred_architecture(orbit_files, tmp_path, capsys):
@@ -189,4 +194,37 @@ def test_merge_ae_lift_strategy_is_checked_and_recorded(assets, tmp_path, capsys
         assert json.loads(f.metadata()["provenance"])["lift_strategy"] == "descent"
     code, _, err = run_cli(["merge", f"{assets.inr_zoo}:0", f"{assets.inr_zoo}:1", "--strategy",
                             "sideways", "--out", out], capsys)
-    assert code == 2 and "unknown matching strategy" in err
+    assert code == 2 and "--strategy must be one of descent, forward" in err
+    code, _, err = run_cli(["merge", f"{assets.inr_zoo}:0", f"{assets.inr_zoo}:1", "--method",
+                            "wm", "--restarts", "1", "--out", out], capsys)
+    assert code == 0, err
+    with safe_open(str(out), framework="pt") as f:
+        prov = json.loads(f.metadata()["provenance"])
+    assert prov["method"] == "wm" and "lift_strategy" not in prov
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["merge", "a.pth", "b.pth", "c.pth", "--alpha", "0.5", "--out", "m.safetensors"],
+     "error: --alpha is for two networks; use --weights for 3\n"),
+    (["merge", "a.pth", "b.pth", "--method", "wm", "--strategy", "greedy", "--out", "m"],
+     "error: --strategy must be one of descent, forward; got "
+     "'greedy'\n"),
+    (["experiment", "orbit-interpolation", "--zoo", "z.safetensors", "--orbit-zoo",
+      "o.safetensors", "--out", "o"],
+     "error: orbit-interpolation takes either --zoo (orbits generated from its networks) or "
+     "--orbit-zoo (a published orbit), not both\n"),
+    (["experiment", "orbit-collapse", "--orbit-zoo", "o.safetensors", "--orbit-size", "4",
+      "--out", "o"],
+     "error: orbit-collapse: --orbit-size shapes the orbits generated from --zoo; with "
+     "--orbit-zoo the orbits are the published ones: drop it\n"),
+    (["experiment", "orbit-collapse", "--orbit-zoo", "o.safetensors", "--split", "all",
+      "--out", "o"],
+     "error: orbit-collapse: --split picks the background networks of --zoo, and none was "
+     "given\n"),
+])
+def test_library_errors_name_the_commands_flags(tmp_path, capsys, monkeypatch, argv, message):
+    """The library's messages name parameters; each command shows its own flags."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and message in err, err
+    assert list(tmp_path.iterdir()) == []

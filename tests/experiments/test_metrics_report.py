@@ -8,12 +8,13 @@ import torch
 
 from symmerge import SymmergeError
 from symmerge.experiments import (
-    ExperimentResult,
+    CurveSummary,
     ReportSection,
     barrier_areas,
     barriers,
     markdown_table,
     summarize_curves,
+    write_json,
     write_report,
 )
 from symmerge.experiments.metrics import alpha_grid
@@ -36,11 +37,15 @@ def test_summary():
     a = alpha_grid(5)
     curves = torch.tensor([[0.0, 1.0, 2.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0, 1.0]])
     s = summarize_curves(curves, a)
-    assert s["pairs"] == 2 and s["barrier_mean"] == pytest.approx(1.0)
-    assert s["barrier_std"] == pytest.approx(2**0.5)  # barriers 2 and 0: sample std
-    assert s["barrier_sem"] == pytest.approx(1.0)
-    assert s["barrier_of_mean_curve"] == pytest.approx(1.0)
-    assert s["start_mean"] == pytest.approx(0.5) and s["end_mean"] == pytest.approx(0.5)
+    assert isinstance(s, CurveSummary)
+    assert s.pairs == 2 and s.barrier_mean == pytest.approx(1.0)
+    assert s.barrier_std == pytest.approx(2**0.5)  # barriers 2 and 0: sample std
+    assert s.barrier_sem == pytest.approx(1.0)
+    assert s.spread("std") == s.barrier_std and s.spread("sem") == s.barrier_sem
+    assert s.barrier_of_mean_curve == pytest.approx(1.0)
+    assert s.start_mean == pytest.approx(0.5) and s.end_mean == pytest.approx(0.5)
+    assert s.mid_mean == pytest.approx(1.5) and s.worst_mean == pytest.approx(1.5)
+    assert s.barrier_vs_naive is None  # until compared with the reference method
     with pytest.raises(SymmergeError):
         summarize_curves(curves[:, :3], a)
     with pytest.raises(SymmergeError):
@@ -54,11 +59,10 @@ def test_report_composition(tmp_path):
     section = ReportSection("Title", text="hello", table=markdown_table(
         [{"m": "x", "v": 0.5}, {"m": "y", "v": float("nan")}], [("m", "method"), ("v", "value")]),
         images=[("cap", str(img))], notes=["a note"])
-    result = ExperimentResult("exp", tmp_path / "a", {"x": 1.0, "nan": float("nan")}, [section])
-    result.save()
+    write_json(tmp_path / "a" / "metrics.json", {"x": 1.0, "nan": float("nan")})
     assert json.loads((tmp_path / "a" / "metrics.json").read_text()) == {"nan": None, "x": 1.0}
-    own = (tmp_path / "a" / "report.md").read_text()
+    own = write_report(tmp_path / "a" / "report.md", [section], title=None).read_text()
     assert "![cap](plot.png)" in own and "| y | - |" in own
-    combined = write_report(tmp_path / "top" / "report.md", [result], title="All", intro="intro")
+    combined = write_report(tmp_path / "top" / "report.md", [section], title="All", intro="intro")
     text = combined.read_text()
     assert text.startswith("# All") and "![cap](../a/plot.png)" in text and "- a note" in text

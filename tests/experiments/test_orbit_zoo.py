@@ -71,7 +71,7 @@ def _shuffled(zoo_path: Path, out: Path, perm: torch.Tensor) -> Path:
 def test_pairs_are_members_i_and_i_plus_1_in_member_order(orbit, tmp_path):
     folder, path = orbit
     shuffled = _shuffled(path, tmp_path / "shuffled.safetensors", torch.tensor([3, 0, 5, 1, 4, 2]))
-    r = orbit_interpolation(None, tmp_path / "o", orbit_zoo=shuffled, perturbation=0.0,
+    r = orbit_interpolation(None, orbit_zoo=shuffled, perturbation=0.0,
                             steps=5, methods=["naive"])
     target = _member_render(folder, 0)  # the orbit's first member: the fallback target
     expected = [float(((_member_render(folder, i, 0.5, (i + 1) % MEMBERS) - target) ** 2).mean())
@@ -79,12 +79,13 @@ def test_pairs_are_members_i_and_i_plus_1_in_member_order(orbit, tmp_path):
     mid = r.curves["naive"]["render_mse"][:, 2]
     np.testing.assert_allclose(mid, expected, rtol=1e-3, atol=1e-7)
     assert len(set(np.round(expected, 6))) == MEMBERS  # the check tells the pairings apart
-    assert r.metrics["settings"]["orbits"][0]["rows"] == [1, 3, 5, 0, 4, 2]
+    assert r.settings.orbits[0].rows == (1, 3, 5, 0, 4, 2)
 
 
 def test_loss_falls_back_to_the_orbits_render(orbit, tmp_path):
     folder, path = orbit
-    r = orbit_interpolation(None, tmp_path / "o", orbit_zoo=path, **FEW)
+    r = orbit_interpolation(None, orbit_zoo=path, **FEW)
+    r.save(tmp_path / "o")
     m = json.loads(r.metrics_path.read_text())
     assert m["primary_metric"] == "render_mse" and set(m["methods"]["naive"]) >= {"render_mse"}
     assert "mse" not in m["methods"]["naive"] and "mse" not in r.curves["naive"]
@@ -102,9 +103,9 @@ def test_loss_falls_back_to_the_orbits_render(orbit, tmp_path):
 
 def test_exact_endpoint_methods_keep_the_endpoints(assets, orbit, tmp_path):
     _, path = orbit
-    r = orbit_interpolation(None, tmp_path / "o", orbit_zoo=path, run=assets.run,
+    r = orbit_interpolation(None, orbit_zoo=path, run=assets.run,
                             pna_run=assets.pna_run, steps=4)
-    assert r.metrics["skipped"] == {}
+    assert r.skipped == {}
     c = r.curves
     for m in ("naive", "wm", "sort", "ae-lift"):
         assert c[m]["render_mse"][:, 0].max() < 1e-8, m
@@ -116,9 +117,9 @@ def test_exact_endpoint_methods_keep_the_endpoints(assets, orbit, tmp_path):
 
 def test_same_seed_same_noise(orbit, tmp_path):
     _, path = orbit
-    a = orbit_interpolation(None, tmp_path / "a", orbit_zoo=path, **FEW)
-    b = orbit_interpolation(None, tmp_path / "b", orbit_zoo=path, **FEW)
-    c = orbit_interpolation(None, tmp_path / "c", orbit_zoo=path, seed=1, **FEW)
+    a = orbit_interpolation(None, orbit_zoo=path, **FEW)
+    b = orbit_interpolation(None, orbit_zoo=path, **FEW)
+    c = orbit_interpolation(None, orbit_zoo=path, seed=1, **FEW)
     np.testing.assert_array_equal(a.curves["naive"]["render_mse"], b.curves["naive"]["render_mse"])
     assert not np.array_equal(a.curves["naive"]["render_mse"], c.curves["naive"]["render_mse"])
 
@@ -142,19 +143,20 @@ def _mnist_dir(directory: Path, test_label: int) -> tuple[np.ndarray, np.ndarray
 def test_ground_truth_from_the_mnist_files(orbit, tmp_path):
     folder, path = orbit
     _, test_images = _mnist_dir(tmp_path / "mnist", test_label=6)
-    r = orbit_interpolation(None, tmp_path / "o", orbit_zoo=path,
+    r = orbit_interpolation(None, orbit_zoo=path,
                             data=f"mnist:{tmp_path / 'mnist'}", **FEW)
-    m = r.metrics
+    m = r.to_json()
     assert m["primary_metric"] == "mse" and m["loss_target"]["target"] == "image"
+    assert r.loss_target.target == "image" and r.base_fit_mse == m["base_fit_mse"]
     digit = torch.from_numpy(test_images[2].astype(np.float32) / 255.0)
     expected = float(((_member_render(folder, 0) - digit) ** 2).mean())
     assert m["base_fit_mse"] == pytest.approx(expected, rel=1e-4)  # the test image, not train
+    r.save(tmp_path / "o")
     assert "No ground-truth image" not in r.report_path.read_text()
     _mnist_dir(tmp_path / "wrong", test_label=5)
     with pytest.raises(SymmergeError, match="wrong data source"):
-        orbit_interpolation(None, tmp_path / "w", orbit_zoo=path,
+        orbit_interpolation(None, orbit_zoo=path,
                             data=f"mnist:{tmp_path / 'wrong'}", **FEW)
-    assert not (tmp_path / "w").exists()
 
 
 def test_several_orbits(tmp_path):
@@ -163,32 +165,35 @@ def test_several_orbits(tmp_path):
     make_orbit_tree(folder, image=("training", 2, 7), members=4, layout=SIREN.layout, seed=1,
                     split_file=False)
     path = _import(folder, tmp_path / "two.safetensors", several_orbits=True)
-    r = orbit_interpolation(None, tmp_path / "o", orbit_zoo=path, **FEW)
-    assert r.metrics["pairs"] == 7 and r.metrics["settings"]["runs"] == 2
-    assert sorted(r.metrics["image_index"]) == [2, 7]
-    one = orbit_interpolation(None, tmp_path / "one", orbit_zoo=path, runs=1, **FEW)
-    assert one.metrics["settings"]["runs"] == 1 and one.metrics["pairs"] in (3, 4)
+    r = orbit_interpolation(None, orbit_zoo=path, **FEW)
+    assert r.pairs == 7 and r.settings.runs == 2
+    assert sorted(r.image_index.tolist()) == [2, 7]
+    one = orbit_interpolation(None, orbit_zoo=path, runs=1, **FEW)
+    assert one.settings.runs == 1 and one.pairs in (3, 4)
     with pytest.raises(SymmergeError, match="asked for 3 orbits, but orbit zoo .* holds 2"):
-        orbit_interpolation(None, tmp_path / "x", orbit_zoo=path, runs=3, **FEW)
+        orbit_interpolation(None, orbit_zoo=path, runs=3, **FEW)
 
 
 # ------------------------------------------------------------ collapse
 def test_orbit_collapse_on_a_published_orbit(assets, orbit, tmp_path):
     _, path = orbit
-    r = orbit_collapse(None, tmp_path / "c", orbit_zoo=path, run=assets.run,
+    r = orbit_collapse(None, orbit_zoo=path, run=assets.run,
                        pna_run=assets.pna_run)
-    enc = r.metrics["encoders"]
+    enc = r.encoders
     # the sign-invariant encoder maps the whole orbit to one point; permutation-only cannot
-    assert enc["run"]["within_vs_latent_norm"] < 1e-4
-    assert enc["pna_run"]["within_vs_latent_norm"] > 100 * enc["run"]["within_vs_latent_norm"]
-    assert np.isnan(enc["run"]["ratio"]) and np.isnan(enc["run"]["within_vs_background"])
+    assert enc["run"].within_vs_latent_norm < 1e-4
+    assert enc["pna_run"].within_vs_latent_norm > 100 * enc["run"].within_vs_latent_norm
+    assert np.isnan(enc["run"].ratio) and np.isnan(enc["run"].within_vs_background)
+    assert r.maps == {} and "maps.png" not in r.figures()
+    r.save(tmp_path / "c")
     assert not (tmp_path / "c" / "maps.png").exists()
     report = r.report_path.read_text()
     assert str(path) in report and "No background networks" in report
-    bg = orbit_collapse(assets.inr_zoo, tmp_path / "bg", orbit_zoo=path, run=assets.run,
+    bg = orbit_collapse(assets.inr_zoo, orbit_zoo=path, run=assets.run,
                         background=20, maps=["tsne"], split="all")
-    assert bg.metrics["encoders"]["run"]["within_vs_background"] < 1e-4
-    assert bg.metrics["settings"]["background"] == 20 and (tmp_path / "bg" / "maps.png").is_file()
+    assert bg.encoders["run"].within_vs_background < 1e-4
+    bg.save(tmp_path / "bg")
+    assert bg.settings.background == 20 and (tmp_path / "bg" / "maps.png").is_file()
 
 
 def test_orbit_collapse_with_several_orbits(assets, tmp_path):
@@ -197,9 +202,9 @@ def test_orbit_collapse_with_several_orbits(assets, tmp_path):
     make_orbit_tree(folder, image=("training", 2, 7), members=4, layout=SIREN.layout, seed=1,
                     split_file=False)
     path = _import(folder, tmp_path / "two.safetensors", several_orbits=True)
-    r = orbit_collapse(None, tmp_path / "c", orbit_zoo=path, run=assets.run, maps=[])
-    assert r.metrics["encoders"]["run"]["ratio"] < 1e-3
-    assert [o["members"] for o in r.metrics["settings"]["orbits"]] == [4, 3]
+    r = orbit_collapse(None, orbit_zoo=path, run=assets.run, maps=[])
+    assert r.encoders["run"].ratio < 1e-3
+    assert [o.members for o in r.settings.orbits] == [4, 3]
 
 
 # ------------------------------------------------------------ bad inputs
@@ -211,12 +216,11 @@ def test_a_zoo_that_is_not_an_orbit_is_refused(orbit, assets, tmp_path):
     write_inr(broken, orbit_folder(*IMAGE, 2), other.state_dict())
     path = _import(broken, tmp_path / "broken.safetensors")
     with pytest.raises(SymmergeError, match=r"is not an orbit: member 2 \(row 2\) of test image 2"):
-        orbit_interpolation(None, tmp_path / "o", orbit_zoo=path, **FEW)
+        orbit_interpolation(None, orbit_zoo=path, **FEW)
     with pytest.raises(SymmergeError, match="is not an orbit: member 2"):
-        orbit_collapse(None, tmp_path / "c", orbit_zoo=path, run=assets.run)
+        orbit_collapse(None, orbit_zoo=path, run=assets.run)
     with pytest.raises(SymmergeError, match="is not an orbit zoo .no metric 'orbit_member'"):
-        orbit_interpolation(None, tmp_path / "o", orbit_zoo=assets.inr_zoo, **FEW)
-    assert not (tmp_path / "o").exists() and not (tmp_path / "c").exists()
+        orbit_interpolation(None, orbit_zoo=assets.inr_zoo, **FEW)
 
 
 def test_malformed_orbit_zoos(orbit, tmp_path):
@@ -246,35 +250,33 @@ def test_architecture_must_match(assets, tmp_path):
     make_orbit_tree(small, image=IMAGE, members=3, layout=(2, 8, 8, 1))
     path = _import(small, tmp_path / "small.safetensors")
     with pytest.raises(SymmergeError, match=r"run .* was trained on .* but orbit zoo .* holds"):
-        orbit_interpolation(None, tmp_path / "o", orbit_zoo=path, run=assets.run, steps=3)
+        orbit_interpolation(None, orbit_zoo=path, run=assets.run, steps=3)
     with pytest.raises(SymmergeError, match=r"orbit zoo .* holds .*, but zoo .* holds"):
-        orbit_collapse(assets.inr_zoo, tmp_path / "c", orbit_zoo=path, run=assets.run)
+        orbit_collapse(assets.inr_zoo, orbit_zoo=path, run=assets.run)
     assert load_orbit_zoo(path).spec == SirenSpec((2, 8, 8, 1))
 
 
 @pytest.mark.parametrize(("kwargs", "pattern"), [
-    ({"orbit_size": 4}, "--orbit-size shapes the orbits generated from --zoo"),
-    ({"transform": "P", "split": "all"}, "--transform, --split shape the orbits"),
-    ({"zoo": "ZOO"}, "either a zoo .* or a published orbit .*, not both"),
+    ({"orbit_size": 4}, "orbit_size shapes the orbits generated from zoo"),
+    ({"transform": "P", "split": "all"}, "transform, split shape the orbits"),
+    ({"zoo": "ZOO"}, r"either zoo \(.*\) or orbit_zoo \(a published orbit\), not both"),
 ])
 def test_interpolation_options_that_make_no_sense(assets, orbit, tmp_path, kwargs, pattern):
     kwargs = dict(kwargs)
     zoo = assets.inr_zoo if kwargs.pop("zoo", None) else None
     with pytest.raises(SymmergeError, match=pattern):
-        orbit_interpolation(zoo, tmp_path / "o", orbit_zoo=orbit[1], **kwargs)
+        orbit_interpolation(zoo, orbit_zoo=orbit[1], **kwargs)
     with pytest.raises(SymmergeError, match="got neither"):
-        orbit_interpolation(None, tmp_path / "o")
-    assert not (tmp_path / "o").exists()
+        orbit_interpolation(None)
 
 
 def test_collapse_options_that_make_no_sense(assets, orbit, tmp_path):
-    with pytest.raises(SymmergeError, match="--orbit-size"):
-        orbit_collapse(None, tmp_path / "c", orbit_zoo=orbit[1], run=assets.run, orbit_size=4)
-    with pytest.raises(SymmergeError, match="--split picks the background networks of --zoo"):
-        orbit_collapse(None, tmp_path / "c", orbit_zoo=orbit[1], run=assets.run, split="all")
-    with pytest.raises(SymmergeError, match=r"\(--zoo\) or a published orbit \(--orbit-zoo\)"):
-        orbit_collapse(None, tmp_path / "c", run=assets.run)
-    assert not (tmp_path / "c").exists()
+    with pytest.raises(SymmergeError, match="orbit_size shapes"):
+        orbit_collapse(None, orbit_zoo=orbit[1], run=assets.run, orbit_size=4)
+    with pytest.raises(SymmergeError, match="split picks the background networks of zoo"):
+        orbit_collapse(None, orbit_zoo=orbit[1], run=assets.run, split="all")
+    with pytest.raises(SymmergeError, match=r"needs zoo \(.*\) or orbit_zoo \(a published orbit\)"):
+        orbit_collapse(None, run=assets.run)
 
 
 # ------------------------------------------------------------ CLI
@@ -292,8 +294,10 @@ def test_cli(assets, orbit, tmp_path, capsys):
     assert code == 0, err
     assert "ScaleGMN (sign): within" in out and (tmp_path / "c" / "report.md").is_file()
     for extra, pattern in (
-        (["--orbit-size", "4"], "--orbit-size shapes"),
-        (["--zoo", assets.inr_zoo], "not both"),
+        (["--orbit-size", "4"], "--orbit-size shapes the orbits generated from --zoo; with "
+                                "--orbit-zoo"),
+        (["--zoo", assets.inr_zoo], "either --zoo (orbits generated from its networks) or "
+                                    "--orbit-zoo (a published orbit), not both"),
         (["--runs", "2"], "asked for 2 orbits"),
     ):
         code, _, err = run_cli([*exp, *extra, "--out", tmp_path / "x"], capsys)

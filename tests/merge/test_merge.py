@@ -5,6 +5,8 @@ import torch
 from safetensors.torch import save_file
 
 from symmerge import CNNSpec, MLPSpec, SirenSpec, SymmergeError
+from symmerge.align import MatchOptions
+from symmerge.canon import SortCanonicalizer
 from symmerge.merge import (
     infer_spec,
     load_module,
@@ -28,9 +30,11 @@ def test_merge_weights():
                                torch.tensor([0.7, 0.3], dtype=torch.float64))
     torch.testing.assert_close(merge_weights(3, weights=[1, 1, 2]),
                                torch.tensor([0.25, 0.25, 0.5], dtype=torch.float64))
-    for kwargs, msg in [({"alpha": 0.5, "n": 3}, "for two networks"),
+    for kwargs, msg in [({"alpha": 0.5, "n": 3}, "alpha is for two networks; use weights"),
+                        ({"alpha": 0.5, "weights": [1, 1], "n": 2},
+                         "either alpha or weights"),
                         ({"alpha": 1.5, "n": 2}, r"in \[0, 1\]"),
-                        ({"weights": [1, 2], "n": 3}, "2 weights for 3"),
+                        ({"weights": [1, 2], "n": 3}, "one number per network: got 2 for 3"),
                         ({"weights": [1, -1], "n": 2}, "non-negative"),
                         ({"weights": [float("nan"), 1], "n": 2}, "finite"),
                         ({"weights": [float("inf"), 1], "n": 2}, "finite"),
@@ -53,17 +57,21 @@ def test_huge_weights_normalize_without_overflow():
     torch.testing.assert_close(merged, params.mean(0))
 
 
-def test_merge_options_are_checked_before_work():
+def test_merge_options_are_checked_before_work(monkeypatch):
     from symmerge.merge import check_merge_options
+    from symmerge.methods import frames
 
+    def never(*args, **kwargs):
+        raise AssertionError("merged with options that were not checked")
+
+    monkeypatch.setattr(frames, "align_networks", never)
     params = SPEC.init_params(2, generator=torch.Generator().manual_seed(0))
-    for kwargs, msg in [({"restarts": 10**20}, r"restarts must be an integer in \[0, 1000\]"),
-                        ({"max_iter": 0}, "max_iter"), ({"seed": -1}, "seed"),
-                        ({"wm_iters": 10**6}, "wm_iters")]:
-        with pytest.raises(SymmergeError, match=msg):
-            check_merge_options(2, **kwargs)
-        with pytest.raises(SymmergeError, match=msg):
-            merge(params, SPEC, "wm", **kwargs)
+    with pytest.raises(SymmergeError, match="wm_iters"):
+        check_merge_options(2, wm_iters=10**6)
+    with pytest.raises(SymmergeError, match="wm_iters"):
+        merge(params, SPEC, "wm", wm_iters=10**6)
+    with pytest.raises(SymmergeError, match="alpha is for two networks"):
+        merge(SPEC.init_params(3), SPEC, "wm", alpha=0.5)
 
 
 def test_naive_is_the_weighted_mean():
@@ -106,8 +114,10 @@ def test_n_model_merge_goes_through_canonical_space_in_one_batch(assets, monkeyp
     monkeypatch.setattr(AELiftCanonicalizer, "lift", spy)
     z = load_zoo(assets.inr_zoo)
     params = z.params[:5]
-    res = merge(params, z.spec, "ae-lift", run=assets.run, device=device)
+    res = merge(params, z.spec, "ae-lift", run=assets.run, device=device,
+                matching=MatchOptions(strategy="descent"))
     assert_on((res.params, res.aligned), "cpu")
+    assert res.provenance == {"lift_strategy": "descent"}
     assert calls == [5]  # one batched canonicalization, no pairwise matching
     assert_function_preserved(z.spec, params, res.aligned)
     torch.testing.assert_close(res.params, res.aligned.mean(0))
@@ -125,10 +135,34 @@ def test_wm_with_many_models_uses_iterated_mean():
 
 def test_merge_errors():
     params = SPEC.init_params(2)
-    with pytest.raises(SymmergeError, match="unknown merge method"):
+    with pytest.raises(SymmergeError, match="unknown merge method 'soup'; choose one of naive"):
         merge(params, SPEC, "soup")
-    with pytest.raises(SymmergeError, match="needs a trained autoencoder"):
+    with pytest.raises(SymmergeError, match="method 'ae-latent' is no merge method"):
+        merge(params, SPEC, "ae-latent")
+    with pytest.raises(SymmergeError, match=r"needs a trained \(ScaleGMN\) autoencoder: "
+                                            "pass run=DIR"):
         merge(params, SPEC, "ae")
+    with pytest.raises(SymmergeError, match="does not canonicalize as method 'ae'"):
+        merge(params, SPEC, "ae", canonicalizer=SortCanonicalizer(SPEC))
+
+
+def test_matching_settings_reach_the_matching(monkeypatch):
+    """One MatchOptions sets wm's matching; ae-lift's template matching records its
+    strategy in the result's provenance."""
+    from symmerge.methods import frames
+
+    seen = []
+    orig = frames.weight_matching
+
+    def spy(spec, a, b, matching):
+        seen.append(matching)
+        return orig(spec, a, b, matching)
+
+    monkeypatch.setattr(frames, "weight_matching", spy)
+    params = SPEC.init_params(3, generator=torch.Generator().manual_seed(0))
+    opts = MatchOptions(restarts=2, max_iter=7, seed=4)
+    merge(params, SPEC, "wm", matching=opts, wm_iters=1)
+    assert seen and all(m == opts for m in seen)
 
 
 # ------------------------------------------------------------------ files
@@ -158,7 +192,7 @@ def test_network_files_round_trip(tmp_path, assets):
 def test_spec_inference_and_parsing(tmp_path, assets):
     assert infer_spec(SirenSpec((2, 5, 3)).module().state_dict()) == SirenSpec((2, 5, 3))
     cnn = CNNSpec((1, 4, 10), "tanh")
-    with pytest.raises(SymmergeError, match="pass --spec"):
+    with pytest.raises(SymmergeError, match="pass spec"):
         infer_spec(cnn.module().state_dict())
     with pytest.raises(SymmergeError, match="cannot infer"):
         infer_spec({"fc.weight": torch.zeros(2, 2)})

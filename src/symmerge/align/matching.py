@@ -12,7 +12,7 @@ of A and ``j`` of the current aligned B'), computed for all B pairs at once, on 
 networks' device. The LAP itself runs per pair on CPU (``scipy.optimize.linear_sum_assignment``):
 each step copies its cost matrices to the host once and the solutions back. Modes:
 
-* ``"perm"``: permutations only (the paper's baseline), ``max sum_i C[i, pi(i)]``;
+* ``"permutation"``: permutations only (the paper's baseline), ``max sum_i C[i, pi(i)]``;
 * ``"sign"`` (sine, tanh): signed permutations, the LAP on ``|C|`` and
   ``s_i = sign(C[i, pi(i)])`` with ``sign(0) = +1`` (METHOD.md 6.2);
 * ``"scale"`` (ReLU): both networks are first brought to unit incoming norm per
@@ -44,7 +44,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from symmerge.align._layers import as_batch, incoming, layer_element, outgoing, select
@@ -54,11 +53,61 @@ from symmerge.limits import MAX_ITER, MAX_RESTARTS, MAX_SEED, check_range
 from symmerge.specs.base import WeightSpaceSpec
 from symmerge.symmetry.group import GroupElement, sample_group_elements
 
-MODES = ("auto", "perm", "sign", "scale")
+MODES = ("auto", "permutation", "sign", "scale")
 STRATEGIES = ("descent", "forward")
 
 #: A LAP step must beat the current assignment by this fraction of sum |C|.
 _REL_IMPROVEMENT = 1e-10
+
+
+@dataclass(frozen=True)
+class MatchOptions:
+    """The settings of weight matching, checked when made (numbers within
+    :mod:`symmerge.limits`, known ``mode`` and ``strategy``).
+
+    ``mode``: ``"auto"`` (the networks' own symmetry: ``"sign"`` for sine/tanh, ``"scale"``
+    for ReLU), ``"permutation"``, ``"sign"`` or ``"scale"``. ``strategy``: ``"descent"``
+    (coordinate ascent from the identity and ``restarts`` random elements, at most
+    ``max_iter`` sweeps, layer orders and restarts drawn from ``seed``) or ``"forward"``
+    (one in-order pass, to which ``restarts``, ``max_iter`` and ``seed`` do not apply);
+    ``None`` leaves it to the caller: ``descent`` for :func:`weight_matching` and the
+    weight-matching methods, ``forward`` for ``ae-lift``'s matching to its template.
+    """
+
+    restarts: int = 0
+    max_iter: int = 100
+    seed: int = 0
+    mode: str = "auto"
+    strategy: str | None = None
+
+    def __post_init__(self) -> None:
+        check_range(self.restarts, "restarts", 0, MAX_RESTARTS)
+        check_range(self.max_iter, "max_iter", 1, MAX_ITER)
+        check_range(self.seed, "seed", 0, MAX_SEED)
+        if self.mode not in MODES:
+            raise SymmergeError(
+                f"mode must be one of {', '.join(MODES)}; got {self.mode!r}"
+            )
+        if self.strategy is not None and self.strategy not in STRATEGIES:
+            raise SymmergeError(
+                f"strategy must be one of {', '.join(STRATEGIES)}; got {self.strategy!r}"
+            )
+
+    def strategy_or(self, default: str) -> str:
+        """``strategy``, or ``default`` where it is None."""
+        return self.strategy or default
+
+    def mode_for(self, spec: WeightSpaceSpec) -> str:
+        """The mode for networks of ``spec``: ``"auto"`` is their symmetry; a mode that
+        would change their function is refused."""
+        if self.mode == "auto":
+            return spec.symmetry
+        if self.mode != "permutation" and self.mode != spec.symmetry:
+            raise SymmergeError(
+                f"matching mode {self.mode!r} does not preserve {spec.activation} networks; "
+                f"use {spec.symmetry!r} or 'permutation'"
+            )
+        return self.mode
 
 
 @dataclass(frozen=True)
@@ -71,39 +120,10 @@ class MatchResult:
     objective: Tensor
 
 
-def resolve_mode(spec: WeightSpaceSpec, mode: str) -> str:
-    """``"auto"`` -> the spec's symmetry; reject modes that would change the function."""
-    if mode not in MODES:
-        raise SymmergeError(f"unknown matching mode {mode!r}; choose one of {', '.join(MODES)}")
-    if mode == "auto":
-        return spec.symmetry
-    if mode != "perm" and mode != spec.symmetry:
-        raise SymmergeError(
-            f"mode {mode!r} does not preserve {spec.activation} networks; use "
-            f"{spec.symmetry!r} or 'perm'"
-        )
-    return mode
-
-
-def check_strategy(strategy: str) -> str:
-    """``strategy`` if it is one of :data:`STRATEGIES`, else a :class:`SymmergeError`."""
-    if strategy not in STRATEGIES:
-        raise SymmergeError(
-            f"unknown matching strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
-        )
-    return strategy
-
-
-def check_matching_options(restarts: int = 0, max_iter: int = 100, seed: int = 0) -> None:
-    """Raise a :class:`SymmergeError` unless ``restarts``, ``max_iter`` and ``seed`` lie
-    within :mod:`symmerge.limits`' bounds (callers check before any work)."""
-    check_range(restarts, "restarts", 0, MAX_RESTARTS)
-    check_range(max_iter, "max_iter", 1, MAX_ITER)
-    check_range(seed, "seed", 0, MAX_SEED)
-
-
 def _solve(cost: np.ndarray, signed: bool) -> tuple[np.ndarray, np.ndarray, bool]:
     """One LAP on ``cost [n, n]``: (perm, signs, improved over the identity)."""
+    from scipy.optimize import linear_sum_assignment  # here: the CLI starts without scipy
+
     n = cost.shape[0]
     gain = np.abs(cost) if signed else cost
     _, cols = linear_sum_assignment(gain, maximize=True)
@@ -218,34 +238,29 @@ def weight_matching(
     spec: WeightSpaceSpec,
     params_a: Tensor,
     params_b: Tensor,
-    *,
-    mode: str = "auto",
-    restarts: int = 0,
-    max_iter: int = 100,
-    seed: int = 0,
-    strategy: str = "descent",
+    matching: MatchOptions = MatchOptions(),
 ) -> MatchResult:
     """Align each network of ``params_b [B, P]`` (or ``[P]``) to ``params_a`` (``[P]`` or
     ``[B, P]``); ``result.element.apply(spec, params_b) == result.aligned``.
 
-    ``mode``: ``"auto"`` (the spec's symmetry: ``"sign"`` for sine/tanh, ``"scale"`` for
-    ReLU), ``"perm"``, ``"sign"`` or ``"scale"``. ``max_iter`` bounds the sweeps over
+    ``matching`` (:class:`MatchOptions`): ``mode`` ``"auto"`` is the spec's symmetry
+    (``"sign"`` for sine/tanh, ``"scale"`` for ReLU). ``max_iter`` bounds the sweeps over
     all hidden layers. ``restarts`` extra runs start from random permutations (random
     signed ones in ``"sign"`` mode); per pair the run with the highest objective wins,
     and the first run (from the identity) is the same for any ``restarts``, so restarts
     never lower the objective. ``seed`` fixes the layer orders and the restart elements,
     the same for every pair, so a pair gets the same result alone or in any batch.
     ``strategy="forward"`` runs the single in-order pass instead (see the module
-    docstring); ``restarts``, ``max_iter`` and ``seed`` do not apply to it.
+    docstring); ``restarts``, ``max_iter`` and ``seed`` do not apply to it. The default
+    strategy is ``"descent"``.
     """
-    mode = resolve_mode(spec, mode)
-    check_strategy(strategy)
+    mode = matching.mode_for(spec)
+    strategy = matching.strategy_or("descent")
     b = b_orig = as_batch(spec, params_b, "params_b")
     a = as_batch(spec, params_a, "params_a").to(device=b.device, dtype=b.dtype)
     if a.shape[0] not in (1, b.shape[0]):
         raise SymmergeError(f"params_a has {a.shape[0]} networks, params_b {b.shape[0]}")
     a = a.expand(b.shape[0], -1)
-    check_matching_options(restarts, max_iter, seed)
     signed = mode == "sign"
     norm_a = norm_b = None
     if mode == "scale":
@@ -255,7 +270,8 @@ def weight_matching(
         best = _forward(spec, a, b, signed)
         best_obj = _objective(spec, a, b, best)
     else:
-        best, best_obj = _descend_with_restarts(spec, a, b, signed, restarts, max_iter, seed)
+        best, best_obj = _descend_with_restarts(spec, a, b, signed, matching.restarts,
+                                                matching.max_iter, matching.seed)
     if norm_a is not None and norm_b is not None:
         best = norm_a.inverse().compose(best.compose(norm_b))
         # interpolation frame: B's scales nearest to A, not A's norms copied neuron by neuron

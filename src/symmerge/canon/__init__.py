@@ -1,21 +1,17 @@
 """Canonicalization of networks behind one batched interface (``[B, P]`` in and out)."""
 
 from symmerge.canon.core import (
-    CANON_METHODS,
-    RUN_METHODS,
     AECanonicalizer,
     AELiftCanonicalizer,
     Canonicalizer,
     SortCanonicalizer,
     canonicalize,
-    load_run,
     make_canonicalizer,
 )
 from symmerge.canon.zoo import CanonicalizeReport, canonicalize_phase_zoo, canonicalize_zoo
+from symmerge.models.runs import load_run
 
 __all__ = [
-    "CANON_METHODS",
-    "RUN_METHODS",
     "AECanonicalizer",
     "AELiftCanonicalizer",
     "CanonicalizeReport",

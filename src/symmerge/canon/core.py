@@ -18,20 +18,18 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from typing import ClassVar
+from dataclasses import replace
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from symmerge.align.matching import MatchOptions
 from symmerge.errors import SymmergeError
 from symmerge.limits import check_range
-from symmerge.models.runs import encode, load_run
+from symmerge.models.runs import encode
 from symmerge.specs import WeightSpaceSpec
 from symmerge.utils.device import module_device, reproducible
-
-CANON_METHODS = ("sort", "ae", "ae-lift")
-#: Methods that need a trained autoencoder run.
-RUN_METHODS = frozenset({"ae", "ae-lift"})
 
 
 def _chunks(params: Tensor, size: int) -> Iterator[Tensor]:
@@ -46,7 +44,6 @@ class Canonicalizer:
     where the autoencoder is) and returned on the inputs' device.
     """
 
-    name: ClassVar[str] = ""
     exact: ClassVar[bool] = True
 
     def __init__(self, spec: WeightSpaceSpec, *, batch_size: int = 1024,
@@ -72,6 +69,10 @@ class Canonicalizer:
     def _canonicalize(self, params: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def provenance(self) -> dict[str, Any]:
+        """What a file of canonical networks records about how they were made."""
+        return {}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec.describe()})"
 
@@ -79,7 +80,6 @@ class Canonicalizer:
 class SortCanonicalizer(Canonicalizer):
     """Exact, learning-free canonical form: fixed signs / scales, sorted neurons."""
 
-    name = "sort"
     exact = True
 
     def _canonicalize(self, params: Tensor) -> Tensor:
@@ -93,7 +93,6 @@ class AECanonicalizer(Canonicalizer):
     """The autoencoder's reconstruction (lossy; one template per orbit), computed where
     the model is (moved to ``device`` if given)."""
 
-    name = "ae"
     exact = False
 
     def __init__(self, spec: WeightSpaceSpec, model: nn.Module, *, batch_size: int = 1024,
@@ -124,13 +123,13 @@ class AECanonicalizer(Canonicalizer):
 class AELiftCanonicalizer(AECanonicalizer):
     """The original network aligned (by a group element) to its decoded template.
 
-    ``strategy`` is the weight-matching strategy: ``"forward"`` (default; one in-order
-    pass, a function of the network's orbit alone, and far less sensitive to small
-    perturbations than the descent when the template is not close to the orbit) or
-    ``"descent"`` (coordinate ascent from the sorted network, with ``restarts``).
+    ``matching`` sets the weight matching (:class:`~symmerge.align.MatchOptions`); its
+    ``strategy`` defaults to ``"forward"`` here (one in-order pass, a function of the
+    network's orbit alone, and far less sensitive to small perturbations than the descent
+    when the template is not close to the orbit); ``"descent"`` is coordinate ascent from
+    the sorted network (``presort``), with ``restarts``.
     """
 
-    name = "ae-lift"
     exact = True
 
     def __init__(
@@ -138,22 +137,15 @@ class AELiftCanonicalizer(AECanonicalizer):
         spec: WeightSpaceSpec,
         model: nn.Module,
         *,
-        mode: str = "auto",
-        restarts: int = 0,
-        max_iter: int = 100,
-        seed: int = 0,
+        matching: MatchOptions = MatchOptions(),
         presort: bool = True,
-        strategy: str = "forward",
         batch_size: int = 1024,
         device: str | torch.device | None = None,
     ) -> None:
-        from symmerge.align.matching import check_matching_options, check_strategy
-
-        check_strategy(strategy)  # before any decoding
-        check_matching_options(restarts, max_iter, seed)
         super().__init__(spec, model, batch_size=batch_size, device=device)
-        self.mode, self.restarts, self.max_iter, self.seed = mode, restarts, max_iter, seed
-        self.presort, self.strategy = presort, strategy
+        self.strategy = matching.strategy_or("forward")
+        self.matching = replace(matching, strategy=self.strategy)
+        self.presort = presort
 
     def lift(self, params: Tensor, templates: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(lifted [B, P], templates [B, P])``; pass ``templates`` to skip decoding."""
@@ -163,15 +155,20 @@ class AELiftCanonicalizer(AECanonicalizer):
             templates = super()._canonicalize(params)
         descent = self.strategy == "descent"
         start = sort_canonicalize(self.spec, params)[0] if self.presort and descent else params
-        result = weight_matching(
-            self.spec, templates.to(params.dtype), start, mode=self.mode,
-            restarts=self.restarts, max_iter=self.max_iter, seed=self.seed,
-            strategy=self.strategy,
-        )
+        result = weight_matching(self.spec, templates.to(params.dtype), start, self.matching)
         return result.aligned, templates
+
+    def template_distance(self, lifted: Tensor, templates: Tensor) -> Tensor:
+        """``[B]`` RMS distance (float64) between lifted networks and their templates, each
+        entry in units of its tensor's zoo RMS (the autoencoder's ``param_scale``)."""
+        scale = self.model.param_scale.to(lifted)
+        return ((lifted - templates.to(lifted.dtype)) / scale).square().mean(-1).sqrt().double()
 
     def _canonicalize(self, params: Tensor) -> Tensor:
         return self.lift(params)[0]
+
+    def provenance(self) -> dict[str, Any]:
+        return {"lift_strategy": self.strategy}
 
 
 def make_canonicalizer(
@@ -181,57 +178,50 @@ def make_canonicalizer(
     run: str | os.PathLike[str] | None = None,
     model: nn.Module | None = None,
     batch_size: int = 1024,
-    mode: str = "auto",
-    restarts: int = 0,
-    max_iter: int = 100,
-    seed: int = 0,
-    presort: bool = True,
-    strategy: str = "forward",
+    matching: MatchOptions = MatchOptions(),
     holder: str = "the input",
     device: str | torch.device | None = None,
 ) -> Canonicalizer:
-    """The canonicalizer ``method`` (sort | ae | ae-lift) for networks of ``spec``,
-    computing on ``device`` (see :class:`Canonicalizer`).
+    """The canonicalizer of ``method`` (a method of :mod:`symmerge.methods` that
+    canonicalizes) for networks of ``spec``, computing on ``device`` (see
+    :class:`Canonicalizer`).
 
-    ``ae`` and ``ae-lift`` need a trained autoencoder: a ``run`` directory or a
-    loaded ``model`` (then ``spec`` is required). The run's spec must equal ``spec``
-    (``holder``: what the networks come from, for the error that says otherwise).
+    A method that needs a trained autoencoder takes a ``run`` directory or a loaded
+    ``model`` (then ``spec`` is required); the run's spec must equal ``spec`` (``holder``:
+    what the networks come from, for the error that says otherwise). ``matching`` sets
+    the weight matching of the methods that match (``ae-lift``).
     """
-    from symmerge.align.matching import check_matching_options
+    from symmerge.methods import MethodInputs, get_method, load_models
 
-    if method not in CANON_METHODS:
-        raise SymmergeError(
-            f"unknown canonicalization method {method!r}; choose one of {', '.join(CANON_METHODS)}"
-        )
-    check_matching_options(restarts, max_iter, seed)  # before loading a run
-    if method == "sort":
+    entry = get_method(method, "canonicalize")
+    if model is not None:
         if spec is None:
-            raise SymmergeError("the sort canonicalizer needs the networks' spec")
-        return SortCanonicalizer(spec, batch_size=batch_size, device=device)
-    if model is None:
-        if run is None:
-            raise SymmergeError(
-                f"method {method!r} needs a trained autoencoder: pass --run RUN (a training run "
-                "directory)"
-            )
-        model, spec, _ = load_run(run, spec, holder=holder)
-    elif spec is None:
-        raise SymmergeError("pass the spec together with a loaded autoencoder model")
-    if method == "ae":
-        return AECanonicalizer(spec, model, batch_size=batch_size, device=device)
-    return AELiftCanonicalizer(
-        spec, model, mode=mode, restarts=restarts, max_iter=max_iter, seed=seed,
-        presort=presort, strategy=strategy, batch_size=batch_size, device=device,
-    )
+            raise SymmergeError("pass spec together with a loaded autoencoder model",
+                                params=("spec", "model"))
+        models = {need: model for need in entry.needs}
+    else:
+        models, loaded = load_models(entry, {"run": run}, spec, holder=holder)
+        spec = loaded or spec
+    if spec is None:
+        raise SymmergeError(f"the {method} canonicalizer needs the networks' spec",
+                            params=("spec",))
+    inputs = MethodInputs(spec, models, matching=matching, batch_size=batch_size, device=device)
+    canonicalizer = entry.build(inputs).canonicalizer
+    assert canonicalizer is not None  # the registry's canonicalize methods have one
+    return canonicalizer
 
 
 def canonicalize(
     params: Tensor,
     spec: WeightSpaceSpec,
-    method: str = "sort",
+    method: str | None = None,
     *,
     run: str | os.PathLike[str] | None = None,
-    **options,
+    **options: Any,
 ) -> Tensor:
-    """One-call canonicalization of ``params [B, P]`` (see :func:`make_canonicalizer`)."""
-    return make_canonicalizer(method, spec, run=run, **options)(params)
+    """One-call canonicalization of ``params [B, P]`` with ``method`` (default: the
+    registry's default, the exact ``sort``; see :func:`make_canonicalizer`)."""
+    from symmerge.methods import default_method
+
+    return make_canonicalizer(method or default_method("canonicalize"), spec, run=run,
+                              **options)(params)

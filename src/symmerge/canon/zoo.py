@@ -1,4 +1,4 @@
-"""Canonicalizing a whole zoo file."""
+"""Canonicalizing a whole zoo."""
 
 from __future__ import annotations
 
@@ -11,19 +11,22 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from symmerge.align.matching import MatchOptions
 from symmerge.canon.core import make_canonicalizer
 from symmerge.errors import SymmergeError
 from symmerge.specs.siren import SirenSpec
 from symmerge.symmetry.phase import canonicalize_phase
 from symmerge.utils.device import resolve_device
-from symmerge.zoo.io import Zoo, load_zoo, save_zoo
+from symmerge.zoo.io import Zoo, load_zoo
 
 
 @dataclass(frozen=True)
 class CanonicalizeReport:
-    """Summary of :func:`canonicalize_zoo`."""
+    """Summary of :func:`canonicalize_zoo`: the canonical zoo (in memory) and the file it
+    was written to (None: not written)."""
 
-    out: Path
+    zoo: Zoo
+    out: Path | None
     method: str
     networks: int
     seconds: float
@@ -35,32 +38,33 @@ class CanonicalizeReport:
 
 
 def canonicalize_zoo(
-    zoo: str | os.PathLike[str],
-    out: str | os.PathLike[str],
-    method: str = "sort",
+    zoo: str | os.PathLike[str] | Zoo,
+    out: str | os.PathLike[str] | None = None,
+    method: str | None = None,
     *,
     run: str | os.PathLike[str] | None = None,
     batch_size: int = 1024,
-    restarts: int = 0,
-    max_iter: int = 100,
-    seed: int = 0,
-    strategy: str = "forward",
+    matching: MatchOptions = MatchOptions(),
     device: str | torch.device | None = "auto",
 ) -> CanonicalizeReport:
-    """Canonicalize every network of ``zoo`` into a new zoo file ``out``, computing on
+    """Canonicalize every network of ``zoo`` (a zoo file or a :class:`Zoo`) with
+    ``method`` (default: the registry's default, the exact ``sort``), computing on
     ``device`` (``auto``: a CUDA GPU when there is one, see
-    :func:`symmerge.utils.device.resolve_device`).
+    :func:`symmerge.utils.device.resolve_device`); the canonical zoo is written to ``out``
+    if given.
 
     A zoo holding NaN or Inf parameters is refused. Labels and image indices are kept.
     Per-network metrics are kept for exact methods (the functions are unchanged) and
-    dropped for ``ae`` (they describe the original networks, not the reconstructions).
+    dropped for lossy ones (they describe the original networks, not the reconstructions).
+    ``matching`` sets the weight matching of the methods that match.
     """
+    from symmerge.methods import default_method
+
+    method = method or default_method("canonicalize")
     dev = resolve_device(device)
-    z = load_zoo(zoo)
-    canon = make_canonicalizer(
-        method, z.spec, run=run, batch_size=batch_size, restarts=restarts, max_iter=max_iter,
-        seed=seed, strategy=strategy, holder=f"zoo {z.path}", device=dev,
-    )
+    z = zoo if isinstance(zoo, Zoo) else load_zoo(zoo)
+    canon = make_canonicalizer(method, z.spec, run=run, batch_size=batch_size,
+                               matching=matching, holder=f"zoo {z.name}", device=dev)
     z.check_finite()
     params = z.params.float()
     t0 = time.perf_counter()
@@ -68,17 +72,18 @@ def canonicalize_zoo(
         canonical = canon(params)
     seconds = time.perf_counter() - t0
     metrics = {m: z.metric(m) for m in z.metric_names} if canon.exact else z.split_metrics()
-    _save_derived(z, out, canonical, metrics, {
-        "canonicalized_from": str(z.path),
-        "canonicalization": method,
-        **({"lift_strategy": strategy} if method == "ae-lift" else {}),
+    result = _derived(z, canonical, metrics, {
+        "canonicalized_from": z.name, "canonicalization": method, **canon.provenance(),
         **({"run": str(run)} if run is not None else {}),
     })
-    return CanonicalizeReport(Path(out), method, len(z), seconds, canon.exact)
+    if out is not None:
+        result.save(out)
+    return CanonicalizeReport(result, None if out is None else Path(out), method, len(z),
+                              seconds, canon.exact)
 
 
 def canonicalize_phase_zoo(
-    zoo: str | os.PathLike[str], out: str | os.PathLike[str], *, batch_size: int = 4096
+    zoo: str | os.PathLike[str] | Zoo, out: str | os.PathLike[str], *, batch_size: int = 4096
 ) -> Path:
     """Phase-canonicalize every network of a SIREN zoo into a new zoo file ``out``.
 
@@ -86,10 +91,10 @@ def canonicalize_phase_zoo(
     function is preserved and every hidden ``w0 * b`` ends in ``[0, pi/2]``. Labels,
     image indices, the stored split and every metric are kept.
     """
-    z = load_zoo(zoo)
+    z = zoo if isinstance(zoo, Zoo) else load_zoo(zoo)
     if not isinstance(z.spec, SirenSpec):
         raise SymmergeError(
-            f"zoo {z.path} holds {z.spec.describe()} networks; phase canonicalization "
+            f"zoo {z.name} holds {z.spec.describe()} networks; phase canonicalization "
             "applies to SIREN zoos only"
         )
     if batch_size < 1:
@@ -99,18 +104,16 @@ def canonicalize_phase_zoo(
         canonical = torch.cat([canonicalize_phase(z.spec, chunk)
                                for chunk in z.params.split(batch_size)])
     metrics = {m: z.metric(m) for m in z.metric_names}
-    return _save_derived(z, out, canonical, metrics, {"phase_canonicalized_from": str(z.path)})
+    return _derived(z, canonical, metrics, {"phase_canonicalized_from": z.name}).save(out)
 
 
-def _save_derived(
-    z: Zoo, out: str | os.PathLike[str], params: Tensor, metrics: dict[str, Tensor],
-    provenance: dict[str, Any],
-) -> Path:
-    """Write ``params`` as a zoo derived from ``z``: its spec, labels, image indices, stored
-    split and provenance (plus ``provenance``)."""
-    return save_zoo(
-        out, z.spec, params, z.labels, image_index=z.image_index, split=z.stored_split,
-        metrics=metrics,
+def _derived(z: Zoo, params: Tensor, metrics: dict[str, Tensor], provenance: dict[str, Any]
+             ) -> Zoo:
+    """A zoo derived from ``z``: ``params`` with its spec, labels, image indices, stored split
+    and provenance (plus ``provenance``), in memory."""
+    return Zoo.from_tensors(
+        params, z.spec, z.labels, image_index=z.image_index, metrics=metrics,
         provenance={**{k: v for k, v in z.provenance.items() if k != "symmerge_version"},
                     **provenance},
+        split=z.stored_split,
     )

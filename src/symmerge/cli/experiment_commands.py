@@ -8,19 +8,27 @@ import typer
 
 from symmerge.cli.app import app
 from symmerge.cli.devices import device_option, use_device
+from symmerge.cli.errors import flag_names, option_flags
 from symmerge.limits import MAX_ORBIT, MAX_PERTURBATION, MAX_RESTARTS, MAX_SEED, MAX_STEPS
+from symmerge.methods import RESOURCES, method_names, methods_needing
+from symmerge.utils.io import check_output_dir
 
 experiment_app = typer.Typer(
-    help="Run the experiments (metrics.json, PNG plots and report.md in --out).",
+    help="Run the experiments (metrics.json, arrays, PNG plots and report.md in --out).",
     no_args_is_help=True,
 )
 app.add_typer(experiment_app, name="experiment")
 
 _ZOO = typer.Option(..., help="Zoo file.")
 _OUT = typer.Option(..., help="Output directory.")
-_RUN = typer.Option(None, help="ScaleGMN autoencoder run (ae, ae-latent, ae-lift).")
-_PNA = typer.Option(None, "--pna-run", help="Permutation-only autoencoder run (pna-ae).")
-_METHODS = typer.Option(None, help="Comma-separated methods (default: all that apply).")
+_RUN = typer.Option(
+    None, help=f"ScaleGMN autoencoder run ({', '.join(methods_needing('run'))}).")
+_PNA = typer.Option(
+    None, "--pna-run",
+    help=f"Permutation-only autoencoder run ({', '.join(methods_needing('pna_run'))}).")
+_METHODS = typer.Option(
+    None, help="Comma-separated methods, of "
+               f"{', '.join(method_names('interpolate'))} (default: all that apply).")
 _SPLIT = typer.Option(
     "test", help="Networks from split train | val | test | heldout (val+test) | all."
 )
@@ -45,21 +53,32 @@ def _list(text: str | None) -> list[str] | None:
     return None if text is None else [x.strip() for x in text.split(",") if x.strip()]
 
 
-def _print_interpolation(result) -> None:
-    primary = result.metrics["primary_metric"]
-    for m, per in result.metrics["methods"].items():
-        s = per[primary]
-        t = result.metrics["timing"][m]["seconds_per_pair"] * 1000
-        typer.echo(f"{m:>14}: barrier {s['barrier_mean']:.4g} ± {s['barrier_std']:.2g}  "
-                   f"AUC {s['auc_mean']:.4g}  L(0) {s['start_mean']:.4g}  "
-                   f"L(1) {s['end_mean']:.4g}  {t:.3g} ms/pair")
-    for m, why in result.metrics["skipped"].items():
-        typer.echo(f"{m:>14}: skipped ({why})")
+def _matching(restarts: int, seed: int):  # noqa: ANN202 - typed by MatchOptions
+    from symmerge.align import MatchOptions
+
+    return MatchOptions(restarts=restarts, seed=seed)
+
+
+def _save(result, out: Path) -> None:  # noqa: ANN001 - any experiment result
+    result.save(out)
     typer.echo(f"report: {result.report_path}")
+
+
+def _print_interpolation(result, out: Path, ctx: typer.Context) -> None:  # noqa: ANN001
+    flags = option_flags(ctx.command)
+    for m, s in result.methods.items():
+        c = s[result.primary_metric]
+        typer.echo(f"{m:>14}: barrier {c.barrier_mean:.4g} ± {c.barrier_std:.2g}  "
+                   f"AUC {c.auc_mean:.4g}  L(0) {c.start_mean:.4g}  "
+                   f"L(1) {c.end_mean:.4g}  {1000 * s.seconds_per_pair:.3g} ms/pair")
+    for m, why in result.skipped.items():
+        typer.echo(f"{m:>14}: skipped ({flag_names(why, flags, RESOURCES)})")
+    _save(result, out)
 
 
 @experiment_app.command("orbit-interpolation")
 def orbit_interpolation_cmd(
+    ctx: typer.Context,
     zoo: Path | None = _GEN_ZOO, out: Path = _OUT, orbit_zoo: Path | None = _ORBIT_ZOO,
     run: Path | None = _RUN, pna_run: Path | None = _PNA,
     methods: str | None = _METHODS,
@@ -83,16 +102,18 @@ def orbit_interpolation_cmd(
     """Interpolate between orbit members of INRs (METHOD.md 6.1)."""
     from symmerge.experiments import orbit_interpolation
 
+    check_output_dir(out)
     _print_interpolation(orbit_interpolation(
-        zoo, out, orbit_zoo=orbit_zoo, run=run, pna_run=pna_run, methods=_list(methods),
-        runs=runs,
-        orbit_size=orbit_size, transform=transform, perturbation=perturbation, steps=steps,
-        split=split, data=data, seed=seed, restarts=restarts, device=use_device(device),
-    ))
+        zoo, orbit_zoo=orbit_zoo, run=run, pna_run=pna_run, methods=_list(methods),
+        runs=runs, orbit_size=orbit_size, transform=transform, perturbation=perturbation,
+        steps=steps, split=split, data=data, seed=seed, matching=_matching(restarts, seed),
+        device=use_device(device),
+    ), out, ctx)
 
 
 @experiment_app.command("pair-interpolation")
 def pair_interpolation_cmd(
+    ctx: typer.Context,
     zoo: Path = _ZOO, out: Path = _OUT, run: Path | None = _RUN, pna_run: Path | None = _PNA,
     methods: str | None = _METHODS,
     pairs: int | None = typer.Option(None, min=1, help="At most this many pairs (default all)."),
@@ -104,14 +125,17 @@ def pair_interpolation_cmd(
     """Interpolate between INRs fitted to the same image from different seeds."""
     from symmerge.experiments import pair_interpolation
 
+    check_output_dir(out)
     _print_interpolation(pair_interpolation(
-        zoo, out, run=run, pna_run=pna_run, methods=_list(methods), pairs=pairs, steps=steps,
-        split=split, data=data, seed=seed, restarts=restarts, device=use_device(device),
-    ))
+        zoo, run=run, pna_run=pna_run, methods=_list(methods), pairs=pairs, steps=steps,
+        split=split, data=data, seed=seed, matching=_matching(restarts, seed),
+        device=use_device(device),
+    ), out, ctx)
 
 
 @experiment_app.command("cnn-interpolation")
 def cnn_interpolation_cmd(
+    ctx: typer.Context,
     zoo: Path = _ZOO, out: Path = _OUT, run: Path | None = _RUN, pna_run: Path | None = _PNA,
     methods: str | None = _METHODS,
     pairs: int = typer.Option(20, min=1, help="Disjoint pairs."),
@@ -125,11 +149,12 @@ def cnn_interpolation_cmd(
     """Interpolate between independently trained CNNs of a zoo."""
     from symmerge.experiments import cnn_interpolation
 
+    check_output_dir(out)
     _print_interpolation(cnn_interpolation(
-        zoo, out, run=run, pna_run=pna_run, methods=_list(methods), pairs=pairs, steps=steps,
+        zoo, run=run, pna_run=pna_run, methods=_list(methods), pairs=pairs, steps=steps,
         top=top, split=split, images=images, eval_images=eval_images, seed=seed,
-        restarts=restarts, device=use_device(device),
-    ))
+        matching=_matching(restarts, seed), device=use_device(device),
+    ), out, ctx)
 
 
 @experiment_app.command("orbit-collapse")
@@ -153,17 +178,17 @@ def orbit_collapse_cmd(
     """Latent distances within vs. between orbits, and maps with orbits overlaid."""
     from symmerge.experiments import orbit_collapse
 
+    check_output_dir(out)
     result = orbit_collapse(
-        zoo, out, orbit_zoo=orbit_zoo, run=run, pna_run=pna_run, networks=networks,
+        zoo, orbit_zoo=orbit_zoo, run=run, pna_run=pna_run, networks=networks,
         orbit_size=orbit_size, transform=transform, background=background,
         map_orbits=map_orbits, maps=_list(maps) or [], split=split, seed=seed,
         device=use_device(device),
     )
-    for s in result.metrics["encoders"].values():
-        typer.echo(f"{s['encoder']}: within {s['within_mean']:.4g}, between "
-                   f"{s['between_mean']:.4g}, ratio {s['ratio']:.4g}, within / latent norm "
-                   f"{s['within_vs_latent_norm']:.4g}")
-    typer.echo(f"report: {result.report_path}")
+    for s in result.encoders.values():
+        typer.echo(f"{s.encoder}: within {s.within_mean:.4g}, between {s.between_mean:.4g}, "
+                   f"ratio {s.ratio:.4g}, within / latent norm {s.within_vs_latent_norm:.4g}")
+    _save(result, out)
 
 
 @experiment_app.command("latent-map")
@@ -176,9 +201,10 @@ def latent_map_cmd(
     """UMAP and t-SNE of a zoo split's latents, coloured by label."""
     from symmerge.experiments import latent_map
 
-    result = latent_map(zoo, out, run=run, pna_run=pna_run, split=split, max_points=max_points,
+    check_output_dir(out)
+    result = latent_map(zoo, run=run, pna_run=pna_run, split=split, max_points=max_points,
                         maps=_list(maps) or [], seed=seed, device=use_device(device))
-    for s in result.metrics["encoders"].values():
-        typer.echo(f"{s['encoder']}: 5-NN accuracy {s['knn_accuracy']:.4g}, "
-                   f"silhouette {s['silhouette']:.4g}")
-    typer.echo(f"report: {result.report_path}")
+    for s in result.encoders.values():
+        typer.echo(f"{s.encoder}: 5-NN accuracy {s.knn_accuracy:.4g}, "
+                   f"silhouette {s.silhouette:.4g}")
+    _save(result, out)

@@ -20,8 +20,6 @@ def quickstart(
     from symmerge.pipeline import quickstart as run_quickstart
 
     result = run_quickstart(out, seed=seed, size=size, log=lambda m: typer.echo(m, err=True))
-    barriers = result.metrics.get("orbit_interpolation_barriers", {})
-    if barriers:
-        typer.echo("PD-orbit loss barriers: " + ", ".join(
-            f"{m}={v:.3g}" for m, v in barriers.items()))
+    typer.echo("PD-orbit loss barriers: " + ", ".join(
+        f"{m}={v:.3g}" for m, v in result.orbit_interpolation.barriers().items()))
     typer.echo(f"total {result.timings['total']:.0f}s; report: {result.report}")

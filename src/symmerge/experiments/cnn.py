@@ -4,27 +4,27 @@ on held-out images (never the images the CNNs or the autoencoder trained on)."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor
 
+from symmerge.align.matching import MatchOptions
 from symmerge.errors import SymmergeError
 from symmerge.experiments.common import (
-    CNN_METHODS,
-    PathOptions,
+    check_seed,
     classifier_curves,
+    lift_strategy,
     load_autoencoders,
     open_zoo,
-    prepare_out,
     resolve_methods,
     run_methods,
     split_members,
-    split_phrase,
 )
-from symmerge.experiments.interpolation import InterpolationResult, _finish
+from symmerge.experiments.interpolation import _numpy, summarize
 from symmerge.experiments.metrics import alpha_grid
+from symmerge.experiments.results import CNNInterpolationResult, CNNInterpolationSettings
 from symmerge.specs import CNNSpec
 from symmerge.utils.device import resolve_device
 from symmerge.zoo import Zoo
@@ -42,7 +42,7 @@ def cnn_pairs(zoo: Zoo, pool: Tensor, pairs: int, top: int | None, generator: to
         acc = zoo.metric(metric)[pool]
         pool = pool[torch.sort(torch.argsort(acc, descending=True, stable=True)[:top]).values]
     if pairs < 1:
-        raise SymmergeError(f"need at least one pair, got {pairs}")
+        raise SymmergeError(f"pairs must be at least 1, got {pairs}")
     if pool.numel() < 2 * pairs:
         raise SymmergeError(
             f"asked for {pairs} disjoint pairs, but only {pool.numel()} networks are eligible"
@@ -54,7 +54,6 @@ def cnn_pairs(zoo: Zoo, pool: Tensor, pairs: int, top: int | None, generator: to
 
 def cnn_interpolation(
     zoo: str | os.PathLike[str] | Zoo,
-    out: str | os.PathLike[str],
     *,
     run: str | os.PathLike[str] | None = None,
     pna_run: str | os.PathLike[str] | None = None,
@@ -66,72 +65,55 @@ def cnn_interpolation(
     images: str | None = None,
     eval_images: int | None = 10000,
     seed: int = 0,
-    restarts: int = 0,
-    max_iter: int = 100,
+    matching: MatchOptions | None = None,
     net_chunk: int = 64,
     image_chunk: int = 1000,
     device: str | torch.device | None = "auto",
-) -> InterpolationResult:
-    """Interpolate ``pairs`` disjoint pairs of independently trained CNNs of one zoo, on
-    ``device`` (``auto``: a CUDA GPU when there is one).
+) -> CNNInterpolationResult:
+    """Interpolate ``pairs`` disjoint pairs of independently trained CNNs of one zoo (a file
+    or a :class:`~symmerge.zoo.Zoo`), on ``device`` (``auto``: a CUDA GPU when there is
+    one). Writes nothing.
 
     Networks come from ``split`` (the run's split) and, if the zoo records
     accuracies, its ``top`` most accurate. Each interpolant is evaluated on up to
     ``eval_images`` held-out images (:func:`held_out_images`): accuracy and mean
-    cross-entropy at ``steps`` alphas, mean ± SEM over pairs. Methods include
-    ``wm`` (signed / scale-aware matching) and ``wm-perm`` (the paper's
-    permutation-only matching). Outputs as :func:`orbit_interpolation`.
+    cross-entropy at ``steps`` alphas, mean ± SEM over pairs. The default methods are the
+    registry's for CNNs, the permutation-only weight matching (the paper's baseline)
+    among them. ``matching`` as :func:`~symmerge.experiments.orbit_interpolation`.
     """
+    t0 = time.perf_counter()
+    check_seed(seed)
+    matching = MatchOptions(seed=seed) if matching is None else matching
     z = open_zoo(zoo)
     spec = z.spec
     if not isinstance(spec, CNNSpec):
         raise SymmergeError(
-            f"cnn-interpolation needs a CNN zoo, but {z.path} holds {spec.describe()}"
+            f"cnn-interpolation needs a CNN zoo, but {z.name} holds {spec.describe()}"
         )
     alphas = alpha_grid(steps)
     dev = resolve_device(device)
-    aes = load_autoencoders(spec, run, pna_run, restarts=restarts, max_iter=max_iter, seed=seed,
-                            holder=f"zoo {z.path}", device=dev)
-    todo, skipped = resolve_methods(methods, CNN_METHODS, aes)
+    aes = load_autoencoders(spec, run, pna_run, holder=f"zoo {z.name}", device=dev)
+    todo, skipped = resolve_methods(methods, spec, aes)
     held = held_out_images(z, images, eval_images)
     gen = torch.Generator().manual_seed(seed)
     chosen, acc_metric = cnn_pairs(z, split_members(z, split, aes.split), pairs, top, gen)
-    out_dir = prepare_out(out)  # after the checks that can fail
     n = chosen.shape[0]
     params = z.get_params(chosen.reshape(-1)).float().reshape(n, 2, -1).to(dev)
-    opts = PathOptions(restarts=restarts, max_iter=max_iter, seed=seed)
+    frames = aes.frames(todo, matching)
     curve_fn = classifier_curves(spec, held.images, held.labels, net_chunk=net_chunk,
                                  image_chunk=image_chunk)
-    results = run_methods(todo, spec, params[:, 0], params[:, 1], alphas, curve_fn, aes, opts)
-    settings = {
-        "zoo": str(z.path), "run": str(aes.run) if aes.run else None,
-        "pna_run": str(aes.pna_run) if aes.pna_run else None, "pairs": n, "steps": steps,
-        "top": top, "split": split, "split_settings": aes.split, "seed": seed,
-        "wm_restarts": restarts, "wm_max_iter": max_iter, "images": held.source,
-        "ae_lift_strategy": aes.lift_strategy,
-        "images_assumed": held.assumed, "held_out": held.how,
-        "eval_images": int(held.labels.numel()),
-    }
-    metrics: dict[str, Any] = {
-        "settings": settings, "pairs": n, "networks": chosen.tolist(),
-        "activation": spec.activation, "selection_metric": acc_metric,
-        "encoder_modes": aes.encoder_modes,
-    }
-    title = f"CNN interpolation ({spec.activation})"
-    chosen_from = split_phrase(split) + (f", top {top} by {acc_metric}" if acc_metric and top
-                                         else "")
-    text = (
-        f"{n} disjoint pairs of independently trained {spec.activation} CNNs "
-        f"({chosen_from}), "
-        f"{steps} alpha steps, evaluated on {held.labels.numel()} held-out images of "
-        f"`{held.source}` ({held.how}). Cross-entropy barrier (first table) and accuracy "
-        "barrier (second table: max over alpha of the straight line minus the accuracy). "
-        "Mean ± SEM over pairs in the plots."
+    results = run_methods(frames, params[:, 0], params[:, 1], alphas, curve_fn)
+    settings = CNNInterpolationSettings(
+        zoo=z.name, run=aes.path("run"), pna_run=aes.path("pna_run"), pairs=n, steps=steps,
+        top=top, split=split, split_settings=aes.split, seed=seed, matching=matching,
+        images=held.source, ae_lift_strategy=lift_strategy(frames),
+        images_assumed=held.assumed, held_out=held.how, eval_images=int(held.labels.numel()),
     )
-    return _finish(
-        "cnn-interpolation", out_dir, title, text, alphas, results, n, metrics,
-        [("cross_entropy", "cross-entropy", False), ("accuracy", "accuracy", False)],
-        [("cross_entropy", "cross-entropy"), ("accuracy", "accuracy")], todo, skipped,
-        held.source if held.assumed else None, band="sem",
-        higher_is_better={"accuracy": True},
+    higher = frozenset({"accuracy"})
+    return CNNInterpolationResult(
+        settings=settings, runs=tuple(aes.runs.values()), alphas=alphas.numpy(),
+        curves=_numpy(results), methods=summarize(results, alphas, n, higher_is_better=higher),
+        skipped=skipped, primary_metric="cross_entropy", pairs=n, networks=chosen.numpy(),
+        higher_is_better=higher, activation=spec.activation, selection_metric=acc_metric,
+        seconds=time.perf_counter() - t0,
     )

@@ -39,8 +39,9 @@ def zoo_data_source(zoo: Zoo, data: str | None = None) -> tuple[str, bool]:
         return named, False
     if zoo.provenance.get("importer") == "dwsnets":
         raise SymmergeError(
-            f"{zoo.path} was imported from DWSNets; its image indices refer to the full MNIST: "
-            "pass the data source explicitly (--data mnist:DIR)"
+            f"{zoo.name} was imported from DWSNets; its image indices refer to the full MNIST: "
+            "pass the data source explicitly: data=mnist:DIR (the MNIST IDX files)",
+            params=("data",),
         )
     return "mnist-embedded", True
 
@@ -54,7 +55,7 @@ def ground_truth(zoo: Zoo, indices: Tensor, data: str | None = None) -> GroundTr
     """
     if zoo.image_index is None:
         raise SymmergeError(
-            f"{zoo.path} has no image_index, so the images its networks were fitted to are "
+            f"{zoo.name} has no image_index, so the images its networks were fitted to are "
             "unknown; use an INR zoo built with `symmerge zoo inr` (or imported with indices)"
         )
     source, assumed = zoo_data_source(zoo, data)
@@ -75,7 +76,7 @@ def ground_truth(zoo: Zoo, indices: Tensor, data: str | None = None) -> GroundTr
         raise SymmergeError(
             f"network {int(indices[i])} has label {int(labels[i])}, but image {int(idx[i])} of "
             f"{source!r} has label {int(images.labels[idx[i]])}: wrong data source for this zoo "
-            "(pass --data)"
+            "(pass data=SOURCE)", params=("data",)
         )
     x = images.images[idx]
     out_dim = zoo.spec.layout[-1]

@@ -9,9 +9,8 @@ background so both methods treat them alike (t-SNE has no ``transform``).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -21,20 +20,28 @@ from symmerge.canon import AECanonicalizer
 from symmerge.errors import SymmergeError
 from symmerge.experiments.common import (
     Autoencoders,
+    check_seed,
     load_autoencoders,
     open_zoo,
-    prepare_out,
     sample_indices,
     split_members,
-    split_phrase,
 )
 from symmerge.experiments.orbit_zoo import (
     generated_orbit_options,
     load_orbit_zoo,
     refuse_generation_options,
 )
-from symmerge.experiments.plots import plt, save_figure, scatter_map
-from symmerge.experiments.report import ExperimentResult, ReportSection, markdown_table
+from symmerge.experiments.results import (
+    CollapseStats,
+    DistanceHistogram,
+    LatentMapResult,
+    LatentMapSettings,
+    LatentMapStats,
+    MapPanel,
+    OrbitCollapseResult,
+    OrbitCollapseSettings,
+)
+from symmerge.experiments.sections import encoder_name
 from symmerge.symmetry import make_orbit
 from symmerge.utils.device import resolve_device
 from symmerge.zoo import Zoo
@@ -73,39 +80,16 @@ def _check_maps(maps: Sequence[str]) -> list[str]:
 
 
 def _encoders(aes: Autoencoders) -> dict[str, tuple[str, AECanonicalizer]]:
-    """``{key: (display name, model)}`` for the runs given."""
-    out = {}
-    if aes.ae is not None:
-        mode = aes.encoder_modes.get("run", "?")
-        name = f"ScaleGMN ({mode})" if mode in ("sign", "scale") else f"{mode} encoder"
-        out["run"] = (name, aes.ae)
-    if aes.pna is not None:
-        out["pna_run"] = (f"permutation-only ({aes.encoder_modes.get('pna_run', '?')})", aes.pna)
-    if not out:
-        raise SymmergeError("this experiment needs an autoencoder: pass --run and/or --pna-run")
-    return out
+    """``{role: (display name, encoder)}`` for the runs given."""
+    if not aes.models:
+        raise SymmergeError("this experiment needs an autoencoder: pass run and/or pna_run",
+                            params=("run", "pna_run"))
+    return {role: (encoder_name(info), aes.encoder(role)) for role, info in aes.runs.items()}
 
 
 def _upper(d: Tensor) -> Tensor:
     i, j = torch.triu_indices(d.shape[-1], d.shape[-1], 1, device=d.device)
     return d[..., i, j]
-
-
-def _map_grid(
-    path: os.PathLike[str] | str, rows: Sequence[str], maps: Sequence[str],
-    panels: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, list[np.ndarray], list[int]]],
-    title: str,
-) -> None:
-    fig, axes = plt.subplots(len(rows), len(maps), figsize=(4.6 * len(maps), 4.2 * len(rows)),
-                             squeeze=False)
-    for r, row in enumerate(rows):
-        for c, m in enumerate(maps):
-            pts, labels, overlay, overlay_labels = panels[(row, m)]
-            scatter_map(axes[r][c], pts, labels, overlay=overlay, overlay_labels=overlay_labels,
-                        title=f"{row}: {m.upper() if m == 'umap' else 't-SNE'}",
-                        background_alpha=0.35 if overlay else 0.8)
-    fig.suptitle(title, fontsize=10)
-    save_figure(fig, path)
 
 
 # ------------------------------------------------------------ orbit collapse
@@ -119,7 +103,7 @@ def _ratio(a: float, b: float) -> float:
 
 def _collapse_stats(
     name: str, zo: Sequence[Tensor], zb: Tensor, zbg: Tensor
-) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray, str]]:
+) -> tuple[CollapseStats, DistanceHistogram]:
     """Distance statistics of one encoder's orbit latents ``zo`` (one ``[K_i, d]`` per
     orbit), base latents ``zb [m, d]`` and background latents ``zbg [n, d]``, and the
     histogram data: (within, reference distances, reference name), both divided by the
@@ -133,18 +117,18 @@ def _collapse_stats(
     to_base = torch.cat([(t - zb[i]).norm(dim=-1) for i, t in enumerate(zo)])
     w_mean, b_mean, bg_mean = float(within.mean()), _nan_mean(between), _nan_mean(bg)
     norm = float(zb.norm(dim=-1).mean())
-    stats = {
-        "encoder": name,
-        "within_mean": w_mean,
-        "within_max": float(within.max()),
-        "between_mean": b_mean,
-        "ratio": _ratio(w_mean, b_mean),
-        "background_mean": bg_mean,
-        "within_vs_background": _ratio(w_mean, bg_mean),
-        "max_distance_to_base": float(to_base.max()),
-        "latent_norm_mean": norm,
-        "within_vs_latent_norm": _ratio(w_mean, norm),
-    }
+    stats = CollapseStats(
+        encoder=name,
+        within_mean=w_mean,
+        within_max=float(within.max()),
+        between_mean=b_mean,
+        ratio=_ratio(w_mean, b_mean),
+        background_mean=bg_mean,
+        within_vs_background=_ratio(w_mean, bg_mean),
+        max_distance_to_base=float(to_base.max()),
+        latent_norm_mean=norm,
+        within_vs_latent_norm=_ratio(w_mean, norm),
+    )
     if between.numel():
         ref, ref_mean, ref_name = between, b_mean, "between-orbit distance"
     elif bg.numel():
@@ -152,29 +136,11 @@ def _collapse_stats(
     else:
         ref, ref_mean, ref_name = within[:0], norm, "latent norm"
     scale = ref_mean if ref_mean > 0 else 1.0
-    return stats, ((within / scale).numpy(), (ref / scale).numpy(), ref_name)
-
-
-def _distance_histograms(path: Path, hist: dict[str, tuple[np.ndarray, np.ndarray, str]]
-                         ) -> Path:
-    fig, axes = plt.subplots(1, len(hist), figsize=(4.8 * len(hist), 3.4), squeeze=False)
-    for ax, (name, (w, ref, ref_name)) in zip(axes[0], hist.items(), strict=True):
-        top = max(float(ref.max()) if ref.size else 0.0, float(w.max()), 1e-12)
-        bins = np.linspace(0, top * 1.05, 50)
-        if ref.size:
-            ax.hist(ref, bins=bins, alpha=0.6, density=True,
-                    label="between orbits" if ref_name.startswith("between") else
-                    "background pairs")
-        ax.hist(w, bins=bins, alpha=0.6, density=True, label="within an orbit")
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel(f"latent distance / mean {ref_name}")
-        ax.legend(fontsize=8)
-    return save_figure(fig, path)
+    return stats, DistanceHistogram((within / scale).numpy(), (ref / scale).numpy(), ref_name)
 
 
 def orbit_collapse(
-    zoo: str | os.PathLike[str] | Zoo | None,
-    out: str | os.PathLike[str],
+    zoo: str | os.PathLike[str] | Zoo | None = None,
     *,
     orbit_zoo: str | os.PathLike[str] | Zoo | None = None,
     run: str | os.PathLike[str] | None = None,
@@ -188,48 +154,50 @@ def orbit_collapse(
     split: str | None = None,
     seed: int = 0,
     device: str | torch.device | None = "auto",
-) -> ExperimentResult:
+) -> OrbitCollapseResult:
     """Do orbits collapse in latent space? ScaleGMN (``run``) vs. permutation-only (``pna_run``).
-    The encoders run on ``device`` (``auto``: a CUDA GPU when there is one).
+    The encoders run on ``device`` (``auto``: a CUDA GPU when there is one). Writes nothing.
 
-    Generated orbits: for ``networks`` (10) networks of ``split`` (``test``) of ``zoo``, an
-    exact orbit of ``orbit_size`` (64) ``transform`` (``PD``) elements is encoded. A
-    published orbit (``orbit_zoo``, checked by :func:`load_orbit_zoo`): its orbits, one per
-    image (all, or ``networks`` of them drawn with the seed), members in ``orbit_member``
-    order; ``orbit_size`` and ``transform`` do not apply, and ``zoo`` (optional) only gives
-    the background. Metrics per encoder: mean pairwise latent distance within an orbit,
-    between members of different orbits, their ratio (0 = perfect collapse; about 1 = no
-    better than unrelated networks; NaN for a single orbit), the within distance relative
-    to ``background`` random networks of the split and to the mean latent norm, and the
-    largest distance of an orbit member to its base network's (a published orbit: its
-    first member's) latent. Maps: UMAP / t-SNE of the background (coloured by label) with
-    the first ``map_orbits`` orbits overlaid as stars; without background networks there
-    are no maps (a note says so).
+    Generated orbits: for ``networks`` (10) networks of ``split`` (``test``) of ``zoo`` (a
+    file or a :class:`~symmerge.zoo.Zoo`), an exact orbit of ``orbit_size`` (64)
+    ``transform`` (``PD``) elements is encoded. A published orbit (``orbit_zoo``, checked
+    by :func:`load_orbit_zoo`): its orbits, one per image (all, or ``networks`` of them
+    drawn with the seed), members in ``orbit_member`` order; ``orbit_size`` and
+    ``transform`` do not apply, and ``zoo`` (optional) only gives the background. Metrics
+    per encoder (:class:`~symmerge.experiments.results.CollapseStats`): mean pairwise
+    latent distance within an orbit, between members of different orbits, their ratio (0
+    = perfect collapse; about 1 = no better than unrelated networks; NaN for a single
+    orbit), the within distance relative to ``background`` random networks of the split
+    and to the mean latent norm, and the largest distance of an orbit member to its base
+    network's (a published orbit: its first member's) latent. Maps: UMAP / t-SNE of the
+    background (coloured by label) with the first ``map_orbits`` orbits overlaid as stars;
+    without background networks there are no maps (the report says so).
     """
+    t0 = time.perf_counter()
+    check_seed(seed)
     if zoo is None and orbit_zoo is None:
-        raise SymmergeError("orbit-collapse needs a zoo to generate orbits from (--zoo) or a "
-                            "published orbit (--orbit-zoo)")
+        raise SymmergeError("orbit-collapse needs zoo (orbits generated from its networks) or "
+                            "orbit_zoo (a published orbit)", params=("zoo", "orbit_zoo"))
     maps = _check_maps(maps)
     z = open_zoo(zoo) if zoo is not None else None
     oz = None
     if orbit_zoo is not None:
         refuse_generation_options("orbit-collapse", orbit_size=orbit_size, transform=transform)
         if z is None and split is not None:
-            raise SymmergeError("orbit-collapse: --split picks the background networks of "
-                                "--zoo, and no --zoo was given")
+            raise SymmergeError("orbit-collapse: split picks the background networks of zoo, "
+                                "and none was given", params=("split", "zoo"))
         oz = load_orbit_zoo(orbit_zoo, spec=None if z is None else z.spec,
-                            holder="the zoo" if z is None else f"zoo {z.path}")
-        spec, holder = oz.spec, f"orbit zoo {oz.zoo.path}"
+                            holder="the zoo" if z is None else f"zoo {z.name}")
+        spec, holder = oz.spec, f"orbit zoo {oz.zoo.name}"
     else:
         assert z is not None
-        spec, holder = z.spec, f"zoo {z.path}"
+        spec, holder = z.spec, f"zoo {z.name}"
         transform, orbit_size = generated_orbit_options(transform, orbit_size, 64)
         networks = 10 if networks is None else networks
         if networks < 2:
-            raise SymmergeError(f"orbit-collapse needs at least 2 networks, got {networks}")
+            raise SymmergeError(f"networks must be at least 2 for orbit-collapse, got {networks}")
     split = split or "test"
-    aes = load_autoencoders(spec, run, pna_run, seed=seed, holder=holder,
-                            device=resolve_device(device))
+    aes = load_autoencoders(spec, run, pna_run, holder=holder, device=resolve_device(device))
     encoders = _encoders(aes)
     gen = torch.Generator().manual_seed(seed)
     pool = (split_members(z, split, aes.split) if z is not None
@@ -241,105 +209,57 @@ def orbit_collapse(
         picked = oz.select(networks, gen)
     bg_idx = (sample_indices(pool, min(background, pool.numel()), gen, "background networks")
               if pool.numel() else pool)
-    out_dir = prepare_out(out)  # after the checks that can fail
     if oz is None:
         base = z.get_params(chosen).float()
         orbits = [make_orbit(spec, base[i], int(orbit_size), transform, generator=gen)[0]
                   for i in range(networks)]
         labels = z.labels[chosen]
         rows = chosen
-        what = (f"{networks} {split_phrase(split)} networks, each with an exact {transform} "
-                f"orbit of {orbit_size} members (no noise)")
+        described: dict = {"orbit_size": orbit_size, "transform": transform}
     else:
         orbits = [oz.params(o) for o in picked]
         base = torch.stack([o[0] for o in orbits])
         labels = torch.tensor([o.label for o in picked], device="cpu")
         rows = torch.stack([o.rows[0] for o in picked])
-        shown = "; ".join(o.describe() for o in picked[:5]) + ("; ..." if len(picked) > 5 else "")
-        what = (f"{len(picked)} published orbit{'s' if len(picked) > 1 else ''} from "
-                f"`{oz.zoo.path}`: {shown}; members in `orbit_member` order, every one "
-                f"rendering within {oz.max_deviation:.2g} of its orbit's first member")
+        described = {"orbit_zoo": oz.zoo.name, "orbits": tuple(o.summary() for o in picked),
+                     "orbit_max_deviation": oz.max_deviation}
     m = len(orbits)
     bg_params = (z.get_params(bg_idx).float() if z is not None and bg_idx.numel()
                  else base[:0])
     bg_labels = (z.labels[bg_idx] if z is not None else labels[:0]).numpy()
     has_maps = bool(maps) and bg_idx.numel() > 0
 
-    stats: dict[str, Any] = {}
-    panels: dict[tuple[str, str], Any] = {}
-    hist: dict[str, tuple[np.ndarray, np.ndarray, str]] = {}
+    stats: dict[str, CollapseStats] = {}
+    hists: dict[str, DistanceHistogram] = {}
+    panels: dict[str, dict[str, MapPanel]] = {}
     k = min(map_orbits, m)
-    for key, (name, enc) in encoders.items():
+    for role, (name, enc) in encoders.items():
         zo = [enc.encode(t).double() for t in orbits]
         zb = enc.encode(base).double()
         zbg = enc.encode(bg_params).double() if bg_params.shape[0] else zb[:0]
-        stats[key], hist[name] = _collapse_stats(name, zo, zb, zbg)
+        stats[role], hists[role] = _collapse_stats(name, zo, zb, zbg)
         if has_maps:
             joint = torch.cat([zbg, *zo[:k]]).numpy()
             nb = zbg.shape[0]
             bounds = np.cumsum([nb] + [t.shape[0] for t in zo[:k]])
+            panels[role] = {}
             for mp in maps:
                 emb = embed_2d(joint, mp, seed)
-                overlay = [emb[bounds[i]:bounds[i + 1]] for i in range(k)]
-                panels[(name, mp)] = (emb[:nb], bg_labels, overlay, labels[:k].tolist())
-
-    files = []
-    names = [n for n, _ in encoders.values()]
-    sizes = sorted({t.shape[0] for t in orbits})
-    if has_maps:
-        _map_grid(out_dir / "maps.png", names, maps, panels,
-                  f"{transform or 'published'} orbits ({'/'.join(map(str, sizes))} members) "
-                  f"over {bg_idx.numel()} {split} networks")
-        files.append(out_dir / "maps.png")
-    files.append(_distance_histograms(out_dir / "distances.png", hist))
-
-    settings: dict[str, Any] = {
-        "zoo": str(z.path) if z is not None else None,
-        "run": str(aes.run) if aes.run else None,
-        "pna_run": str(aes.pna_run) if aes.pna_run else None,
-        "networks": m, "orbit_size": orbit_size, "transform": transform,
-        "background": int(bg_idx.numel()), "map_orbits": k if has_maps else 0,
-        "maps": maps if has_maps else [], "split": split if z is not None else None,
-        "split_settings": aes.split, "seed": seed,
-    }
-    if oz is not None:
-        settings.update({"orbit_zoo": str(oz.zoo.path),
-                         "orbits": [o.summary() for o in picked],
-                         "orbit_max_deviation": oz.max_deviation})
-    metrics = {"experiment": "orbit-collapse", "settings": settings,
-               "networks": rows.tolist(), "encoders": stats}
-    rows_t = [{"enc": s["encoder"], **s} for s in stats.values()]
-    table = markdown_table(rows_t, [
-        ("enc", "encoder"), ("within_mean", "within orbit"), ("between_mean", "between orbits"),
-        ("ratio", "ratio within / between"), ("within_vs_background", "within / random pairs"),
-        ("within_vs_latent_norm", "within / latent norm"),
-        ("max_distance_to_base", "max distance to base latent"),
-    ])
-    background_text = ""
-    if oz is not None and z is not None:
-        background_text = f" Background: {bg_idx.numel()} {split_phrase(split)} networks of " \
-                          f"`{z.path}`."
-    elif oz is not None:
-        background_text = (" No background networks (no --zoo): no maps, and the spread within "
-                           "an orbit is compared with the mean latent norm and other orbits "
-                           "only.")
-    text = (
-        f"{what}, encoded by each autoencoder.{background_text} Distances are Euclidean "
-        "in latent space, averaged over all pairs; a ratio of 0 means every orbit collapses to "
-        "one point, about 1 means orbit members are as far apart as different networks."
+                overlay = tuple(emb[bounds[i]:bounds[i + 1]] for i in range(k))
+                panels[role][mp] = MapPanel(emb[:nb], bg_labels, overlay,
+                                            tuple(labels[:k].tolist()))
+    settings = OrbitCollapseSettings(
+        zoo=z.name if z is not None else None, run=aes.path("run"),
+        pna_run=aes.path("pna_run"), networks=m, background=int(bg_idx.numel()),
+        map_orbits=k if has_maps else 0, maps=tuple(maps) if has_maps else (),
+        split=split if z is not None else None, split_settings=aes.split, seed=seed,
+        **described,
     )
-    if m == 1:
-        text += " With a single orbit there are no between-orbit distances (ratio: -)."
-    section = ReportSection(
-        title=f"Orbit collapse ({transform or 'published orbit'})", text=text, table=table,
-        images=[("latent distances", str(out_dir / "distances.png"))]
-        + ([("orbits in latent maps", str(out_dir / "maps.png"))] if has_maps else []),
-        notes=[f"Maps: {', '.join(maps)} fitted jointly on the background and the first {k} "
-               f"orbits (stars), random_state={seed}."] if has_maps else [],
+    return OrbitCollapseResult(
+        settings=settings, runs=tuple(aes.runs.values()), networks=rows.numpy(),
+        orbit_sizes=tuple(t.shape[0] for t in orbits), encoders=stats, distances=hists,
+        maps=panels, seconds=time.perf_counter() - t0,
     )
-    result = ExperimentResult("orbit-collapse", out_dir, metrics, [section], files)
-    result.save()
-    return result
 
 
 # ------------------------------------------------------------ latent map
@@ -358,7 +278,6 @@ def _knn_accuracy(x: np.ndarray, y: np.ndarray, seed: int) -> float:
 
 def latent_map(
     zoo: str | os.PathLike[str] | Zoo,
-    out: str | os.PathLike[str],
     *,
     run: str | os.PathLike[str] | None = None,
     pna_run: str | os.PathLike[str] | None = None,
@@ -367,29 +286,33 @@ def latent_map(
     maps: Sequence[str] = MAPS,
     seed: int = 0,
     device: str | torch.device | None = "auto",
-) -> ExperimentResult:
-    """UMAP and t-SNE maps of the latents of a zoo split, coloured by label (encoded on
-    ``device``; ``auto``: a CUDA GPU when there is one).
+) -> LatentMapResult:
+    """UMAP and t-SNE maps of the latents of a zoo split (a file or a
+    :class:`~symmerge.zoo.Zoo`), coloured by label (encoded on ``device``; ``auto``: a
+    CUDA GPU when there is one). Writes nothing.
 
     Up to ``max_points`` networks of ``split`` (seeded choice). Metrics per
-    encoder: 5-fold cross-validated 5-NN label accuracy and the silhouette score
-    of the labels in latent space (both NaN without at least two labels).
+    encoder (:class:`~symmerge.experiments.results.LatentMapStats`): 5-fold
+    cross-validated 5-NN label accuracy and the silhouette score of the labels in latent
+    space (both NaN without at least two labels).
     """
+    t0 = time.perf_counter()
+    check_seed(seed)
     z = open_zoo(zoo)
     maps = _check_maps(maps)
-    aes = load_autoencoders(z.spec, run, pna_run, seed=seed, holder=f"zoo {z.path}",
+    aes = load_autoencoders(z.spec, run, pna_run, holder=f"zoo {z.name}",
                             device=resolve_device(device))
     encoders = _encoders(aes)
     gen = torch.Generator().manual_seed(seed)
     pool = split_members(z, split, aes.split)
     idx = torch.sort(sample_indices(pool, min(max_points, pool.numel()), gen, "networks")).values
-    out_dir = prepare_out(out)  # after the checks that can fail
     params = z.get_params(idx).float()
     labels = z.labels[idx].numpy()
     labelled = labels >= 0
-    stats: dict[str, Any] = {}
-    panels = {}
-    for key, (name, enc) in encoders.items():
+    stats: dict[str, LatentMapStats] = {}
+    latents: dict[str, np.ndarray] = {}
+    panels: dict[str, dict[str, MapPanel]] = {}
+    for role, (name, enc) in encoders.items():
         x = enc.encode(params).double().numpy()
         knn, sil = float("nan"), float("nan")
         if labelled.all() and np.unique(labels).size >= 2:
@@ -397,35 +320,15 @@ def latent_map(
 
             knn = _knn_accuracy(x, labels, seed)
             sil = float(silhouette_score(x, labels))
-        stats[key] = {"encoder": name, "knn_accuracy": knn, "silhouette": sil,
-                      "latent_dim": int(x.shape[1])}
-        for m in maps:
-            panels[(name, m)] = (embed_2d(x, m, seed), labels, [], [])
-    names = [n for n, _ in encoders.values()]
-    files = []
-    if maps:
-        _map_grid(out_dir / "latent_map.png", names, maps, panels,
-                  f"{idx.numel()} {split} networks, coloured by label")
-        files.append(out_dir / "latent_map.png")
-    metrics = {
-        "experiment": "latent-map",
-        "settings": {"zoo": str(z.path), "run": str(aes.run) if aes.run else None,
-                     "pna_run": str(aes.pna_run) if aes.pna_run else None, "split": split,
-                     "split_settings": aes.split, "points": int(idx.numel()), "maps": maps,
-                     "seed": seed},
-        "encoders": stats,
-    }
-    rows = [{"enc": s["encoder"], **s} for s in stats.values()]
-    table = markdown_table(rows, [("enc", "encoder"), ("knn_accuracy", "5-NN label accuracy"),
-                                  ("silhouette", "silhouette (labels)"),
-                                  ("latent_dim", "latent dim")])
-    section = ReportSection(
-        title="Latent map", table=table,
-        text=(f"Latents of {idx.numel()} {split_phrase(split)} networks of `{z.path.name}`, "
-              f"mapped to 2-D with {', '.join(maps) or 'no maps'} (random_state={seed}) and "
-              "coloured by label."),
-        images=[("latent map", str(out_dir / "latent_map.png"))] if maps else [],
+        stats[role] = LatentMapStats(name, knn, sil, int(x.shape[1]))
+        latents[role] = x
+        if maps:
+            panels[role] = {m: MapPanel(embed_2d(x, m, seed), labels) for m in maps}
+    settings = LatentMapSettings(
+        zoo=z.name, run=aes.path("run"), pna_run=aes.path("pna_run"), split=split,
+        split_settings=aes.split, points=int(idx.numel()), maps=tuple(maps), seed=seed,
     )
-    result = ExperimentResult("latent-map", out_dir, metrics, [section], files)
-    result.save()
-    return result
+    return LatentMapResult(
+        settings=settings, runs=tuple(aes.runs.values()), networks=idx.numpy(), labels=labels,
+        encoders=stats, latents=latents, maps=panels, seconds=time.perf_counter() - t0,
+    )

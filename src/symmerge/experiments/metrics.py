@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -46,8 +48,34 @@ def barrier_areas(curves: Tensor | np.ndarray, alphas: Tensor | np.ndarray, *,
     return ((e[:, 1:] + e[:, :-1]) * np.diff(a) / 2).sum(axis=1)
 
 
+@dataclass(frozen=True)
+class CurveSummary:
+    """One metric's curves ``[pairs, steps]`` in numbers: per-pair barriers (mean, sample
+    std, SEM, median) and areas above the line (mean, std), the barrier of the mean curve,
+    the mean values at the start, end, middle and worst alpha, and the barrier relative to
+    the reference method's (None until compared)."""
+
+    pairs: int
+    barrier_mean: float
+    barrier_std: float
+    barrier_sem: float
+    barrier_median: float
+    barrier_of_mean_curve: float
+    auc_mean: float
+    auc_std: float
+    start_mean: float
+    end_mean: float
+    mid_mean: float
+    worst_mean: float
+    barrier_vs_naive: float | None = None
+
+    def spread(self, band: str) -> float:
+        """``barrier_std`` (``band="std"``) or ``barrier_sem`` (``"sem"``)."""
+        return self.barrier_sem if band == "sem" else self.barrier_std
+
+
 def summarize_curves(curves: Tensor | np.ndarray, alphas: Tensor | np.ndarray, *,
-                     higher_is_better: bool = False) -> dict[str, float]:
+                     higher_is_better: bool = False) -> CurveSummary:
     """Mean / std / SEM of per-pair barriers and areas, endpoint values, and the
     barrier of the mean curve (``curves`` is ``[pairs, steps]``)."""
     c, a = _as_numpy(curves), _as_numpy(alphas)
@@ -61,19 +89,19 @@ def summarize_curves(curves: Tensor | np.ndarray, alphas: Tensor | np.ndarray, *
     def std(x: np.ndarray) -> float:  # sample std, as the plots' bands
         return float(x.std(ddof=1)) if n > 1 else 0.0
 
-    return {
-        "pairs": n,
-        "barrier_mean": float(b.mean()),
-        "barrier_std": std(b),
-        "barrier_sem": std(b) / float(np.sqrt(n)),
-        "barrier_median": float(np.median(b)),
-        "barrier_of_mean_curve": float(
+    return CurveSummary(
+        pairs=n,
+        barrier_mean=float(b.mean()),
+        barrier_std=std(b),
+        barrier_sem=std(b) / float(np.sqrt(n)),
+        barrier_median=float(np.median(b)),
+        barrier_of_mean_curve=float(
             barriers(mean_curve, a, higher_is_better=higher_is_better)[0]
         ),
-        "auc_mean": float(area.mean()),
-        "auc_std": std(area),
-        "start_mean": float(c[:, 0].mean()),
-        "end_mean": float(c[:, -1].mean()),
-        "mid_mean": float(c[:, c.shape[1] // 2].mean()),
-        "worst_mean": float((c.min(axis=1) if higher_is_better else c.max(axis=1)).mean()),
-    }
+        auc_mean=float(area.mean()),
+        auc_std=std(area),
+        start_mean=float(c[:, 0].mean()),
+        end_mean=float(c[:, -1].mean()),
+        mid_mean=float(c[:, c.shape[1] // 2].mean()),
+        worst_mean=float((c.min(axis=1) if higher_is_better else c.max(axis=1)).mean()),
+    )

@@ -14,13 +14,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from symmerge.errors import SymmergeError
 from symmerge.experiments.common import open_zoo
+from symmerge.experiments.results import OrbitSummary
 from symmerge.limits import MAX_ORBIT, check_range
 from symmerge.specs import SirenSpec, WeightSpaceSpec
 from symmerge.symmetry import TRANSFORMS
@@ -52,14 +52,12 @@ class PublishedOrbit:
 
     def describe(self) -> str:
         """E.g. ``test image 3665 (label 6, 512 members)``."""
-        split = {True: "test ", False: "training ", None: ""}[self.is_test]
-        return f"{split}image {self.image_index} (label {self.label}, {len(self)} members)"
+        return self.summary().describe()
 
-    def summary(self) -> dict[str, Any]:
-        """A JSON-ready description (for ``metrics.json``)."""
-        return {"image_index": self.image_index, "is_test": self.is_test, "label": self.label,
-                "members": len(self), "first_member": int(self.members[0]),
-                "rows": self.rows.tolist()}
+    def summary(self) -> OrbitSummary:
+        """What results record of this orbit."""
+        return OrbitSummary(self.image_index, self.is_test, self.label, len(self),
+                            int(self.members[0]), tuple(self.rows.tolist()))
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,7 @@ class OrbitZoo:
             return list(self.orbits)
         if count < 1 or count > n:
             raise SymmergeError(
-                f"asked for {count} orbits, but orbit zoo {self.zoo.path} holds {n}"
+                f"asked for {count} orbits, but orbit zoo {self.zoo.name} holds {n}"
                 + ("" if count < 1 else "; ask for fewer")
             )
         order = torch.randperm(n, generator=generator, device=generator.device)
@@ -101,12 +99,12 @@ def _groups(zoo: Zoo) -> list[PublishedOrbit]:
     if zoo.image_index is None or ORBIT_METRIC not in zoo.metric_names:
         missing = "image_index" if zoo.image_index is None else f"metric {ORBIT_METRIC!r}"
         raise SymmergeError(
-            f"{zoo.path} is not an orbit zoo (no {missing}): import the paper's orbit folder "
+            f"{zoo.name} is not an orbit zoo (no {missing}): import the paper's orbit folder "
             "with `symmerge zoo import dwsnets ORBIT_FOLDER --out ORBIT_ZOO`"
         )
     member = zoo.metric(ORBIT_METRIC).double()
     if not bool((member == member.round()).all()) or float(member.min()) < 0:
-        raise SymmergeError(f"{zoo.path}: {ORBIT_METRIC} must hold member numbers 0, 1, ...")
+        raise SymmergeError(f"{zoo.name}: {ORBIT_METRIC} must hold member numbers 0, 1, ...")
     member = member.long()
     is_test = zoo.metric("is_test") > 0.5 if "is_test" in zoo.metric_names else None
     split = torch.zeros_like(zoo.image_index) if is_test is None else is_test.long()
@@ -118,7 +116,7 @@ def _groups(zoo: Zoo) -> list[PublishedOrbit]:
         k = member[rows]
         test = None if is_test is None else bool(s)
         where = f"the orbit of {'test ' if test else 'training ' if test is False else ''}" \
-                f"image {image} in {zoo.path}"
+                f"image {image} in {zoo.name}"
         dup = k[1:] == k[:-1]
         if bool(dup.any()):
             raise SymmergeError(f"{where} has two members {int(k[1:][dup][0])}")
@@ -147,7 +145,7 @@ def _check_function(zoo: Zoo, orbits: list[PublishedOrbit], atol: float, chunk: 
             if float(dev.max()) > atol:
                 i = int(dev.argmax())
                 raise SymmergeError(
-                    f"{zoo.path} is not an orbit: member {int(orbit.members[lo + i])} (row "
+                    f"{zoo.name} is not an orbit: member {int(orbit.members[lo + i])} (row "
                     f"{int(rows[i])}) of {orbit.describe()} renders up to {float(dev[i]):.3g} "
                     f"away from member {int(orbit.members[0])} (tolerance {atol:g}); the "
                     "members of an orbit must compute one function"
@@ -179,11 +177,11 @@ def load_orbit_zoo(
     z = open_zoo(orbit_zoo)
     if not isinstance(z.spec, SirenSpec):
         raise SymmergeError(
-            f"orbit zoo {z.path} holds {z.spec.describe()}; published orbits are INRs (SIREN)"
+            f"orbit zoo {z.name} holds {z.spec.describe()}; published orbits are INRs (SIREN)"
         )
     if spec is not None and z.spec != spec:
         raise SymmergeError(
-            f"orbit zoo {z.path} holds {z.spec.describe()}, but {holder} holds "
+            f"orbit zoo {z.name} holds {z.spec.describe()}, but {holder} holds "
             f"{spec.describe()}"
         )
     orbits = _groups(z)
@@ -193,12 +191,12 @@ def load_orbit_zoo(
 def refuse_generation_options(experiment: str, **given: object) -> None:
     """With a published orbit, the options that shape generated orbits (``orbit_size``,
     ``transform``, ...) make no sense: any of ``given`` that is not None is an error."""
-    bad = [f"--{name.replace('_', '-')}" for name, value in given.items() if value is not None]
+    bad = [name for name, value in given.items() if value is not None]
     if bad:
         raise SymmergeError(
             f"{experiment}: {', '.join(bad)} {'shapes' if len(bad) == 1 else 'shape'} the "
-            "orbits generated from --zoo; with --orbit-zoo the orbits are that zoo's own: "
-            f"drop {'it' if len(bad) == 1 else 'them'}"
+            "orbits generated from zoo; with orbit_zoo the orbits are the published ones: "
+            f"drop {'it' if len(bad) == 1 else 'them'}", params=(*bad, "zoo", "orbit_zoo"),
         )
 
 
@@ -209,7 +207,7 @@ def generated_orbit_options(transform: str | None, orbit_size: int | None, defau
     transform = transform or "PD"
     if transform not in TRANSFORMS:
         raise SymmergeError(
-            f"unknown transform {transform!r}; choose one of {', '.join(TRANSFORMS)}"
+            f"transform must be one of {', '.join(TRANSFORMS)}; got {transform!r}"
         )
     size = default_size if orbit_size is None else orbit_size
     return transform, check_range(size, "orbit_size", 2, MAX_ORBIT)

@@ -1,10 +1,9 @@
-"""Experiment results and the shared Markdown report writer.
+"""The Markdown report writer: tables, sections and reports.
 
-Every experiment returns an :class:`ExperimentResult`: its metrics (also in
-``OUT/metrics.json``), the files it wrote and one or more
-:class:`ReportSection` objects. ``OUT/report.md`` holds the experiment's own
-sections; :func:`write_report` composes the sections of several experiments
-into one report anywhere on disk (image links are made relative to it).
+A report is a list of :class:`ReportSection` objects; every experiment result gives its
+own (:meth:`symmerge.experiments.results.ExperimentResult.sections`, prose from
+:mod:`symmerge.experiments.sections`). :func:`write_report` composes the sections of
+several results into one report anywhere on disk (image links are made relative to it).
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from symmerge.utils.io import atomic_path
 
@@ -73,34 +72,6 @@ class ReportSection:
         return "\n\n".join(parts) + "\n"
 
 
-@dataclass
-class ExperimentResult:
-    """What an experiment produced. ``metrics`` is JSON-serializable and deterministic
-    for a fixed seed, except the ``timing`` entries (wall-clock seconds)."""
-
-    name: str
-    out_dir: Path
-    metrics: dict[str, Any]
-    sections: list[ReportSection] = field(default_factory=list)
-    files: list[Path] = field(default_factory=list)
-
-    @property
-    def metrics_path(self) -> Path:
-        return self.out_dir / "metrics.json"
-
-    @property
-    def report_path(self) -> Path:
-        return self.out_dir / "report.md"
-
-    def save(self) -> None:
-        """Write ``metrics.json`` and ``report.md`` into ``out_dir`` (atomically)."""
-        write_json(self.metrics_path, self.metrics)
-        write_report(self.report_path, [self], title=None)
-        for p in (self.metrics_path, self.report_path):
-            if p not in self.files:
-                self.files.append(p)
-
-
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Mapping):
         return {str(k): _jsonable(v) for k, v in obj.items()}
@@ -122,15 +93,22 @@ def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> Path:
     return Path(path)
 
 
+class HasSections(Protocol):
+    """A result with report sections (every experiment result)."""
+
+    def sections(self) -> list[ReportSection]: ...
+
+
 def write_report(
     path: str | os.PathLike[str],
-    results: Sequence[ExperimentResult | ReportSection],
+    results: Sequence[HasSections | ReportSection],
     *,
     title: str | None = "symmerge report",
     intro: str = "",
 ) -> Path:
-    """Compose the sections of ``results`` (experiments or bare sections) into one
-    Markdown file; image links are relative to ``path``'s folder."""
+    """Compose the sections of ``results`` (experiment results or bare sections) into one
+    Markdown file, atomically; image links are relative to ``path``'s folder (a result
+    that was not saved has no images)."""
     path = Path(path)
     report_dir = path.parent if str(path.parent) else Path(".")
     parts = []
@@ -139,7 +117,7 @@ def write_report(
     if intro:
         parts.append(intro.strip() + "\n")
     for item in results:
-        sections = item.sections if isinstance(item, ExperimentResult) else [item]
+        sections = [item] if isinstance(item, ReportSection) else item.sections()
         parts.extend(s.to_markdown(report_dir) for s in sections)
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(parts))

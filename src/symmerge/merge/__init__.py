@@ -1,13 +1,6 @@
-"""Merging networks (naive, weight matching, canonical space) and single-network files."""
+"""Merging networks (raw, weight-matched or canonical frames) and single-network files."""
 
-from symmerge.merge.core import (
-    MERGE_METHODS,
-    MergeResult,
-    align_networks,
-    check_merge_options,
-    merge,
-    merge_weights,
-)
+from symmerge.merge.core import MergeResult, check_merge_options, merge, merge_weights
 from symmerge.merge.io import (
     Network,
     infer_spec,
@@ -19,10 +12,8 @@ from symmerge.merge.io import (
 )
 
 __all__ = [
-    "MERGE_METHODS",
     "MergeResult",
     "Network",
-    "align_networks",
     "check_merge_options",
     "infer_spec",
     "load_module",

@@ -54,7 +54,9 @@ def parse_spec(text: str) -> WeightSpaceSpec:
         return spec_from_json(stripped)
     path = Path(text)
     if not path.is_file():
-        raise SymmergeError(f"--spec must be spec JSON, a .json file or a zoo file; got {text!r}")
+        raise SymmergeError(
+            f"spec must be architecture JSON, a .json file or a zoo file; got {text!r}"
+        )
     if path.suffix == ".json":
         text = read_text(path, "spec file")
     else:
@@ -78,7 +80,8 @@ def infer_spec(state_dict: Mapping[str, Tensor]) -> WeightSpaceSpec:
     except SymmergeError as exc:
         raise SymmergeError(
             f"cannot infer the architecture ({exc}); only dense SIRENs are inferred: pass "
-            "--spec (spec JSON, a .json file or a zoo of the same architecture)"
+            "spec (the architecture: JSON, a .json file or a zoo of the same one)",
+            params=("spec",),
         ) from exc
 
 

@@ -121,6 +121,22 @@ def check_output_path(out: str | os.PathLike[str]) -> Path:
     return path
 
 
+def check_output_dir(out: str | os.PathLike[str]) -> Path:
+    """Fail early (before any work) if the directory ``out`` can be neither used nor made:
+    it is a file, lies under one, or its nearest existing folder is not writable."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise SymmergeError(f"output {path} exists and is not a directory")
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise SymmergeError(f"cannot create output directory {path}: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise SymmergeError(f"output directory {probe} is not writable")
+    return path
+
+
 def save_safetensors(
     path: str | os.PathLike[str],
     tensors: Mapping[str, Any],

@@ -1,0 +1,419 @@
+"""The prose of the reports: titles, axis labels, section texts, tables and notes of every
+experiment (from its typed result), and the quickstart's introduction. Nothing here
+computes; :mod:`symmerge.experiments.results` calls these when a result is saved."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from symmerge.experiments.report import ReportSection, markdown_table
+
+if TYPE_CHECKING:
+    from symmerge.experiments.results import (
+        CNNInterpolationResult,
+        ExperimentResult,
+        InterpolationResult,
+        LatentMapResult,
+        MethodSummary,
+        OrbitCollapseResult,
+        OrbitInterpolationResult,
+        OrbitSummary,
+        PairInterpolationResult,
+        RunInfo,
+    )
+
+_BAND_NAMES = {"std": "std", "sem": "SEM"}
+
+
+def split_phrase(split: str | None) -> str:
+    """``"test"`` -> ``"test-split"``; how report texts name a split."""
+    return {"all": "zoo", "heldout": "held-out (val + test)"}.get(str(split), f"{split}-split")
+
+
+def encoder_name(run: RunInfo) -> str:
+    """How reports name the encoder of an autoencoder run, e.g. ``ScaleGMN (sign)``."""
+    if run.role == "pna_run":
+        return f"permutation-only ({run.encoder_mode})"
+    mode = run.encoder_mode
+    return f"ScaleGMN ({mode})" if mode in ("sign", "scale") else f"{mode} encoder"
+
+
+def setup_note(result: ExperimentResult) -> str:
+    """Which setup produced the numbers: version, seed and each autoencoder run."""
+    runs = "; ".join(
+        f"`{r.role}` {r.path} (preset {r.preset}, {r.encoder_mode} encoder, seed {r.seed})"
+        for r in result.runs
+    )
+    return (f"symmerge {result.version}, seed {result.seed}; "
+            + (f"autoencoder runs: {runs}." if runs else "no autoencoder run."))
+
+
+def _images(directory: str | os.PathLike[str] | None, items: Sequence[tuple[str, str]]
+            ) -> list[tuple[str, str]]:
+    return [] if directory is None else [(c, str(Path(directory) / f)) for c, f in items]
+
+
+def _orbits_shown(orbits: Sequence[OrbitSummary]) -> str:
+    return "; ".join(o.describe() for o in orbits[:5]) + ("; ..." if len(orbits) > 5 else "")
+
+
+# ------------------------------------------------------------ interpolation
+def title(r: InterpolationResult) -> str:
+    """The title of an interpolation experiment's section and plots."""
+    from symmerge.experiments.results import CNNInterpolationResult, OrbitInterpolationResult
+
+    if isinstance(r, OrbitInterpolationResult):
+        s = r.settings
+        label = "published orbit" if s.orbit_zoo is not None else str(s.transform)
+        return f"Orbit interpolation ({label}, perturbation {s.perturbation:g})"
+    if isinstance(r, CNNInterpolationResult):
+        return f"CNN interpolation ({r.activation})"
+    return "Pair interpolation (same image, different seeds)"
+
+
+def _render_of(r: OrbitInterpolationResult) -> str:
+    return ("the render of the orbit's first member" if r.settings.orbit_zoo is not None
+            else "the base INR's own render")
+
+
+_PANELS = {"mse": "MSE to ground-truth image", "cross_entropy": "cross-entropy",
+           "accuracy": "accuracy"}
+_TABLES = {"mse": "MSE to image", "cross_entropy": "cross-entropy", "accuracy": "accuracy"}
+
+
+def _metrics(r: InterpolationResult) -> list[str]:
+    """The metrics of ``r``, the primary first."""
+    names = list(next(iter(r.curves.values())))
+    return [r.primary_metric, *(k for k in names if k != r.primary_metric)]
+
+
+def panel_labels(r: InterpolationResult) -> list[tuple[str, str]]:
+    """``(metric, y-axis label)`` of each curves panel."""
+    render = ("MSE to base INR render" if r.primary_metric == "mse"
+              else "MSE to the orbit's render")
+    return [(k, _PANELS.get(k, render)) for k in _metrics(r)]
+
+
+def table_labels(r: InterpolationResult) -> list[tuple[str, str]]:
+    """``(metric, label)`` of each results table."""
+    render = "MSE to base render" if r.primary_metric == "mse" else "MSE to orbit render"
+    return [(k, _TABLES.get(k, render)) for k in _metrics(r)]
+
+
+def barrier_axis(r: InterpolationResult) -> str:
+    """The y-axis label of the barrier bars (the primary metric)."""
+    kind = "accuracy" if r.primary_metric in r.higher_is_better else "loss"
+    return f"{kind} barrier ({table_labels(r)[0][1]})"
+
+
+def loss_target_description(r: OrbitInterpolationResult) -> str:
+    """What an orbit interpolation's loss is measured against."""
+    if r.loss_target.target == "image":
+        return f"ground-truth image from `{r.settings.data_source}`"
+    return f"{_render_of(r)} (no ground-truth image)"
+
+
+def results_table(methods: Mapping[str, MethodSummary], metric: str, label: str, *,
+                  band: str = "std", symbol: str = "L") -> str:
+    """The per-method table of barrier (mean ± ``band``: std or sem), AUC, endpoint values
+    ``symbol(0)``, ``symbol(1)``, ``symbol(0.5)`` and time per pair."""
+    from symmerge.methods import reference_method
+
+    rows = []
+    for m, per in methods.items():
+        s = per[metric]
+        rows.append({
+            "method": f"`{m}`",
+            "barrier": f"{s.barrier_mean:.4g} ± {s.spread(band):.2g}",
+            "vs_reference": s.barrier_vs_naive,
+            "mean_curve": s.barrier_of_mean_curve,
+            "auc": s.auc_mean,
+            "start": s.start_mean,
+            "end": s.end_mean,
+            "mid": s.mid_mean,
+            "ms": 1000.0 * per.seconds_per_pair,
+            "exact": per.exact_endpoints,
+            "dist": per.endpoint_distance,
+        })
+    cols = [("method", "method"), ("barrier", f"barrier ({label}, mean ± {_BAND_NAMES[band]})"),
+            ("vs_reference", f"÷ {reference_method()}"),
+            ("mean_curve", "barrier of mean curve"),
+            ("auc", "AUC"), ("start", f"{symbol}(0)"), ("end", f"{symbol}(1)"),
+            ("mid", f"{symbol}(0.5)"),
+            ("ms", "ms / pair"), ("exact", "exact endpoints"), ("dist", "endpoint distance")]
+    return markdown_table(rows, cols)
+
+
+def _lift_note(name: str, distance: float, strategy: str | None) -> str:
+    how = ("by coordinate ascent from its sorted form" if strategy == "descent"
+           else "in one in-order pass, a function of its orbit alone")
+    return (
+        f"`{name}` keeps the exact endpoints (each network is matched to its decoded "
+        f"template {how}). Its two endpoints "
+        "land in the same frame only if that matching is stable under the perturbation, "
+        "which needs a template near the networks' orbit in weight space; the "
+        "function-space training loss does not ask for that: a large endpoint distance "
+        "(compare the weight-matching methods) means the template did not pin down the "
+        "alignment (`benchmarks/bench_lift_consistency.py` measures how near it must be). "
+        f"Here the lifted networks sit at a mean RMS distance of {distance:.3g} from their "
+        "templates, in units of each tensor's RMS over the zoo (0: the template lies on "
+        "the orbit)."
+    )
+
+
+def interpolation_notes(r: InterpolationResult, assumed_source: str | None) -> list[str]:
+    """The notes under an interpolation experiment's tables."""
+    notes = []
+    lossy = [m for m, s in r.methods.items() if not s.exact_endpoints]
+    if lossy:
+        notes.append(
+            "Endpoints of " + ", ".join(f"`{m}`" for m in lossy) + " are autoencoder "
+            "reconstructions, not the input networks (METHOD.md 9.16): their curves sit at the "
+            "reconstruction error and their barriers measure flatness, not the quality of the "
+            "endpoints; compare L(0) and L(1) with the exact methods."
+        )
+    notes += [_lift_note(m, s.template_distance, r.settings.ae_lift_strategy)
+              for m, s in r.methods.items() if s.template_distance is not None]
+    notes += [f"`{m}` skipped: {why}." for m, why in r.skipped.items()]
+    if assumed_source:
+        notes.append(
+            f"The zoo's provenance names no data source; `{assumed_source}` was assumed "
+            "(for INRs, the zoo's labels were checked against the images')."
+        )
+    band = _BAND_NAMES[r.band]
+    notes.append(
+        "Barrier: max over alpha of L(alpha) minus the straight line between L(0) and L(1) "
+        f"(not clipped at 0), per pair, then mean ± {band} over pairs (error bars "
+        "of the barrier plot likewise); AUC: area under that excess "
+        "curve; ms / pair: wall time of the method's alignment, canonicalization or "
+        "encoding/decoding (evaluation excluded); endpoint distance: mean L2 distance between "
+        "the two interpolated parameter vectors (after alignment)."
+    )
+    notes.append(setup_note(r))
+    return notes
+
+
+def _orbit_text(r: OrbitInterpolationResult) -> tuple[str, list[str], str | None]:
+    s = r.settings
+    if s.orbit_zoo is not None:
+        many = len(s.orbits) > 1
+        what = (
+            f"{len(s.orbits)} published orbit{'s' if many else ''} from `{s.orbit_zoo}`: "
+            f"{_orbits_shown(s.orbits)}. Pair i is `(O_i, Õ_((i+1) mod K))`: `O` the K members "
+            f"in `orbit_member` order, `Õ = O + noise` (std {s.perturbation:g} on every weight, "
+            f"drawn from seed {s.seed}); {r.pairs} pairs"
+        )
+        check = (f"Every member renders within {s.orbit_max_deviation:.2g} of its orbit's "
+                 "first member.")
+    else:
+        what = (
+            f"{s.runs} {split_phrase(s.split)} INRs × {s.orbit_size} orbit pairs "
+            f"`(O_i, Õ_(i+1))` = {r.pairs} pairs, {s.transform} transforms, noise std "
+            f"{s.perturbation:g}"
+        )
+        check = ""
+    notes = []
+    if r.loss_target.target == "image":
+        loss = (
+            f"Loss `mse`: pixel MSE of the rendered interpolant to the ground-truth image "
+            f"(`{s.data_source}`), the paper's metric; `render_mse` (right panel): MSE to "
+            f"{_render_of(r)}, which fits its image with MSE {r.base_fit_mse:.4g}."
+        )
+    else:
+        loss = (
+            f"Loss `render_mse`: pixel MSE of the rendered interpolant to {_render_of(r)}, "
+            "**not** to the ground-truth digit, which no image source provides here."
+        )
+        notes.append(
+            "No ground-truth image: neither `data` nor the orbit zoo's provenance names an "
+            "image source, so every loss is measured against the render of each orbit's first "
+            "member instead of the digit (the paper's metric). Pass the MNIST IDX files "
+            "(`--data mnist:DIR`; `data=\"mnist:DIR\"` in Python) to measure against the digit."
+        )
+    text = " ".join(filter(None, [f"{what}; {s.steps} alpha steps.", loss, check,
+                                  "Mean ± std over pairs."]))
+    return text, notes, s.data_source if s.data_source_assumed else None
+
+
+def _pair_text(r: PairInterpolationResult) -> tuple[str, list[str], str | None]:
+    s = r.settings
+    text = (
+        f"{s.pairs} pairs of {split_phrase(s.split)} INRs fitted to the same image from "
+        f"different seeds, {s.steps} alpha steps. Loss: pixel MSE of the rendered interpolant "
+        f"to the ground-truth image (`{s.data_source}`); the endpoints fit it with MSE "
+        f"{r.endpoint_fit_mse:.4g}. Mean ± std over pairs."
+    )
+    if r.runs:
+        text += (f" {r.endpoints_in_ae_training_split} of the {2 * s.pairs} endpoints were "
+                 "in the autoencoder's training split.")
+    return text, [], s.data_source if s.data_source_assumed else None
+
+
+def _cnn_text(r: CNNInterpolationResult) -> tuple[str, list[str], str | None]:
+    s = r.settings
+    chosen_from = split_phrase(s.split) + (
+        f", top {s.top} by {r.selection_metric}" if r.selection_metric and s.top else "")
+    text = (
+        f"{s.pairs} disjoint pairs of independently trained {r.activation} CNNs "
+        f"({chosen_from}), {s.steps} alpha steps, evaluated on {s.eval_images} held-out "
+        f"images of `{s.images}` ({s.held_out}). Cross-entropy barrier (first table) and "
+        "accuracy barrier (second table: max over alpha of the straight line minus the "
+        "accuracy). Mean ± SEM over pairs in the plots."
+    )
+    return text, [], s.images if s.images_assumed else None
+
+
+def interpolation_section(r: InterpolationResult, directory: str | os.PathLike[str] | None
+                          ) -> ReportSection:
+    """The report section of an interpolation experiment (images in ``directory``)."""
+    from symmerge.experiments.results import CNNInterpolationResult, OrbitInterpolationResult
+
+    if isinstance(r, OrbitInterpolationResult):
+        text, notes, assumed = _orbit_text(r)
+    elif isinstance(r, CNNInterpolationResult):
+        text, notes, assumed = _cnn_text(r)
+    else:
+        text, notes, assumed = _pair_text(r)  # type: ignore[arg-type]
+    head = title(r)
+    table = "\n\n".join(
+        results_table(r.methods, k, label, band=r.band,
+                      symbol="acc" if k in r.higher_is_better else "L")
+        for k, label in table_labels(r)
+    )
+    return ReportSection(
+        title=head, text=text, table=table,
+        images=_images(directory, [(f"{head}: curves", "curves.png"),
+                                   (f"{head}: barriers", "barriers.png")]),
+        notes=[*notes, *interpolation_notes(r, assumed)],
+    )
+
+
+# ------------------------------------------------------------ latent experiments
+def collapse_map_title(r: OrbitCollapseResult) -> str:
+    s = r.settings
+    sizes = "/".join(map(str, sorted(set(r.orbit_sizes))))
+    return (f"{s.transform or 'published'} orbits ({sizes} members) over {s.background} "
+            f"{s.split} networks")
+
+
+def collapse_section(r: OrbitCollapseResult, directory: str | os.PathLike[str] | None
+                     ) -> ReportSection:
+    """The report section of an orbit-collapse experiment."""
+    s = r.settings
+    if s.orbit_zoo is not None:
+        many = len(s.orbits) > 1
+        what = (f"{len(s.orbits)} published orbit{'s' if many else ''} from `{s.orbit_zoo}`: "
+                f"{_orbits_shown(s.orbits)}; members in `orbit_member` order, every one "
+                f"rendering within {s.orbit_max_deviation:.2g} of its orbit's first member")
+    else:
+        what = (f"{s.networks} {split_phrase(s.split)} networks, each with an exact "
+                f"{s.transform} orbit of {s.orbit_size} members (no noise)")
+    background = ""
+    if s.orbit_zoo is not None and s.zoo is not None:
+        background = f" Background: {s.background} {split_phrase(s.split)} networks of `{s.zoo}`."
+    elif s.orbit_zoo is not None:
+        background = (" No background networks (no zoo given): no maps, and the spread within "
+                      "an orbit is compared with the mean latent norm and other orbits only.")
+    text = (
+        f"{what}, encoded by each autoencoder.{background} Distances are Euclidean "
+        "in latent space, averaged over all pairs; a ratio of 0 means every orbit collapses to "
+        "one point, about 1 means orbit members are as far apart as different networks."
+    )
+    if s.networks == 1:
+        text += " With a single orbit there are no between-orbit distances (ratio: -)."
+    table = markdown_table([{"enc": e.encoder, **vars(e)} for e in r.encoders.values()], [
+        ("enc", "encoder"), ("within_mean", "within orbit"), ("between_mean", "between orbits"),
+        ("ratio", "ratio within / between"), ("within_vs_background", "within / random pairs"),
+        ("within_vs_latent_norm", "within / latent norm"),
+        ("max_distance_to_base", "max distance to base latent"),
+    ])
+    has_maps = any(r.maps.values())
+    notes = ([f"Maps: {', '.join(s.maps)} fitted jointly on the background and the first "
+              f"{s.map_orbits} orbits (stars), random_state={s.seed}."] if has_maps else [])
+    return ReportSection(
+        title=f"Orbit collapse ({s.transform or 'published orbit'})", text=text, table=table,
+        images=_images(directory, [("latent distances", "distances.png")]
+                       + ([("orbits in latent maps", "maps.png")] if has_maps else [])),
+        notes=[*notes, setup_note(r)],
+    )
+
+
+def latent_map_title(r: LatentMapResult) -> str:
+    return f"{r.settings.points} {r.settings.split} networks, coloured by label"
+
+
+def latent_map_section(r: LatentMapResult, directory: str | os.PathLike[str] | None
+                       ) -> ReportSection:
+    """The report section of a latent-map experiment."""
+    s = r.settings
+    table = markdown_table([{"enc": e.encoder, **vars(e)} for e in r.encoders.values()],
+                           [("enc", "encoder"), ("knn_accuracy", "5-NN label accuracy"),
+                            ("silhouette", "silhouette (labels)"), ("latent_dim", "latent dim")])
+    return ReportSection(
+        title="Latent map", table=table,
+        text=(f"Latents of {s.points} {split_phrase(s.split)} networks of `{Path(s.zoo).name}`, "
+              f"mapped to 2-D with {', '.join(s.maps) or 'no maps'} (random_state={s.seed}) "
+              "and coloured by label."),
+        images=_images(directory, [("latent map", "latent_map.png")] if any(r.maps.values())
+                       else []),
+        notes=[setup_note(r)],
+    )
+
+
+# ------------------------------------------------------------ quickstart
+def quickstart_intro(*, version: str, seed: int, size: str, images: int, per_image: int,
+                     stride: int, cnn_networks: int, root: str | os.PathLike[str],
+                     timings: Mapping[str, float],
+                     training: Mapping[str, Mapping[str, Any]]) -> str:
+    """The quickstart report's introduction: what was built, the rerun command, the
+    stage timings and the autoencoders' quality."""
+    timing_lines = "\n".join(f"| {k} | {v:.1f} |" for k, v in timings.items())
+    return (
+        f"symmerge {version} quickstart, seed {seed}, size `{size}`: an INR zoo of "
+        f"{images * per_image} SIRENs fitted to {images} embedded MNIST digits (every "
+        f"{stride}th) ({per_image} per digit), a ScaleGMN autoencoder and a permutation-only "
+        f"(PNA) baseline trained on it, and {cnn_networks} ReLU + {cnn_networks} tanh CNNs "
+        "with a ScaleGMN autoencoder each.\n\n"
+        f"Rerun: `symmerge quickstart --out {root} --seed {seed}`\n\n"
+        "| stage | seconds |\n|---|---|\n" + timing_lines + "\n\n"
+        + autoencoder_table(training)
+    )
+
+
+def autoencoder_table(training: Mapping[str, Mapping[str, Any]]) -> str:
+    """Markdown: each INR autoencoder's test render MSE against the mean-image baseline,
+    and each CNN autoencoder's decoded-vs-original test accuracy (``training``: each
+    quickstart run's metrics, by run name)."""
+    inr = []
+    for name, label in (("scalegmn", "ScaleGMN"), ("pna", "PNA (permutation-only)")):
+        m = training.get(name, {})
+        if "test_render_mse" in m and m.get("test_mean_image_mse"):
+            inr.append({"name": label, "mse": f"{m['test_render_mse']:.4g}",
+                        "mean": f"{m['test_mean_image_mse']:.4g}",
+                        "ratio": f"{m['test_render_mse'] / m['test_mean_image_mse']:.3f}"})
+    cnn = []
+    for act in ("relu", "tanh"):
+        m = training.get(f"cnn-{act}", {})
+        if "test_acc_decoded" in m:
+            cnn.append({"name": f"ScaleGMN, {act} CNNs",
+                        "orig": f"{m['test_acc_original']:.3f}",
+                        "dec": f"{m['test_acc_decoded']:.3f}",
+                        "tau": f"{m['test_acc_kendall_tau']:.3f}"})
+    parts = []
+    if inr:
+        parts.append(
+            "Autoencoder reconstructions of the test-split INRs (render MSE to the INRs' own "
+            "renders; the baseline predicts the training split's mean image):\n\n"
+            + markdown_table(inr, [("name", "autoencoder"), ("mse", "test render MSE"),
+                                   ("mean", "mean-image MSE"), ("ratio", "ratio")]) + "\n"
+        )
+    if cnn:
+        parts.append(
+            "CNN autoencoders (test-split networks, held-out images):\n\n"
+            + markdown_table(cnn, [("name", "autoencoder"), ("orig", "accuracy, original"),
+                                   ("dec", "accuracy, decoded"), ("tau", "Kendall tau")]) + "\n"
+        )
+    return "\n".join(parts)

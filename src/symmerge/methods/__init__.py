@@ -1,0 +1,59 @@
+"""One registry of methods (:mod:`symmerge.methods.registry`): how each one brings networks
+into one frame (:mod:`symmerge.methods.frames`), what it needs, what it is used for.
+
+>>> from symmerge.methods import get_method, method_names
+>>> method_names("merge")  # the methods `symmerge merge --method` accepts
+... # doctest: +SKIP
+>>> get_method("sort").exact
+True
+"""
+
+from symmerge.methods.base import (
+    FAMILIES,
+    RESOURCES,
+    USES,
+    Method,
+    MethodInputs,
+    default_method,
+    default_methods,
+    get_method,
+    load_models,
+    method_names,
+    methods_needing,
+    missing_resource,
+    reference_method,
+)
+from symmerge.methods.frames import (
+    Canonical,
+    Frame,
+    Latent,
+    Matched,
+    Raw,
+    align_networks,
+    lerp,
+    weighted_mean,
+)
+
+__all__ = [
+    "FAMILIES",
+    "RESOURCES",
+    "USES",
+    "Canonical",
+    "Frame",
+    "Latent",
+    "Matched",
+    "Method",
+    "MethodInputs",
+    "Raw",
+    "align_networks",
+    "default_method",
+    "default_methods",
+    "get_method",
+    "lerp",
+    "load_models",
+    "method_names",
+    "methods_needing",
+    "missing_resource",
+    "reference_method",
+    "weighted_mean",
+]
