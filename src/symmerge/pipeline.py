@@ -66,7 +66,8 @@ class QuickstartSize:
     ae_overrides: dict[str, Any] = field(default_factory=dict)
 
 
-#: ``default`` fits the 10-minute budget on 2 CPU cores; ``tiny`` is for tests.
+#: ``default`` is sized for a 10-minute budget on 2 CPU cores (its measured time:
+#: BENCHMARKS.md, "Quickstart"); ``tiny`` is for tests.
 SIZES: dict[str, QuickstartSize] = {
     "default": QuickstartSize(),
     "tiny": QuickstartSize(

@@ -62,6 +62,11 @@ def test_orbit_interpolation_outputs(orbit_result):
         assert (r.directory / name).is_file(), name
     methods = ["naive", "wm", "sort", "ae", "ae-latent", "ae-lift", "pna-ae"]
     assert list(r.methods) == methods and r.skipped == {}
+    # the report's prose cites docs/METHOD.md by sections that exist
+    from tests.test_docs import METHOD, bad_mentions, cited, sections
+    report = (r.directory / "report.md").read_text()
+    assert cited(report) and set(cited(report)) <= sections(METHOD.read_text(encoding="utf-8"))
+    assert bad_mentions(report, METHOD) == []
     assert r.curves["naive"]["mse"].shape == (12, 6) and r.alphas.shape == (6,)
     saved = json.loads(r.metrics_path.read_text())
     assert sorted(saved["methods"]) == sorted(methods) and saved["skipped"] == {}

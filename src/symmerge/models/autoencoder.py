@@ -107,7 +107,8 @@ class Autoencoder(nn.Module):
         )
         # momentum=None: running statistics are plain averages, so a reset followed by
         # one pass over the training split gives that split's exact statistics; a small
-        # eps, since untrained invariant latents can vary by less than 1e-3 across networks
+        # eps, since untrained invariant latents can vary very little across networks and
+        # the default eps would swamp their variance (METHOD.md 4.2)
         self.latent_norm: nn.Module = (
             nn.BatchNorm1d(encoder.latent_dim, eps=1e-8, affine=False, momentum=None)
             if latent_norm else nn.Identity()

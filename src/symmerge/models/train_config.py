@@ -282,9 +282,10 @@ PRESETS["cnn-tanh"] = _merge(PRESETS["paper-cnn-tanh"], _OURS)
 
 
 #: Preset values that depend on the zoo's family, applied before files and overrides.
-#: ``quick`` gives dense networks (INRs, MLPs) probe features at 256 random inputs
-#: (test render-MSE ratio 0.74 -> 0.42 in ``benchmarks/bench_ae_quality.py``); CNNs keep
-#: none: probe images (random or real) did not help CNN autoencoders (BENCHMARKS.md).
+#: ``quick`` gives dense networks (INRs, MLPs) probe features at 256 random inputs,
+#: which improve their reconstructions markedly; CNNs keep none: probe images (random or
+#: real) did not help CNN autoencoders. Both measured in BENCHMARKS.md, "Autoencoder
+#: reconstruction quality, `quick` preset" (``benchmarks/bench_ae_quality.py``).
 FAMILY_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {"cnn": {"encoder": {"probe_points": 0}}},
 }

@@ -4,11 +4,11 @@ glibc serves every allocation above its mmap threshold (at most 32 MiB) with a f
 ``mmap`` and returns it to the kernel on ``free``. A training step on CPU allocates
 and frees hundreds of edge-sized tensors (73 MB each at the ``paper-inr`` size), and
 every one of them is then page-faulted and zeroed again by the kernel. Serving them
-from the heap and never trimming it makes freed blocks reusable. Measured on the
-2-core VM (BENCHMARKS.md): a ``paper-inr`` training step takes 19 s instead of 37 s,
-and the ``quick`` preset trains 17% faster. The cost is that the process keeps its
-peak heap. The effect matches the ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=...``
-environment variables (or a preloaded jemalloc/tcmalloc), applied from inside Python.
+from the heap and never trimming it makes freed blocks reusable, which makes CPU
+training steps much faster (BENCHMARKS.md, "Autoencoder training throughput", runs E
+and F). The cost is that the process keeps its peak heap. The effect matches the
+``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=...`` environment variables (or a preloaded
+jemalloc/tcmalloc), applied from inside Python.
 """
 
 from __future__ import annotations

@@ -132,12 +132,12 @@ class INRFitConfig:
 
 
 #: ``default``: Adam at 1e-2, betas (0.9, 0.99), cosine decay to 0 over the
-#: 1,000-step cap, stop at 28 dB: on all 5,000 embedded digits the median is
-#: 28.05 dB (every class 28.0-28.1, 0.14% below 26 dB) after 503 steps on average.
-#: ``quick``: 2e-2 with a 50-step warmup, 300-step cap, stop at 27 dB: median
-#: about 25.3 dB in about 56% of the default's steps, for demos and tests. Both
-#: keep the INRs smooth between pixels; higher rates without warmup fit the grid
-#: better but oscillate between pixels (BENCHMARKS.md, "INR zoos").
+#: 1,000-step cap, stop at 28 dB: nearly every embedded digit reaches the target
+#: before the cap. ``quick``: 2e-2 with a 50-step warmup, 300-step cap, stop at
+#: 27 dB: lower PSNR in fewer steps, for demos and tests. Both keep the INRs smooth
+#: between pixels; higher rates without warmup fit the grid better but oscillate
+#: between pixels. The measured PSNRs, steps and the recipes compared: BENCHMARKS.md,
+#: "INR zoos".
 INR_PRESETS: dict[str, INRFitConfig] = {
     "default": INRFitConfig(),
     "quick": INRFitConfig(lr=2e-2, warmup=50, steps=300, target_psnr=27.0),

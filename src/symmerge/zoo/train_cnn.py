@@ -144,9 +144,9 @@ class CNNTrainConfig:
 #: ``default``: 1,000 Adam steps of 32 images per network (8 epochs of the 4,000
 #: training digits at full data), learning rate log-uniform in [3e-3, 5e-2] with
 #: cosine decay, L2 in [1e-6, 1e-3], init scale in [0.5, 2], dropout in
-#: [0, 0.25], training fraction in [0.05, 1]: median test accuracy about 88%
-#: (ReLU) / 87% (tanh) on the embedded digits, with a tail of weak and a few
-#: failed (ReLU, high learning rate) networks. ``quick``: 300 steps, for demos
+#: [0, 0.25], training fraction in [0.05, 1]: a spread of accuracies on the
+#: embedded digits, with a tail of weak and a few failed (ReLU, high learning rate)
+#: networks (measured: BENCHMARKS.md, "CNN zoos"). ``quick``: 300 steps, for demos
 #: and tests.
 CNN_PRESETS: dict[str, CNNTrainConfig] = {
     "default": CNNTrainConfig(),
