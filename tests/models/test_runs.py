@@ -13,32 +13,22 @@ import torch
 
 from symmerge import SirenSpec, SymmergeError
 from symmerge.models.runs import LoadedRun, decode, encode, load_run, reconstruct
-from symmerge.training import train
-from symmerge.zoo import save_zoo
-
-TINY = {
-    "encoder": {"d_hidden": 8, "num_layers": 1, "d_latent": 8, "dropout": 0.0},
-    "optim": {"batch_size": 16, "warmup_steps": 2},
-}
-SPEC = SirenSpec((2, 8, 8, 1))
+from symmerge.training import TrainResult
+from tests.assets import SIREN as SPEC
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A zoo file and a finished run on it (one epoch)."""
-    root = tmp_path_factory.mktemp("run")
-    zoo = root / "inr.safetensors"
-    save_zoo(zoo, SPEC, SPEC.init_params(32, generator=torch.Generator().manual_seed(0)),
-             torch.arange(32) % 10)
-    train(zoo, root / "run", overrides=TINY, max_epochs=1, progress=False)
-    return zoo, root / "run"
+@pytest.fixture
+def finished(assets):
+    """A zoo file and a finished run on it (the shared assets)."""
+    return assets.inr_zoo, assets.run
 
 
 def test_load_run_returns_the_model_spec_and_config(finished):
     _, run = finished
     loaded = load_run(run, SPEC)
     assert isinstance(loaded, LoadedRun) and loaded.path == run
-    assert loaded.spec == SPEC and loaded.config.optim.max_epochs == 1
+    epochs = TrainResult.load(run).timings["epochs"]
+    assert loaded.spec == SPEC and loaded.config.optim.max_epochs == epochs
     assert not loaded.model.training
     model, spec, config = loaded  # unpacks as the tuple it used to be
     assert (model, spec, config) == (loaded.model, loaded.spec, loaded.config)
@@ -60,7 +50,7 @@ def test_encode_decode_reconstruct_agree(finished):
 
 def test_a_run_of_another_architecture_is_refused(finished):
     _, run = finished
-    other = SirenSpec((2, 16, 16, 1))
+    other = SirenSpec((2, 8, 8, 1))
     with pytest.raises(SymmergeError, match=r"pna_run .* was trained on .* but zoo z\.safetensors"
                                             " holds"):
         load_run(run, other, what="pna_run", holder="zoo z.safetensors")

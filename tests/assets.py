@@ -1,8 +1,11 @@
-"""Tiny zoos and autoencoder runs shared by the canon, merge and experiment tests.
+"""The tiny zoos and autoencoder runs the test suite shares, defined once.
 
-Built once per test session (cached by base directory): SIRENs fitted for a few
-steps to embedded MNIST digits (two per image), small ReLU CNNs trained for a
-few steps, and 2-epoch quick autoencoders (ScaleGMN and permutation-only).
+* :func:`inr_zoo` / :func:`cnn_zoo`: in-memory zoos (built once per process): SIRENs
+  fitted for a few steps to embedded MNIST digits (two per image, all ten classes), and
+  small ReLU CNNs trained for a few steps on them (with their held-out accuracy).
+* :func:`build_assets`: those zoos as files plus 2-epoch quick autoencoders (ScaleGMN and
+  permutation-only on the INRs, ScaleGMN on the CNNs); the session fixture ``assets``
+  (``tests/conftest.py``) builds them once per test session.
 """
 
 from __future__ import annotations
@@ -16,20 +19,25 @@ import torch.nn.functional as F
 
 from symmerge import CNNSpec, SirenSpec
 from symmerge.data import load_images
-from symmerge.zoo import save_zoo
+from symmerge.zoo import Zoo
 
 SIREN = SirenSpec((2, 16, 16, 1))
-CNN = CNNSpec((1, 6, 6, 10), "relu")
+CNN = CNNSpec((1, 6, 6, 10), "relu", stride=3)
+#: a tiny autoencoder (overrides of the ``quick`` preset): trains in about a second
 TINY_AE = {
     "encoder": {"d_hidden": 8, "num_layers": 1, "d_latent": 8, "dropout": 0.0},
     "decoder_widths": [2],
     "optim": {"batch_size": 16, "warmup_steps": 2},
     "loss": {"images_per_step": 16},
 }
+#: where the CNN zoo's held-out images come from (how ``train_cnn_zoo`` records it)
+CNN_PROVENANCE = {"data": "mnist-embedded", "test_fraction": 0.2, "split_seed": 0}
 
 
 @dataclass(frozen=True)
 class Assets:
+    """Zoo files and finished run directories (read-only: copy before changing them)."""
+
     inr_zoo: Path
     cnn_zoo: Path
     run: Path  # ScaleGMN (sign) autoencoder on inr_zoo
@@ -37,8 +45,10 @@ class Assets:
     cnn_run: Path  # ScaleGMN (scale) autoencoder on cnn_zoo
 
 
-def fit_sirens(path: Path, *, images: int = 16, per_image: int = 2, steps: int = 60,
-               seed: int = 0) -> Path:
+@functools.cache
+def inr_zoo(images: int = 16, per_image: int = 2, steps: int = 60, seed: int = 0) -> Zoo:
+    """``images * per_image`` SIRENs of :data:`SIREN` fitted (Adam, ``steps`` full-batch
+    steps) to embedded digits spread over all ten classes; in memory."""
     data = load_images("mnist-embedded")
     # mnist-embedded is sorted by class: spread the images over all ten digits
     idx = (torch.arange(images) * (len(data) // images)).repeat_interleave(per_image)
@@ -51,17 +61,20 @@ def fit_sirens(path: Path, *, images: int = 16, per_image: int = 2, steps: int =
         opt.zero_grad()
         loss.backward()
         opt.step()
-    save_zoo(path, SIREN, params.detach(), data.labels[idx], image_index=idx,
-             provenance={"data": "mnist-embedded"})
-    return path
+    return Zoo.from_tensors(params.detach(), SIREN, data.labels[idx], image_index=idx,
+                            provenance={"data": "mnist-embedded"})
 
 
-def train_cnns(path: Path, *, n: int = 16, steps: int = 40, seed: int = 0) -> Path:
+@functools.cache
+def cnn_zoo(n: int = 16, steps: int = 100, lr: float = 3e-2, seed: int = 0) -> Zoo:
+    """``n`` CNNs of :data:`CNN` trained (Adam, ``steps`` batches of 64) on the training
+    part of the embedded digits, with their accuracy on 500 held-out ones; in memory."""
     data = load_images("mnist-embedded")
-    train_idx, test_idx = data.split(0.2, seed=0)
+    train_idx, test_idx = data.split(CNN_PROVENANCE["test_fraction"],
+                                     seed=CNN_PROVENANCE["split_seed"])
     gen = torch.Generator().manual_seed(seed)
     params = CNN.init_params(n, generator=gen).requires_grad_(True)
-    opt = torch.optim.Adam([params], lr=1e-2)
+    opt = torch.optim.Adam([params], lr=lr)
     for _ in range(steps):
         batch = train_idx[torch.randint(0, train_idx.numel(), (64,), generator=gen)]
         logits = CNN.forward(params, data.images[batch])  # [n, 64, 10]
@@ -71,24 +84,20 @@ def train_cnns(path: Path, *, n: int = 16, steps: int = 40, seed: int = 0) -> Pa
         loss.backward()
         opt.step()
     with torch.no_grad():
-        x, y = data.images[test_idx[:500]], data.labels[test_idx[:500]]
+        x, y = data.images[test_idx], data.labels[test_idx]
         acc = (CNN.forward(params, x).argmax(-1) == y).float().mean(-1)
-    save_zoo(path, CNN, params.detach(), metrics={"test_accuracy": acc},
-             provenance={"data": "mnist-embedded", "test_fraction": 0.2, "split_seed": 0})
-    return path
+    return Zoo.from_tensors(params.detach(), CNN, metrics={"test_accuracy": acc},
+                            provenance=CNN_PROVENANCE)
 
 
-@functools.cache
-def build_assets(base: str) -> Assets:
+def build_assets(root: Path) -> Assets:
+    """Write the zoos into ``root`` and train the three autoencoder runs there."""
     from symmerge.training import train
 
-    root = Path(base) / "symmerge-assets"
     root.mkdir(parents=True, exist_ok=True)
-    inr = fit_sirens(root / "inr.safetensors")
-    cnn = train_cnns(root / "cnn.safetensors")
-    run = root / "run-sign"
-    pna = root / "run-pna"
-    cnn_run = root / "run-cnn"
+    inr = inr_zoo().save(root / "inr.safetensors")
+    cnn = cnn_zoo().save(root / "cnn.safetensors")
+    run, pna, cnn_run = root / "run-sign", root / "run-pna", root / "run-cnn"
     train(inr, run, preset="quick", overrides=TINY_AE, max_epochs=2, progress=False)
     train(inr, pna, preset="quick", overrides={**TINY_AE, "encoder": {
         **TINY_AE["encoder"], "mode": "pna"}}, max_epochs=2, progress=False)
