@@ -55,5 +55,11 @@ def _full_float32_on_cuda():
 @pytest.fixture(scope="session")
 def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
     """The shared tiny zoos and autoencoder runs (``tests/assets.py``), built once per
-    session on first use."""
-    return build_assets(tmp_path_factory.mktemp("assets"))
+    session on first use, with one thread (session fixtures are set up before
+    ``_one_thread``: two threads made this take 50 s instead of 4 on a busy machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return build_assets(tmp_path_factory.mktemp("assets"))
+    finally:
+        torch.set_num_threads(before)

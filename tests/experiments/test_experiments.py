@@ -2,6 +2,7 @@
 determinism, side effects, errors."""
 
 import json
+import sys
 from dataclasses import FrozenInstanceError
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from symmerge.experiments.images import ground_truth
 from symmerge.experiments.results import OrbitInterpolationSettings
 from symmerge.models import encode, load_run
 from symmerge.zoo import Zoo, load_zoo, save_zoo
+from tests.cli._util import run_cli
 
 SMALL = {"runs": 2, "orbit_size": 6, "steps": 6, "split": "all"}
 #: what ``to_json`` holds that is not deterministic (wall-clock seconds) or names paths
@@ -386,6 +388,7 @@ def test_orbit_collapse_and_latent_map(assets, tmp_path):
 
 @pytest.mark.slow
 def test_umap_maps_are_seeded(assets, tmp_path):
+    pytest.importorskip("umap")
     from symmerge.experiments import embed_2d
 
     x = np.random.default_rng(0).normal(size=(40, 6))
@@ -426,3 +429,30 @@ def test_held_out_images_reproduce_the_zoo_builders_test_accuracy(tmp_path):
     assert "x * 2 - 1" in held.how and not held.assumed
     torch.testing.assert_close(accuracy(z.spec, z.params, held.images, held.labels),
                                z.metric("test_accuracy"))
+
+
+def test_without_umap_learn_maps_are_tsne_and_say_so(assets, tmp_path, monkeypatch, capsys):
+    """umap-learn is optional: a UMAP map asked for is made with t-SNE, and the result, its
+    metrics.json, the report and the command say so."""
+    from symmerge.experiments import embed_2d
+    from symmerge.experiments.latents import NO_UMAP
+
+    monkeypatch.setitem(sys.modules, "umap", None)  # ``import umap`` fails
+    with pytest.raises(SymmergeError, match="umap-learn, which is not installed"):
+        embed_2d(np.zeros((8, 3)), "umap")
+    r = latent_map(assets.inr_zoo, run=assets.run, split="all", max_points=20,
+                   maps=["umap", "tsne"])
+    assert r.settings.maps == ("tsne",) and r.settings.notes == (NO_UMAP,)
+    assert list(r.maps["run"]) == ["tsne"]
+    alone = latent_map(assets.inr_zoo, run=assets.run, split="all", max_points=20,
+                       maps=["tsne"])
+    assert alone.settings.notes == ()  # nothing to say when UMAP was not asked for
+    np.testing.assert_array_equal(r.maps["run"]["tsne"].points, alone.maps["run"]["tsne"].points)
+    r.save(tmp_path / "l")
+    assert "umap-learn not installed; t-SNE used" in r.report_path.read_text()
+    assert json.loads(r.metrics_path.read_text())["settings"]["notes"] == [NO_UMAP]
+    code, _, err = run_cli(["experiment", "latent-map", "--zoo", assets.inr_zoo, "--run",
+                            assets.run, "--split", "all", "--max-points", "20", "--out",
+                            tmp_path / "cli", "--device", "cpu"], capsys)
+    assert code == 0, err
+    assert f"note: {NO_UMAP}" in err
