@@ -30,7 +30,8 @@ from symmerge.experiments import (
 )
 from symmerge.experiments.images import ground_truth
 from symmerge.experiments.results import OrbitInterpolationSettings
-from symmerge.models import encode, load_run
+from symmerge.experiments.sections import setup_note
+from symmerge.models import LoadedRun, encode, load_run
 from symmerge.zoo import Zoo, load_zoo, save_zoo
 from tests.cli._util import run_cli
 
@@ -242,6 +243,24 @@ def test_a_zoo_in_memory(assets):
     cnn = load_zoo(assets.cnn_zoo)
     with pytest.raises(SymmergeError, match="in-memory zoo holds cnn"):
         orbit_interpolation(Zoo.from_tensors(cnn.params, cnn.spec), **SMALL)
+
+
+def test_a_model_in_memory_works_as_its_run_directory(assets, device):
+    """``run=`` takes a trained model in memory (same numbers; results name it), and the
+    caller's model stays on its device."""
+    loaded = load_run(assets.run)
+    memory = LoadedRun(loaded.model, loaded.spec, loaded.config)  # no directory
+    kw = {"pairs": 3, "steps": 4, "split": "all", "methods": ["naive", "ae", "ae-lift"],
+          "device": device}
+    a = pair_interpolation(assets.inr_zoo, run=memory, **kw)
+    b = pair_interpolation(assets.inr_zoo, run=assets.run, **kw)
+    assert _stable(a.to_json(), ["settings/run", "runs"]) == \
+        _stable(b.to_json(), ["settings/run", "runs"])
+    assert a.settings.run == "in-memory model" and a.runs[0].path == "in-memory model"
+    assert "`run` in-memory model (preset quick" in setup_note(a)
+    assert next(memory.model.parameters()).device.type == "cpu"
+    with pytest.raises(SymmergeError, match="run in-memory model was trained on siren .* but zoo"):
+        cnn_interpolation(assets.cnn_zoo, run=memory)
 
 
 def test_default_methods_without_runs_are_skipped(assets, tmp_path):

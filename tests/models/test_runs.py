@@ -12,7 +12,15 @@ import pytest
 import torch
 
 from symmerge import SirenSpec, SymmergeError
-from symmerge.models.runs import LoadedRun, decode, encode, load_run, reconstruct
+from symmerge.models.runs import (
+    LoadedRun,
+    as_run,
+    decode,
+    describe_run,
+    encode,
+    load_run,
+    reconstruct,
+)
 from symmerge.training import TrainResult
 from tests.assets import SIREN as SPEC
 
@@ -102,3 +110,26 @@ def test_the_inference_path_never_imports_lightning(finished, tmp_path):
     assert report == {"latents": [4, 8], "canonical": [4, SPEC.num_params], "cli": 0,
                       "imported": []}
     assert (tmp_path / "latents.safetensors").is_file()
+
+
+def test_a_model_trained_in_memory_takes_the_place_of_a_run(finished):
+    """``as_run``: a directory is loaded; a TrainResult or LoadedRun is taken as it is
+    (not copied), checked against the networks' spec; anything else is refused."""
+    zoo, run = finished
+    loaded = as_run(run, SPEC)
+    assert loaded.path == run and describe_run(run) == str(run)
+    memory = LoadedRun(loaded.model, loaded.spec, loaded.config)
+    assert as_run(memory, SPEC).model is loaded.model and describe_run(memory) == "in-memory model"
+    result = TrainResult(None, "quick", 0, "0", "in-memory zoo", {}, model=loaded.model,
+                         spec=loaded.spec, config=loaded.config)
+    taken = as_run(result)
+    assert taken.model is loaded.model and taken.path is None
+    assert describe_run(TrainResult.load(run)) == str(TrainResult.load(run).run_dir)
+    with pytest.raises(SymmergeError, match=r"pna_run in-memory model was trained on .* but zoo "
+                                            r"z\.safetensors holds"):
+        as_run(memory, SirenSpec((2, 8, 8, 1)), what="pna_run", holder="zoo z.safetensors")
+    with pytest.raises(SymmergeError, match="run must be a finished run's directory or a trained "
+                                            "model .* got TrainResult"):
+        as_run(TrainResult.load(run))  # saved results hold no model
+    with pytest.raises(SymmergeError, match="got object"):
+        as_run(object())

@@ -45,6 +45,7 @@ from symmerge.experiments.results import (
     OrbitCollapseSettings,
 )
 from symmerge.experiments.sections import encoder_name
+from symmerge.models.runs import RunLike
 from symmerge.symmetry import make_orbit
 from symmerge.utils.device import resolve_device
 from symmerge.utils.seed import random_state_kept
@@ -169,8 +170,8 @@ def orbit_collapse(
     zoo: str | os.PathLike[str] | Zoo | None = None,
     *,
     orbit_zoo: str | os.PathLike[str] | Zoo | None = None,
-    run: str | os.PathLike[str] | None = None,
-    pna_run: str | os.PathLike[str] | None = None,
+    run: RunLike | None = None,
+    pna_run: RunLike | None = None,
     networks: int | None = None,
     orbit_size: int | None = None,
     transform: str | None = None,
@@ -306,8 +307,8 @@ def _knn_accuracy(x: np.ndarray, y: np.ndarray, seed: int) -> float:
 def latent_map(
     zoo: str | os.PathLike[str] | Zoo,
     *,
-    run: str | os.PathLike[str] | None = None,
-    pna_run: str | os.PathLike[str] | None = None,
+    run: RunLike | None = None,
+    pna_run: RunLike | None = None,
     split: str = "test",
     max_points: int = 2000,
     maps: Sequence[str] = MAPS,
