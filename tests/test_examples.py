@@ -14,6 +14,7 @@ from types import ModuleType
 
 import pytest
 import torch
+import torch_geometric  # noqa: F401 - imported before TMPDIR moves: it makes a folder there
 from matplotlib.figure import Figure
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,3 +100,27 @@ def readme_python_blocks() -> list[str]:
     """The README's ```python blocks."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+
+
+def test_readme_python_runs(quiet_places):
+    """The README's Python blocks, run in order in one namespace: they agree with the API,
+    and write only the files they save, in the working directory."""
+    blocks = readme_python_blocks()
+    assert len(blocks) == 3 and "pair_interpolation(zoo, run=result" in blocks[0]
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)
+    assert isinstance(namespace["exp"].figures()["curves.png"], Figure)
+    assert all(math.isfinite(v) for v in namespace["exp"].barriers().values())
+    assert namespace["merged"].shape == (namespace["zoo"].spec.num_params,)
+    # what the comments say
+    assert tuple(namespace["templates"].shape) == (40, 1185)
+    assert tuple(namespace["latents"].shape) == (40, 32)
+    listed = re.search(r'method_names\("merge"\) +# (\(.*\))', blocks[1])
+    assert listed is not None and eval(listed.group(1)) == namespace["method_names"]("merge")
+    cwd = quiet_places["cwd"]
+    assert {"zoo.safetensors", "runs/demo/model.safetensors", "exp/pairs/report.md"} <= set(
+        _tree(cwd))
+    assert {p.split(os.sep)[0] for p in _tree(cwd)} == {"zoo.safetensors", "runs", "exp"}
+    for name in ("home", "tmp"):
+        assert _tree(quiet_places[name]) == [], f"{name} holds {_tree(quiet_places[name])}"
