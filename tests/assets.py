@@ -2,10 +2,11 @@
 
 * :func:`inr_zoo` / :func:`cnn_zoo`: in-memory zoos (built once per process): SIRENs
   fitted for a few steps to embedded MNIST digits (two per image, all ten classes), and
-  small ReLU CNNs trained for a few steps on them (with their held-out accuracy).
-* :func:`build_assets`: those zoos as files plus 2-epoch quick autoencoders (ScaleGMN and
-  permutation-only on the INRs, ScaleGMN on the CNNs); the session fixture ``assets``
-  (``tests/conftest.py``) builds them once per test session.
+  small ReLU CNNs trained for a few steps on them (with their held-out accuracy); shared:
+  read-only.
+* :func:`build_assets`: those zoos as files plus quick autoencoders of 1-2 epochs
+  (ScaleGMN and permutation-only on the INRs, ScaleGMN on the CNNs); the session fixture
+  ``assets`` (``tests/conftest.py``) builds them once per test session.
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ def inr_zoo(images: int = 16, per_image: int = 2, steps: int = 60, seed: int = 0
 @functools.cache
 def cnn_zoo(n: int = 16, steps: int = 100, lr: float = 3e-2, seed: int = 0) -> Zoo:
     """``n`` CNNs of :data:`CNN` trained (Adam, ``steps`` batches of 64) on the training
-    part of the embedded digits, with their accuracy on 500 held-out ones; in memory."""
+    part of the embedded digits, with their accuracy on the held-out ones (well above
+    chance: a stride of 3 lets the pooled features see more of a digit than 2); in
+    memory."""
     data = load_images("mnist-embedded")
     train_idx, test_idx = data.split(CNN_PROVENANCE["test_fraction"],
                                      seed=CNN_PROVENANCE["split_seed"])
