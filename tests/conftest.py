@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.assets import Assets, build_assets
 from tests.devices import DEVICES
 
 
@@ -49,3 +50,16 @@ def _full_float32_on_cuda():
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     yield
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+@pytest.fixture(scope="session")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
+    """The shared tiny zoos and autoencoder runs (``tests/assets.py``), built once per
+    session on first use, with one thread (session fixtures are set up before
+    ``_one_thread``: two threads made this take 50 s instead of 4 on a busy machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return build_assets(tmp_path_factory.mktemp("assets"))
+    finally:
+        torch.set_num_threads(before)

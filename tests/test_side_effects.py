@@ -64,7 +64,8 @@ _PROBE = textwrap.dedent("""
     names = [m.name for m in pkgutil.walk_packages(symmerge.__path__, "symmerge.")]
     for name in names:
         importlib.import_module(name)
-    print(json.dumps({"before": before, "after": state(), "modules": names}))
+    print(json.dumps({"before": before, "after": state(), "modules": names,
+                      "umap": sorted(m for m in ("umap", "pynndescent") if m in sys.modules)}))
 """)
 
 
@@ -80,6 +81,12 @@ def test_every_module_was_imported(imported):
     modules = set(imported["modules"])
     assert {"symmerge.training.run", "symmerge.experiments.plots", "symmerge.cli.app",
             "symmerge.models.runs", "symmerge.utils.malloc", "symmerge.__main__"} <= modules
+
+
+def test_imports_leave_umap_alone(imported):
+    """umap-learn (optional) is slow to import and has side effects: only making a UMAP
+    map imports it. (torch_geometric imports numba when it is installed: theirs.)"""
+    assert imported["umap"] == []
 
 
 @pytest.mark.parametrize("what", ["random", "numpy.random", "torch", "torch.initial_seed",

@@ -14,14 +14,8 @@ from symmerge.specs import spec_from_json
 from symmerge.symmetry import assert_function_preserved, make_orbit
 from symmerge.zoo import load_zoo
 from tests.cli._util import run_cli
-from tests.experiments.assets import build_assets
 
 SPEC = SirenSpec((2, 16, 16, 1))
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    return build_assets(str(tmp_path_factory.getbasetemp()))
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 determinism, side effects, errors."""
 
 import json
+import sys
 from dataclasses import FrozenInstanceError
 from pathlib import Path
 
@@ -29,7 +30,10 @@ from symmerge.experiments import (
 )
 from symmerge.experiments.images import ground_truth
 from symmerge.experiments.results import OrbitInterpolationSettings
+from symmerge.experiments.sections import setup_note
+from symmerge.models import LoadedRun, encode, load_run
 from symmerge.zoo import Zoo, load_zoo, save_zoo
+from tests.cli._util import run_cli
 
 SMALL = {"runs": 2, "orbit_size": 6, "steps": 6, "split": "all"}
 #: what ``to_json`` holds that is not deterministic (wall-clock seconds) or names paths
@@ -74,7 +78,7 @@ def test_orbit_interpolation_outputs(orbit_result):
         s = saved["methods"][m]["mse"]
         for key in ("barrier_mean", "barrier_std", "auc_mean", "start_mean", "end_mean"):
             assert np.isfinite(s[key]), (m, key)
-        assert saved["timing"][m]["seconds_per_pair"] >= 0
+        assert saved["timing"][m]["seconds_per_pair"] > 0
     report = r.report_path.read_text()
     for m in methods:
         assert f"`{m}`" in report
@@ -246,6 +250,24 @@ def test_a_zoo_in_memory(assets):
         orbit_interpolation(Zoo.from_tensors(cnn.params, cnn.spec), **SMALL)
 
 
+def test_a_model_in_memory_works_as_its_run_directory(assets, device):
+    """``run=`` takes a trained model in memory (same numbers; results name it), and the
+    caller's model stays on its device."""
+    loaded = load_run(assets.run)
+    memory = LoadedRun(loaded.model, loaded.spec, loaded.config)  # no directory
+    kw = {"pairs": 3, "steps": 4, "split": "all", "methods": ["naive", "ae", "ae-lift"],
+          "device": device}
+    a = pair_interpolation(assets.inr_zoo, run=memory, **kw)
+    b = pair_interpolation(assets.inr_zoo, run=assets.run, **kw)
+    assert _stable(a.to_json(), ["settings/run", "runs"]) == \
+        _stable(b.to_json(), ["settings/run", "runs"])
+    assert a.settings.run == "in-memory model" and a.runs[0].path == "in-memory model"
+    assert "`run` in-memory model (preset quick" in setup_note(a)
+    assert next(memory.model.parameters()).device.type == "cpu"
+    with pytest.raises(SymmergeError, match="run in-memory model was trained on siren .* but zoo"):
+        cnn_interpolation(assets.cnn_zoo, run=memory)
+
+
 def test_default_methods_without_runs_are_skipped(assets, tmp_path):
     r = orbit_interpolation(assets.inr_zoo, transform="P", **SMALL)
     assert list(r.methods) == ["naive", "wm", "sort"]
@@ -310,7 +332,10 @@ def test_pair_interpolation(assets, tmp_path):
     pairs = torch.from_numpy(r.networks)
     assert torch.equal(z.image_index[pairs[:, 0]], z.image_index[pairs[:, 1]])
     assert r.image_index.tolist() == z.image_index[pairs[:, 0]].tolist()
-    assert 0 <= r.endpoints_in_ae_training_split <= 10
+    split = load_run(assets.run).config.split
+    train_idx = z.splits(seed=split.seed, fractions=split.fractions, by_image=split.by_image)[
+        "train"]
+    assert r.endpoints_in_ae_training_split == int(torch.isin(pairs, train_idx).sum())
     # computed here from the zoo: the endpoints' mean parameter distance
     expected = float((z.params[pairs[:, 0]] - z.params[pairs[:, 1]]).norm(dim=1).mean())
     assert r.endpoint_param_distance == pytest.approx(expected, rel=1e-6)
@@ -366,8 +391,12 @@ def test_orbit_collapse_and_latent_map(assets, tmp_path):
     assert saved["encoders"]["run"]["ratio"] == enc["run"].ratio
     lm = latent_map(assets.inr_zoo, run=assets.run, split="all", maps=["tsne"])
     assert isinstance(lm, LatentMapResult)
-    assert 0.0 <= lm.encoders["run"].knn_accuracy <= 1.0
+    assert np.isfinite(lm.encoders["run"].knn_accuracy)
     assert lm.latents["run"].shape == (len(lm.networks), lm.encoders["run"].latent_dim)
+    # the latents are the run's encoding of the networks mapped, in order
+    expected = encode(load_run(assets.run).model, load_zoo(assets.inr_zoo).params[lm.networks])
+    np.testing.assert_allclose(lm.latents["run"], expected.double().numpy(), rtol=1e-5,
+                               atol=1e-6)
     lm.save(tmp_path / "l")
     assert sorted(p.name for p in (tmp_path / "l").iterdir()) == [
         "latent_map.png", "latents.safetensors", "metrics.json", "report.md"]
@@ -383,6 +412,7 @@ def test_orbit_collapse_and_latent_map(assets, tmp_path):
 
 @pytest.mark.slow
 def test_umap_maps_are_seeded(assets, tmp_path):
+    pytest.importorskip("umap")
     from symmerge.experiments import embed_2d
 
     x = np.random.default_rng(0).normal(size=(40, 6))
@@ -423,3 +453,30 @@ def test_held_out_images_reproduce_the_zoo_builders_test_accuracy(tmp_path):
     assert "x * 2 - 1" in held.how and not held.assumed
     torch.testing.assert_close(accuracy(z.spec, z.params, held.images, held.labels),
                                z.metric("test_accuracy"))
+
+
+def test_without_umap_learn_maps_are_tsne_and_say_so(assets, tmp_path, monkeypatch, capsys):
+    """umap-learn is optional: a UMAP map asked for is made with t-SNE, and the result, its
+    metrics.json, the report and the command say so."""
+    from symmerge.experiments import embed_2d
+    from symmerge.experiments.latents import NO_UMAP
+
+    monkeypatch.setitem(sys.modules, "umap", None)  # ``import umap`` fails
+    with pytest.raises(SymmergeError, match="umap-learn, which is not installed"):
+        embed_2d(np.zeros((8, 3)), "umap")
+    r = latent_map(assets.inr_zoo, run=assets.run, split="all", max_points=20,
+                   maps=["umap", "tsne"])
+    assert r.settings.maps == ("tsne",) and r.settings.notes == (NO_UMAP,)
+    assert list(r.maps["run"]) == ["tsne"]
+    alone = latent_map(assets.inr_zoo, run=assets.run, split="all", max_points=20,
+                       maps=["tsne"])
+    assert alone.settings.notes == ()  # nothing to say when UMAP was not asked for
+    np.testing.assert_array_equal(r.maps["run"]["tsne"].points, alone.maps["run"]["tsne"].points)
+    r.save(tmp_path / "l")
+    assert "umap-learn not installed; t-SNE used" in r.report_path.read_text()
+    assert json.loads(r.metrics_path.read_text())["settings"]["notes"] == [NO_UMAP]
+    code, _, err = run_cli(["experiment", "latent-map", "--zoo", assets.inr_zoo, "--run",
+                            assets.run, "--split", "all", "--max-points", "20", "--out",
+                            tmp_path / "cli", "--device", "cpu"], capsys)
+    assert code == 0, err
+    assert f"note: {NO_UMAP}" in err

@@ -16,9 +16,9 @@ from symmerge.experiments import orbit_collapse, orbit_interpolation
 from symmerge.experiments.orbit_zoo import load_orbit_zoo
 from symmerge.zoo import load_zoo, save_zoo
 from symmerge.zoo.importers import import_dwsnets
+from tests.assets import SIREN
 from tests.cli._util import overwrite_params, run_cli
 from tests.data.test_images import IDX_NAMES, write_idx
-from tests.experiments.assets import SIREN
 from tests.zoo.published import ReferenceSiren, make_orbit_tree, orbit_folder, write_inr
 
 IMAGE = ("testing", 6, 2)  # (split, label, MNIST index) of the orbit's image

@@ -6,7 +6,7 @@ from safetensors.torch import save_file
 
 from symmerge import CNNSpec, MLPSpec, SirenSpec, SymmergeError
 from symmerge.align import MatchOptions
-from symmerge.canon import SortCanonicalizer
+from symmerge.canon import SortCanonicalizer, make_canonicalizer
 from symmerge.merge import (
     infer_spec,
     load_module,
@@ -17,6 +17,7 @@ from symmerge.merge import (
     parse_spec,
     save_network,
 )
+from symmerge.models import LoadedRun, load_run
 from symmerge.symmetry import assert_function_preserved, make_orbit
 from symmerge.zoo import load_zoo
 from tests.devices import assert_on
@@ -123,6 +124,19 @@ def test_n_model_merge_goes_through_canonical_space_in_one_batch(assets, monkeyp
     torch.testing.assert_close(res.params, res.aligned.mean(0))
     ae = merge(params, z.spec, "ae", run=assets.run)
     assert ae.params.shape == (z.spec.num_params,)
+
+
+def test_a_model_in_memory_merges_as_its_run_directory(assets):
+    """``run=`` takes a model trained in memory (here the run's, loaded): the same merge."""
+    z = load_zoo(assets.inr_zoo)
+    params, memory = z.params[:3], load_run(assets.run)
+    memory = LoadedRun(memory.model, memory.spec, memory.config)  # no directory
+    for method in ("ae", "ae-lift"):
+        a = merge(params, z.spec, method, run=memory)
+        b = merge(params, z.spec, method, run=assets.run)
+        torch.testing.assert_close(a.params, b.params, rtol=0, atol=0)
+    canon = make_canonicalizer("ae", z.spec, run=memory)
+    torch.testing.assert_close(canon(params), merge(params, z.spec, "ae", run=memory).aligned)
 
 
 def test_wm_with_many_models_uses_iterated_mean():

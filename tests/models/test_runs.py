@@ -12,33 +12,31 @@ import pytest
 import torch
 
 from symmerge import SirenSpec, SymmergeError
-from symmerge.models.runs import LoadedRun, decode, encode, load_run, reconstruct
-from symmerge.training import train
-from symmerge.zoo import save_zoo
+from symmerge.models.runs import (
+    LoadedRun,
+    as_run,
+    decode,
+    describe_run,
+    encode,
+    load_run,
+    reconstruct,
+)
+from symmerge.training import TrainResult
+from tests.assets import SIREN as SPEC
 
-TINY = {
-    "encoder": {"d_hidden": 8, "num_layers": 1, "d_latent": 8, "dropout": 0.0},
-    "optim": {"batch_size": 16, "warmup_steps": 2},
-}
-SPEC = SirenSpec((2, 8, 8, 1))
 
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A zoo file and a finished run on it (one epoch)."""
-    root = tmp_path_factory.mktemp("run")
-    zoo = root / "inr.safetensors"
-    save_zoo(zoo, SPEC, SPEC.init_params(32, generator=torch.Generator().manual_seed(0)),
-             torch.arange(32) % 10)
-    train(zoo, root / "run", overrides=TINY, max_epochs=1, progress=False)
-    return zoo, root / "run"
+@pytest.fixture
+def finished(assets):
+    """A zoo file and a finished run on it (the shared assets)."""
+    return assets.inr_zoo, assets.run
 
 
 def test_load_run_returns_the_model_spec_and_config(finished):
     _, run = finished
     loaded = load_run(run, SPEC)
     assert isinstance(loaded, LoadedRun) and loaded.path == run
-    assert loaded.spec == SPEC and loaded.config.optim.max_epochs == 1
+    epochs = TrainResult.load(run).timings["epochs"]
+    assert loaded.spec == SPEC and loaded.config.optim.max_epochs == epochs
     assert not loaded.model.training
     model, spec, config = loaded  # unpacks as the tuple it used to be
     assert (model, spec, config) == (loaded.model, loaded.spec, loaded.config)
@@ -60,7 +58,7 @@ def test_encode_decode_reconstruct_agree(finished):
 
 def test_a_run_of_another_architecture_is_refused(finished):
     _, run = finished
-    other = SirenSpec((2, 16, 16, 1))
+    other = SirenSpec((2, 8, 8, 1))
     with pytest.raises(SymmergeError, match=r"pna_run .* was trained on .* but zoo z\.safetensors"
                                             " holds"):
         load_run(run, other, what="pna_run", holder="zoo z.safetensors")
@@ -112,3 +110,26 @@ def test_the_inference_path_never_imports_lightning(finished, tmp_path):
     assert report == {"latents": [4, 8], "canonical": [4, SPEC.num_params], "cli": 0,
                       "imported": []}
     assert (tmp_path / "latents.safetensors").is_file()
+
+
+def test_a_model_trained_in_memory_takes_the_place_of_a_run(finished):
+    """``as_run``: a directory is loaded; a TrainResult or LoadedRun is taken as it is
+    (not copied), checked against the networks' spec; anything else is refused."""
+    zoo, run = finished
+    loaded = as_run(run, SPEC)
+    assert loaded.path == run and describe_run(run) == str(run)
+    memory = LoadedRun(loaded.model, loaded.spec, loaded.config)
+    assert as_run(memory, SPEC).model is loaded.model and describe_run(memory) == "in-memory model"
+    result = TrainResult(None, "quick", 0, "0", "in-memory zoo", {}, model=loaded.model,
+                         spec=loaded.spec, config=loaded.config)
+    taken = as_run(result)
+    assert taken.model is loaded.model and taken.path is None
+    assert describe_run(TrainResult.load(run)) == str(TrainResult.load(run).run_dir)
+    with pytest.raises(SymmergeError, match=r"pna_run in-memory model was trained on .* but zoo "
+                                            r"z\.safetensors holds"):
+        as_run(memory, SirenSpec((2, 8, 8, 1)), what="pna_run", holder="zoo z.safetensors")
+    with pytest.raises(SymmergeError, match="run must be a finished run's directory or a trained "
+                                            "model .* got TrainResult"):
+        as_run(TrainResult.load(run))  # saved results hold no model
+    with pytest.raises(SymmergeError, match="got object"):
+        as_run(object())

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
@@ -27,7 +26,7 @@ from torch import Tensor, nn
 from symmerge.align.matching import MatchOptions
 from symmerge.errors import SymmergeError
 from symmerge.limits import check_range
-from symmerge.models.runs import encode
+from symmerge.models.runs import RunLike, encode
 from symmerge.specs import WeightSpaceSpec
 from symmerge.utils.device import module_device, reproducible
 
@@ -175,7 +174,7 @@ def make_canonicalizer(
     method: str,
     spec: WeightSpaceSpec | None = None,
     *,
-    run: str | os.PathLike[str] | None = None,
+    run: RunLike | None = None,
     model: nn.Module | None = None,
     batch_size: int = 1024,
     matching: MatchOptions = MatchOptions(),
@@ -186,8 +185,9 @@ def make_canonicalizer(
     canonicalizes) for networks of ``spec``, computing on ``device`` (see
     :class:`Canonicalizer`).
 
-    A method that needs a trained autoencoder takes a ``run`` directory or a loaded
-    ``model`` (then ``spec`` is required); the run's spec must equal ``spec`` (``holder``:
+    A method that needs a trained autoencoder takes a ``run`` (a directory, or a model
+    trained in memory: the ``TrainResult`` of ``train``) or a loaded ``model`` (then
+    ``spec`` is required); the run's spec must equal ``spec`` (``holder``:
     what the networks come from, for the error that says otherwise). ``matching`` sets
     the weight matching of the methods that match (``ae-lift``).
     """
@@ -216,7 +216,7 @@ def canonicalize(
     spec: WeightSpaceSpec,
     method: str | None = None,
     *,
-    run: str | os.PathLike[str] | None = None,
+    run: RunLike | None = None,
     **options: Any,
 ) -> Tensor:
     """One-call canonicalization of ``params [B, P]`` with ``method`` (default: the

@@ -14,6 +14,7 @@ from torch import Tensor
 from symmerge.align.matching import MatchOptions
 from symmerge.canon.core import make_canonicalizer
 from symmerge.errors import SymmergeError
+from symmerge.models.runs import RunLike, describe_run
 from symmerge.specs.siren import SirenSpec
 from symmerge.symmetry.phase import canonicalize_phase
 from symmerge.utils.device import resolve_device
@@ -42,7 +43,7 @@ def canonicalize_zoo(
     out: str | os.PathLike[str] | None = None,
     method: str | None = None,
     *,
-    run: str | os.PathLike[str] | None = None,
+    run: RunLike | None = None,
     batch_size: int = 1024,
     matching: MatchOptions = MatchOptions(),
     device: str | torch.device | None = "auto",
@@ -74,7 +75,7 @@ def canonicalize_zoo(
     metrics = {m: z.metric(m) for m in z.metric_names} if canon.exact else z.split_metrics()
     result = _derived(z, canonical, metrics, {
         "canonicalized_from": z.name, "canonicalization": method, **canon.provenance(),
-        **({"run": str(run)} if run is not None else {}),
+        **({"run": describe_run(run)} if run is not None else {}),
     })
     if out is not None:
         result.save(out)

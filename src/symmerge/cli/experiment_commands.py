@@ -34,7 +34,10 @@ _SPLIT = typer.Option(
 )
 _SEED = typer.Option(0, min=0, max=MAX_SEED, help="Seed: same seed, same numbers.")
 _RESTARTS = typer.Option(0, min=0, max=MAX_RESTARTS, help="Weight-matching random restarts.")
-_MAPS = typer.Option("umap,tsne", help="Comma-separated maps: umap, tsne (or empty).")
+_MAPS = typer.Option(
+    "umap,tsne", help="Comma-separated maps: umap, tsne (or empty). UMAP needs umap-learn "
+                      "(pip install 'symmerge[umap]'); without it t-SNE is used, as the "
+                      "report notes.")
 _DEVICE = device_option()
 _GEN_ZOO = typer.Option(None, help="Zoo file: orbits are generated from its networks.")
 _ORBIT_ZOO = typer.Option(
@@ -60,6 +63,8 @@ def _matching(restarts: int, seed: int):  # noqa: ANN202 - typed by MatchOptions
 
 
 def _save(result, out: Path) -> None:  # noqa: ANN001 - any experiment result
+    for note in getattr(result.settings, "notes", ()):
+        typer.echo(f"note: {note}", err=True)
     result.save(out)
     typer.echo(f"report: {result.report_path}")
 

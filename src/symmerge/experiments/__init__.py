@@ -3,7 +3,8 @@ latent maps. The orbit experiments take generated orbits or a published one (an 
 orbit zoo, :func:`load_orbit_zoo`).
 
 Each experiment is a function ``experiment(zoo, *, run=None, pna_run=None, ...)`` that
-takes a zoo file or a :class:`~symmerge.zoo.Zoo`, computes, writes nothing and returns a
+takes a zoo file or a :class:`~symmerge.zoo.Zoo` (and run directories or models trained
+in memory, :func:`symmerge.models.as_run`), computes, writes nothing and returns a
 typed result (:mod:`symmerge.experiments.results`): its settings, per-method or
 per-encoder metrics as typed fields, curves or latents as arrays, the runs it used, its
 wall time, seed and version. ``result.save(DIR)`` writes ``metrics.json``, the arrays

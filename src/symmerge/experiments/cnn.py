@@ -25,6 +25,7 @@ from symmerge.experiments.common import (
 from symmerge.experiments.interpolation import _numpy, summarize
 from symmerge.experiments.metrics import alpha_grid
 from symmerge.experiments.results import CNNInterpolationResult, CNNInterpolationSettings
+from symmerge.models.runs import RunLike
 from symmerge.specs import CNNSpec
 from symmerge.utils.device import resolve_device
 from symmerge.zoo import Zoo
@@ -55,8 +56,8 @@ def cnn_pairs(zoo: Zoo, pool: Tensor, pairs: int, top: int | None, generator: to
 def cnn_interpolation(
     zoo: str | os.PathLike[str] | Zoo,
     *,
-    run: str | os.PathLike[str] | None = None,
-    pna_run: str | os.PathLike[str] | None = None,
+    run: RunLike | None = None,
+    pna_run: RunLike | None = None,
     methods: Sequence[str] | None = None,
     pairs: int = 20,
     steps: int = 21,

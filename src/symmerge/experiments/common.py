@@ -3,11 +3,11 @@ frames and paths, and batched evaluation."""
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +26,9 @@ from symmerge.methods import (
     get_method,
     missing_resource,
 )
-from symmerge.models.runs import load_run
+from symmerge.models.runs import RunLike, as_run, describe_run
 from symmerge.specs import WeightSpaceSpec
+from symmerge.utils.device import module_device
 from symmerge.zoo import Zoo, load_zoo
 
 #: ``heldout`` = val + test: the networks the autoencoder never trained on.
@@ -66,28 +67,34 @@ class Autoencoders:
 
 def load_autoencoders(
     spec: WeightSpaceSpec,
-    run: str | os.PathLike[str] | None = None,
-    pna_run: str | os.PathLike[str] | None = None,
+    run: RunLike | None = None,
+    pna_run: RunLike | None = None,
     *,
     batch_size: int = 1024,
     holder: str = "the zoo",
     device: str | torch.device | None = None,
 ) -> Autoencoders:
-    """Load the ScaleGMN run and the permutation-only run onto ``device`` (default: the
-    CPU); both must fit ``spec`` (the networks of ``holder``) and hold finite weights
-    (:func:`symmerge.models.runs.load_run`).
+    """The ScaleGMN run and the permutation-only run (directories, loaded, or models
+    trained in memory: :func:`symmerge.models.runs.as_run`) on ``device`` (default: where
+    they are; a directory's on the CPU); both must fit ``spec`` (the networks of
+    ``holder``) and hold finite weights. A model trained in memory that is elsewhere is
+    copied there: the caller's model stays where it is.
 
     The network split (for choosing held-out networks) is the one the ScaleGMN
     run was trained with (else the PNA run's, else seed 0 / 80-10-10).
     """
     out = Autoencoders(spec, batch_size=batch_size,
                        device=None if device is None else torch.device(device))
-    for role, path in (("run", run), ("pna_run", pna_run)):
-        if path is None:
+    for role, given in (("run", run), ("pna_run", pna_run)):
+        if given is None:
             continue
-        model, _, cfg = load_run(path, spec, what=role, holder=holder)
-        out.models[role] = model.to(out.device) if out.device is not None else model
-        out.runs[role] = RunInfo(role, str(Path(path)), cfg.preset, cfg.encoder.mode, cfg.seed)
+        model, _, cfg = as_run(given, spec, what=role, holder=holder)
+        if out.device is not None and module_device(model) != out.device:
+            in_memory = not isinstance(given, str | os.PathLike)
+            model = (copy.deepcopy(model) if in_memory else model).to(out.device)
+        out.models[role] = model
+        out.runs[role] = RunInfo(role, describe_run(given), cfg.preset, cfg.encoder.mode,
+                                 cfg.seed)
         if role == "run" or run is None:
             out.split = SplitSettings.of(cfg.split.model_dump())
     return out

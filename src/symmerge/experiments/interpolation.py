@@ -46,6 +46,7 @@ from symmerge.experiments.results import (
 )
 from symmerge.limits import MAX_PERTURBATION, check_range
 from symmerge.methods import get_method, reference_method
+from symmerge.models.runs import RunLike
 from symmerge.specs import SirenSpec
 from symmerge.symmetry import make_orbit
 from symmerge.utils.device import resolve_device
@@ -151,8 +152,8 @@ def orbit_interpolation(
     zoo: str | os.PathLike[str] | Zoo | None = None,
     *,
     orbit_zoo: str | os.PathLike[str] | Zoo | None = None,
-    run: str | os.PathLike[str] | None = None,
-    pna_run: str | os.PathLike[str] | None = None,
+    run: RunLike | None = None,
+    pna_run: RunLike | None = None,
     methods: Sequence[str] | None = None,
     runs: int | None = None,
     orbit_size: int | None = None,
@@ -299,8 +300,8 @@ def image_pairs(zoo: Zoo, pool: Tensor, count: int | None, generator: torch.Gene
 def pair_interpolation(
     zoo: str | os.PathLike[str] | Zoo,
     *,
-    run: str | os.PathLike[str] | None = None,
-    pna_run: str | os.PathLike[str] | None = None,
+    run: RunLike | None = None,
+    pna_run: RunLike | None = None,
     methods: Sequence[str] | None = None,
     pairs: int | None = None,
     steps: int = 40,

@@ -3,13 +3,16 @@
 Maps are UMAP (``n_neighbors=10, min_dist=0.1, metric="cosine"``) and t-SNE
 (``perplexity=10, init="pca", learning_rate="auto"``) as in the reference, but
 always with ``random_state=seed``. Orbits are embedded jointly with their
-background so both methods treat them alike (t-SNE has no ``transform``).
+background so both methods treat them alike (t-SNE has no ``transform``). UMAP needs
+the optional umap-learn (``pip install 'symmerge[umap]'``); without it the experiments
+make t-SNE maps instead and their results say so (:data:`NO_UMAP`).
 """
 
 from __future__ import annotations
 
 import os
 import time
+import types
 from collections.abc import Sequence
 
 import numpy as np
@@ -42,22 +45,42 @@ from symmerge.experiments.results import (
     OrbitCollapseSettings,
 )
 from symmerge.experiments.sections import encoder_name
+from symmerge.models.runs import RunLike
 from symmerge.symmetry import make_orbit
 from symmerge.utils.device import resolve_device
+from symmerge.utils.seed import random_state_kept
 from symmerge.zoo import Zoo
 
 MAPS = ("umap", "tsne")
+#: the note of a result whose UMAP maps were made with t-SNE (umap-learn missing)
+NO_UMAP = ("umap-learn not installed; t-SNE used instead of UMAP (pip install "
+           "'symmerge[umap]' for UMAP maps)")
+
+
+def _umap() -> types.ModuleType | None:
+    """The ``umap`` module of umap-learn, imported on first use (slow, so never at import
+    time; its import draws from Python's global random state, which is put back); None if
+    it is not installed."""
+    try:
+        with random_state_kept():
+            import umap
+    except ImportError:
+        return None
+    return umap
 
 
 def embed_2d(x: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
-    """A seeded 2-D UMAP or t-SNE embedding of ``x [n, d]``."""
+    """A seeded 2-D UMAP or t-SNE embedding of ``x [n, d]``; ``umap`` needs umap-learn."""
     if x.shape[0] < 5:
         raise SymmergeError(f"a {method} map needs at least 5 points, got {x.shape[0]}")
     if method == "umap":
         import warnings
 
-        import umap
-
+        umap = _umap()
+        if umap is None:
+            raise SymmergeError("method 'umap' needs umap-learn, which is not installed: "
+                                "pip install 'symmerge[umap]', or use method 'tsne'",
+                                params=("method",))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # n_jobs=1 with random_state; spectral init notes
             reducer = umap.UMAP(n_neighbors=min(10, x.shape[0] - 1), min_dist=0.1,
@@ -72,11 +95,15 @@ def embed_2d(x: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
     raise SymmergeError(f"unknown map {method!r}; choose one of {', '.join(MAPS)}")
 
 
-def _check_maps(maps: Sequence[str]) -> list[str]:
+def _check_maps(maps: Sequence[str]) -> tuple[list[str], tuple[str, ...]]:
+    """The maps to make, in order and once each, and the notes on them: UMAP becomes
+    t-SNE when umap-learn is not installed (:data:`NO_UMAP`)."""
     bad = [m for m in maps if m not in MAPS]
     if bad:
         raise SymmergeError(f"unknown map(s) {bad}; choose from {', '.join(MAPS)}")
-    return list(dict.fromkeys(maps))
+    if "umap" in maps and _umap() is None:
+        return list(dict.fromkeys("tsne" if m == "umap" else m for m in maps)), (NO_UMAP,)
+    return list(dict.fromkeys(maps)), ()
 
 
 def _encoders(aes: Autoencoders) -> dict[str, tuple[str, AECanonicalizer]]:
@@ -143,8 +170,8 @@ def orbit_collapse(
     zoo: str | os.PathLike[str] | Zoo | None = None,
     *,
     orbit_zoo: str | os.PathLike[str] | Zoo | None = None,
-    run: str | os.PathLike[str] | None = None,
-    pna_run: str | os.PathLike[str] | None = None,
+    run: RunLike | None = None,
+    pna_run: RunLike | None = None,
     networks: int | None = None,
     orbit_size: int | None = None,
     transform: str | None = None,
@@ -171,14 +198,15 @@ def orbit_collapse(
     and to the mean latent norm, and the largest distance of an orbit member to its base
     network's (a published orbit: its first member's) latent. Maps: UMAP / t-SNE of the
     background (coloured by label) with the first ``map_orbits`` orbits overlaid as stars;
-    without background networks there are no maps (the report says so).
+    without background networks there are no maps (the report says so). Without
+    umap-learn a UMAP map is made with t-SNE, and ``settings.notes`` says so.
     """
     t0 = time.perf_counter()
     check_seed(seed)
     if zoo is None and orbit_zoo is None:
         raise SymmergeError("orbit-collapse needs zoo (orbits generated from its networks) or "
                             "orbit_zoo (a published orbit)", params=("zoo", "orbit_zoo"))
-    maps = _check_maps(maps)
+    maps, notes = _check_maps(maps)
     z = open_zoo(zoo) if zoo is not None else None
     oz = None
     if orbit_zoo is not None:
@@ -252,8 +280,8 @@ def orbit_collapse(
         zoo=z.name if z is not None else None, run=aes.path("run"),
         pna_run=aes.path("pna_run"), networks=m, background=int(bg_idx.numel()),
         map_orbits=k if has_maps else 0, maps=tuple(maps) if has_maps else (),
-        split=split if z is not None else None, split_settings=aes.split, seed=seed,
-        **described,
+        notes=notes if has_maps else (), split=split if z is not None else None,
+        split_settings=aes.split, seed=seed, **described,
     )
     return OrbitCollapseResult(
         settings=settings, runs=tuple(aes.runs.values()), networks=rows.numpy(),
@@ -279,17 +307,18 @@ def _knn_accuracy(x: np.ndarray, y: np.ndarray, seed: int) -> float:
 def latent_map(
     zoo: str | os.PathLike[str] | Zoo,
     *,
-    run: str | os.PathLike[str] | None = None,
-    pna_run: str | os.PathLike[str] | None = None,
+    run: RunLike | None = None,
+    pna_run: RunLike | None = None,
     split: str = "test",
     max_points: int = 2000,
     maps: Sequence[str] = MAPS,
     seed: int = 0,
     device: str | torch.device | None = "auto",
 ) -> LatentMapResult:
-    """UMAP and t-SNE maps of the latents of a zoo split (a file or a
+    """UMAP and t-SNE maps (``maps``) of the latents of a zoo split (a file or a
     :class:`~symmerge.zoo.Zoo`), coloured by label (encoded on ``device``; ``auto``: a
-    CUDA GPU when there is one). Writes nothing.
+    CUDA GPU when there is one). Writes nothing. Without umap-learn a UMAP map is made
+    with t-SNE, and ``settings.notes`` (and the report) says so.
 
     Up to ``max_points`` networks of ``split`` (seeded choice). Metrics per
     encoder (:class:`~symmerge.experiments.results.LatentMapStats`): 5-fold
@@ -299,7 +328,7 @@ def latent_map(
     t0 = time.perf_counter()
     check_seed(seed)
     z = open_zoo(zoo)
-    maps = _check_maps(maps)
+    maps, notes = _check_maps(maps)
     aes = load_autoencoders(z.spec, run, pna_run, holder=f"zoo {z.name}",
                             device=resolve_device(device))
     encoders = _encoders(aes)
@@ -326,7 +355,8 @@ def latent_map(
             panels[role] = {m: MapPanel(embed_2d(x, m, seed), labels) for m in maps}
     settings = LatentMapSettings(
         zoo=z.name, run=aes.path("run"), pna_run=aes.path("pna_run"), split=split,
-        split_settings=aes.split, points=int(idx.numel()), maps=tuple(maps), seed=seed,
+        split_settings=aes.split, points=int(idx.numel()), maps=tuple(maps), notes=notes,
+        seed=seed,
     )
     return LatentMapResult(
         settings=settings, runs=tuple(aes.runs.values()), networks=idx.numpy(), labels=labels,

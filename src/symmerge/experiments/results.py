@@ -465,8 +465,8 @@ class DistanceHistogram:
 @dataclass(frozen=True, kw_only=True)
 class OrbitCollapseSettings(ExperimentSettings):
     """Orbit collapse: generated orbits (``zoo``, ``networks``, ``orbit_size``,
-    ``transform``) or published ones (``orbit_zoo``, ``orbits``), the background networks
-    and the maps."""
+    ``transform``) or published ones (``orbit_zoo``, ``orbits``), the background networks,
+    the maps made and the notes on them (t-SNE in place of UMAP without umap-learn)."""
 
     zoo: str | None = None
     orbit_zoo: str | None = None
@@ -478,6 +478,7 @@ class OrbitCollapseSettings(ExperimentSettings):
     background: int
     map_orbits: int
     maps: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(kw_only=True)
@@ -549,11 +550,13 @@ class LatentMapStats:
 
 @dataclass(frozen=True, kw_only=True)
 class LatentMapSettings(ExperimentSettings):
-    """Latent map: the zoo, the number of networks mapped and the maps."""
+    """Latent map: the zoo, the number of networks mapped, the maps made and the notes on
+    them (t-SNE in place of UMAP without umap-learn)."""
 
     zoo: str
     points: int
     maps: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(kw_only=True)

@@ -332,13 +332,19 @@ def collapse_section(r: OrbitCollapseResult, directory: str | os.PathLike[str] |
     ])
     has_maps = any(r.maps.values())
     notes = ([f"Maps: {', '.join(s.maps)} fitted jointly on the background and the first "
-              f"{s.map_orbits} orbits (stars), random_state={s.seed}."] if has_maps else [])
+              f"{s.map_orbits} orbits (stars), random_state={s.seed}.", *_map_notes(s.notes)]
+             if has_maps else [])
     return ReportSection(
         title=f"Orbit collapse ({s.transform or 'published orbit'})", text=text, table=table,
         images=_images(directory, [("latent distances", "distances.png")]
                        + ([("orbits in latent maps", "maps.png")] if has_maps else [])),
         notes=[*notes, setup_note(r)],
     )
+
+
+def _map_notes(notes: Sequence[str]) -> list[str]:
+    """A latent experiment's notes on its maps, as report sentences."""
+    return [n if n.endswith(".") else f"{n}." for n in notes]
 
 
 def latent_map_title(r: LatentMapResult) -> str:
@@ -359,7 +365,7 @@ def latent_map_section(r: LatentMapResult, directory: str | os.PathLike[str] | N
               "and coloured by label."),
         images=_images(directory, [("latent map", "latent_map.png")] if any(r.maps.values())
                        else []),
-        notes=[setup_note(r)],
+        notes=[*_map_notes(s.notes), setup_note(r)],
     )
 
 

@@ -10,7 +10,6 @@ representatives).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from symmerge.methods import (
     load_models,
     weighted_mean,
 )
+from symmerge.models.runs import RunLike
 from symmerge.specs import WeightSpaceSpec
 
 
@@ -102,7 +102,7 @@ def merge(
     *,
     weights: Tensor | Sequence[float] | None = None,
     alpha: float | None = None,
-    run: str | os.PathLike[str] | None = None,
+    run: RunLike | None = None,
     canonicalizer: Canonicalizer | None = None,
     wm_iters: int = 5,
     matching: MatchOptions = MatchOptions(),

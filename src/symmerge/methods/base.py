@@ -3,7 +3,6 @@ the look-ups the consumers use (:func:`get_method`, :func:`method_names`, ...)."
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -17,6 +16,7 @@ from symmerge.specs import CNNSpec, MLPSpec, SirenSpec, WeightSpaceSpec
 
 if TYPE_CHECKING:
     from symmerge.methods.frames import Frame
+    from symmerge.models.runs import RunLike
 
 #: what a method can be used for, and how messages name that use
 USES = {"canonicalize": "canonicalization", "merge": "merge", "interpolate": "interpolation"}
@@ -145,16 +145,17 @@ def missing_resource(method: Method, available: Mapping[str, object]) -> str | N
 
 def load_models(
     method: Method,
-    runs: Mapping[str, str | os.PathLike[str] | None],
+    runs: Mapping[str, RunLike | None],
     spec: WeightSpaceSpec | None,
     *,
     holder: str = "the input",
 ) -> tuple[dict[str, nn.Module], WeightSpaceSpec | None]:
-    """The autoencoders ``method`` needs, loaded from ``runs`` (by resource) and checked
-    against ``spec`` (:func:`symmerge.models.runs.load_run`); also the spec of the networks
+    """The autoencoders ``method`` needs, from ``runs`` (by resource: run directories or
+    models trained in memory) and checked against ``spec``
+    (:func:`symmerge.models.runs.as_run`); also the spec of the networks
     (the runs' where ``spec`` is None). A needed run that is missing is a
     :class:`SymmergeError` naming its parameter."""
-    from symmerge.models.runs import load_run
+    from symmerge.models.runs import as_run
 
     models: dict[str, nn.Module] = {}
     for need in sorted(method.needs):
@@ -162,5 +163,5 @@ def load_models(
         if path is None:
             raise SymmergeError(f"method {method.name!r} {missing_resource(method, runs)}",
                                 params=tuple(method.needs))
-        models[need], spec, _ = load_run(path, spec, what=need, holder=holder)
+        models[need], spec, _ = as_run(path, spec, what=need, holder=holder)
     return models, spec

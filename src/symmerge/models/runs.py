@@ -2,8 +2,10 @@
 
 A run directory (written by :func:`symmerge.training.train`) holds ``config.yaml``,
 ``spec.json`` and ``model.safetensors`` (the best weights): all that rebuilding its
-autoencoder needs. Nothing here imports Lightning; :mod:`symmerge.training` builds on
-this module, not the reverse.
+autoencoder needs. Wherever a run is taken (``run=``, ``pna_run=``), a model trained in
+memory does as well: the :class:`~symmerge.training.TrainResult` of ``train(zoo)`` or a
+:class:`LoadedRun` (:func:`as_run`). Nothing here imports Lightning;
+:mod:`symmerge.training` builds on this module, not the reverse.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from safetensors import SafetensorError
@@ -45,6 +47,58 @@ class LoadedRun:
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.model, self.spec, self.config))
+
+
+class TrainedModel(Protocol):
+    """A model trained in memory with what describes it (a ``TrainResult``, a
+    :class:`LoadedRun`): the autoencoder, the spec of its networks, its configuration."""
+
+    @property
+    def model(self) -> Autoencoder | None: ...
+
+    @property
+    def spec(self) -> WeightSpaceSpec | None: ...
+
+    @property
+    def config(self) -> TrainConfig | None: ...
+
+
+#: What a ``run`` parameter takes: a finished run's directory or a trained model.
+RunLike = str | os.PathLike | TrainedModel
+
+
+def describe_run(run: RunLike) -> str:
+    """How results and messages name ``run``: its directory, or ``in-memory model``."""
+    if isinstance(run, str | os.PathLike):
+        return str(Path(run))
+    where = getattr(run, "path", None) or getattr(run, "run_dir", None)
+    return str(Path(where)) if where is not None else "in-memory model"
+
+
+def as_run(
+    run: RunLike,
+    spec: WeightSpaceSpec | None = None,
+    *,
+    what: str = "run",
+    holder: str = "the input",
+) -> LoadedRun:
+    """``run`` as a :class:`LoadedRun`: a directory is loaded (:func:`load_run`); a model
+    trained in memory (a ``TrainResult``, a :class:`LoadedRun`) is taken as it is, in eval
+    mode, not copied. Either must have been trained on ``spec`` (when given); ``what``
+    names ``run`` in errors and ``holder`` what holds the ``spec`` networks."""
+    if isinstance(run, str | os.PathLike):
+        return load_run(run, spec, what=what, holder=holder)
+    model, run_spec, config = (getattr(run, k, None) for k in ("model", "spec", "config"))
+    if not (isinstance(model, nn.Module) and isinstance(run_spec, WeightSpaceSpec)
+            and isinstance(config, TrainConfig)):
+        raise SymmergeError(f"{what} must be a finished run's directory or a trained model (the "
+                            f"TrainResult of train, a LoadedRun), got {type(run).__name__}")
+    name = describe_run(run)
+    if spec is not None and run_spec != spec:
+        raise SymmergeError(f"{what} {name} was trained on {run_spec.describe()}, but {holder} "
+                            f"holds {spec.describe()}")
+    path = None if name == "in-memory model" else Path(name)
+    return LoadedRun(model.eval(), run_spec, config, path)  # type: ignore[arg-type]
 
 
 def load_weights(model: nn.Module, state: Mapping[str, Tensor], what: str) -> None:
