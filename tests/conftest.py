@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -63,3 +66,17 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
         return build_assets(tmp_path_factory.mktemp("assets"))
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.fixture
+def quiet_places(tmp_path, monkeypatch) -> dict[str, Path]:
+    """An empty working directory, HOME and temporary directory, to see what is written."""
+    places = {name: tmp_path / name for name in ("cwd", "home", "tmp")}
+    for p in places.values():
+        p.mkdir()
+    monkeypatch.chdir(places["cwd"])
+    monkeypatch.setenv("HOME", str(places["home"]))
+    for var in ("TMPDIR", "TEMP", "TMP"):
+        monkeypatch.setenv(var, str(places["tmp"]))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read from the environment
+    return places

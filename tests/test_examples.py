@@ -8,7 +8,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from types import ModuleType
 
@@ -23,20 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def _tree(root: Path) -> list[str]:
     return sorted(os.path.relpath(os.path.join(d, f), root)
                   for d, dirs, files in os.walk(root) for f in files + dirs)
-
-
-@pytest.fixture
-def quiet_places(tmp_path, monkeypatch) -> dict[str, Path]:
-    """An empty working directory, HOME and temporary directory, to see what is written."""
-    places = {name: tmp_path / name for name in ("cwd", "home", "tmp")}
-    for p in places.values():
-        p.mkdir()
-    monkeypatch.chdir(places["cwd"])
-    monkeypatch.setenv("HOME", str(places["home"]))
-    for var in ("TMPDIR", "TEMP", "TMP"):
-        monkeypatch.setenv(var, str(places["tmp"]))
-    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read from the environment
-    return places
 
 
 @pytest.fixture(scope="module")

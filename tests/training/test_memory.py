@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 
 import numpy as np
 import pytest
@@ -31,20 +30,6 @@ BUMPY = {**TINY, "optim": {**TINY["optim"], "lr": 0.03},
 def _tree(root) -> list[str]:
     return sorted(os.path.relpath(os.path.join(d, f), root)
                   for d, dirs, files in os.walk(root) for f in files + dirs)
-
-
-@pytest.fixture
-def quiet_places(tmp_path, monkeypatch):
-    """An empty working directory, HOME and temporary directory, to see what is written."""
-    places = {name: tmp_path / name for name in ("cwd", "home", "tmp")}
-    for p in places.values():
-        p.mkdir()
-    monkeypatch.chdir(places["cwd"])
-    monkeypatch.setenv("HOME", str(places["home"]))
-    for var in ("TMPDIR", "TEMP", "TMP"):
-        monkeypatch.setenv(var, str(places["tmp"]))
-    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read from the environment
-    return places
 
 
 def test_in_memory_training_writes_nothing_and_returns_the_model(siren_zoo, quiet_places):

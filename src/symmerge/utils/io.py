@@ -110,14 +110,7 @@ def check_output_path(out: str | os.PathLike[str]) -> Path:
         raise SymmergeError(
             f"output {path} is a directory; give a file name such as zoo.safetensors"
         )
-    parent = path.parent if str(path.parent) else Path(".")
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise SymmergeError(f"cannot create output directory {parent}: {probe} is not a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise SymmergeError(f"output directory {probe} is not writable")
+    _check_creatable(path.parent if str(path.parent) else Path("."))
     return path
 
 
@@ -127,14 +120,22 @@ def check_output_dir(out: str | os.PathLike[str]) -> Path:
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise SymmergeError(f"output {path} exists and is not a directory")
-    probe = path
+    _check_creatable(path)
+    return path
+
+
+def _check_creatable(directory: Path) -> None:
+    """Refuse ``directory`` if its nearest existing ancestor (itself included) is a file
+    or not writable, so that it can neither be used nor made."""
+    probe = directory
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir():
-        raise SymmergeError(f"cannot create output directory {path}: {probe} is not a directory")
+        raise SymmergeError(
+            f"cannot create output directory {directory}: {probe} is not a directory"
+        )
     if not os.access(probe, os.W_OK | os.X_OK):
         raise SymmergeError(f"output directory {probe} is not writable")
-    return path
 
 
 def save_safetensors(
