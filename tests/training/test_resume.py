@@ -241,3 +241,26 @@ def test_only_global_rank_zero_owns_the_run(monkeypatch):
     monkeypatch.setenv("NODE_RANK", "0")
     monkeypatch.setattr(rank_zero_only, "rank", 1)  # a DDP worker Lightning launched
     assert not owns_run()
+
+
+def test_a_moved_run_directory_resumes_with_its_best_checkpoint(siren_zoo, tmp_path, monkeypatch):
+    """A run directory copied elsewhere resumes as it would have in place: the best
+    checkpoint's score comes along, so a worse later epoch does not replace it."""
+    import shutil
+
+    def worse_each_epoch(self, batch, batch_idx):
+        self.log("val_loss", float(self.current_epoch), batch_size=batch[0].shape[0])
+
+    monkeypatch.setattr(AutoencoderModule, "validation_step", worse_each_epoch)
+    train(siren_zoo, tmp_path / "here", overrides=TINY, max_epochs=1, progress=False)
+    shutil.copytree(tmp_path / "here", tmp_path / "moved")
+    shutil.rmtree(tmp_path / "here")
+    train(siren_zoo, tmp_path / "moved", max_epochs=3, progress=False)
+    best = torch.load(tmp_path / "moved" / "checkpoints" / "best.ckpt", weights_only=True)
+    assert best["epoch"] == 0
+    last = torch.load(tmp_path / "moved" / "checkpoints" / "last.ckpt", weights_only=True)
+    states = [s for k, s in last["callbacks"].items() if k.startswith("ModelCheckpoint")]
+    assert len(states) == 2  # best and last, under Lightning's own keys
+    for state in states:  # rebased onto the new folder
+        assert state["dirpath"] == str(tmp_path / "moved" / "checkpoints")
+        assert all(str(tmp_path / "here") not in str(v) for v in state.values())

@@ -11,6 +11,7 @@ import itertools
 import math
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -88,7 +89,39 @@ def stopped_epoch(checkpoint: Mapping[str, Any] | None) -> int | None:
     return epoch if isinstance(epoch, int) else None
 
 
-class LaterTiesCheckpoint(ModelCheckpoint):
+class RunCheckpoint(ModelCheckpoint):
+    """A :class:`ModelCheckpoint` whose saved state follows its run directory: a run
+    copied or moved elsewhere resumes with its best score and paths, rebased onto the
+    new folder (Lightning's own keeps only ``best_model_path`` when the folder changed,
+    so the first validation after the move would replace a better best checkpoint)."""
+
+    def _generate_state_key(self, **kwargs: Any) -> str:
+        # the key its state is saved under stays Lightning's, so that checkpoints written
+        # with a plain ModelCheckpoint resume with their state and the reverse
+        key = super()._generate_state_key(**kwargs)
+        if type(self) is RunCheckpoint:
+            key = ModelCheckpoint.__qualname__ + key.removeprefix(RunCheckpoint.__qualname__)
+        return key
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old = state_dict.get("dirpath")
+        if old is None or self.dirpath is None or old == self.dirpath:
+            return super().load_state_dict(state_dict)
+
+        def rebase(path: Any) -> Any:
+            if isinstance(path, str) and path and Path(path).parent == Path(old):
+                return str(Path(self.dirpath) / Path(path).name)
+            return path
+
+        moved = {key: rebase(value) for key, value in state_dict.items()}
+        moved["dirpath"] = self.dirpath
+        if isinstance(state_dict.get("best_k_models"), Mapping):
+            moved["best_k_models"] = {rebase(k): v
+                                      for k, v in state_dict["best_k_models"].items()}
+        super().load_state_dict(moved)
+
+
+class LaterTiesCheckpoint(RunCheckpoint):
     """A :class:`ModelCheckpoint` (``mode="min"``, one file) that a later validation
     with a value *equal* to the best also replaces (the reference's ``<=``; Lightning's
     own rule is ``<``, so ties keep the earlier epoch)."""
@@ -102,7 +135,7 @@ class LaterTiesCheckpoint(ModelCheckpoint):
 
 def best_checkpoint(config: CheckpointConfig, dirpath: str | os.PathLike[str]) -> ModelCheckpoint:
     """The callback that keeps ``dirpath/best.ckpt`` by ``config``'s rule."""
-    cls = LaterTiesCheckpoint if config.ties == "later" else ModelCheckpoint
+    cls = LaterTiesCheckpoint if config.ties == "later" else RunCheckpoint
     return cls(dirpath=dirpath, filename="best", monitor=config.monitor, mode="min",
                enable_version_counter=False)
 

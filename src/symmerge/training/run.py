@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import lightning as L
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.strategies import DDPStrategy
 from torch import Tensor
@@ -43,7 +43,13 @@ from symmerge.models.train_config import (
     validate_config,
 )
 from symmerge.specs import CNNSpec, SirenSpec, WeightSpaceSpec, spec_from_json
-from symmerge.training.callbacks import BestWeights, EarlyStop, best_checkpoint, stopped_epoch
+from symmerge.training.callbacks import (
+    BestWeights,
+    EarlyStop,
+    RunCheckpoint,
+    best_checkpoint,
+    stopped_epoch,
+)
 from symmerge.training.launch import (
     accelerator_device,
     check_hardware,
@@ -447,7 +453,7 @@ def _make_trainer(
         ckpt_dir = run / "checkpoints"
         # best: at each validation the checkpoint rule selects; last: after every epoch,
         # with everything a resume needs (loops, optimizer, callbacks, random states)
-        last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None,
+        last_cb = RunCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None,
                                   save_top_k=1, save_on_train_epoch_end=True,
                                   enable_version_counter=False)
         callbacks = [best_checkpoint(cfg.checkpoint, ckpt_dir), last_cb,
