@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from symmerge import __version__
 from symmerge.errors import SymmergeError
 from symmerge.limits import MAX_SEED, check_range
-from symmerge.utils.io import atomic_path, error_summary, read_text
+from symmerge.utils.io import atomic_path
 
 if TYPE_CHECKING:
     from symmerge.experiments.results import (
@@ -278,12 +278,7 @@ def _finished_run(run: Path) -> TrainResult:
     """The result in a finished run's ``result.json``; a damaged file is one clear error."""
     from symmerge.training import TrainResult
 
-    path = run / "result.json"
     try:
-        data = json.loads(read_text(path, "run result"))
-        if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
-            raise TypeError("no metrics")
-        return TrainResult(**data)
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise SymmergeError(f"cannot read run result {path}: {error_summary(exc)}; delete "
-                            f"{run} to train it again") from exc
+        return TrainResult.read(run)
+    except SymmergeError as exc:
+        raise SymmergeError(f"{exc}; delete {run} to train it again") from exc

@@ -77,8 +77,8 @@ def test_deferred_check_stops_before_any_checkpoint(siren_zoo, tmp_path, monkeyp
     stops the run at the end of the epoch, naming that step, before a checkpoint."""
     finite = AutoencoderModule._loss
 
-    def nan_from_step_2(self, params, index, generator=None):
-        loss = finite(self, params, index, generator)
+    def nan_from_step_2(self, params, index, generator=None, decoded=None):
+        loss = finite(self, params, index, generator, decoded)
         return loss * float("nan") if self.training and self.global_step >= 2 else loss
 
     monkeypatch.setattr(AutoencoderModule, "CHECK_EVERY_STEP", ())

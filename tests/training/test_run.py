@@ -79,7 +79,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(siren_zoo, tmp_path, monk
     train(siren_zoo, run, overrides=TINY, max_epochs=1, progress=False)
     before = (run / "checkpoints" / "last.ckpt").read_bytes()
     monkeypatch.setattr(AutoencoderModule, "_loss",
-                        lambda self, p, i, g=None: torch.tensor(float("nan")))
+                        lambda self, p, i, g=None, d=None: torch.tensor(float("nan")))
     with pytest.raises(SymmergeError, match="nan"):
         train(siren_zoo, run, max_epochs=2, progress=False)
     assert (run / "checkpoints" / "last.ckpt").read_bytes() == before
@@ -157,8 +157,8 @@ def test_nan_validation_loss_saves_no_checkpoint(siren_zoo, tmp_path, monkeypatc
     ckpts = {n: (run / "checkpoints" / n).read_bytes() for n in ("last.ckpt", "best.ckpt")}
     finite = AutoencoderModule._loss
 
-    def nan_in_eval(self, params, index, generator=None):
-        loss = finite(self, params, index, generator)
+    def nan_in_eval(self, params, index, generator=None, decoded=None):
+        loss = finite(self, params, index, generator, decoded)
         return loss if self.training else loss * float("nan")
 
     monkeypatch.setattr(AutoencoderModule, "_loss", nan_in_eval)
@@ -170,7 +170,7 @@ def test_nan_validation_loss_saves_no_checkpoint(siren_zoo, tmp_path, monkeypatc
 
 def test_nan_in_first_epoch_says_no_checkpoint(siren_zoo, tmp_path, monkeypatch):
     monkeypatch.setattr(AutoencoderModule, "_loss",
-                        lambda self, p, i, g=None: torch.tensor(float("nan")))
+                        lambda self, p, i, g=None, d=None: torch.tensor(float("nan")))
     with pytest.raises(SymmergeError, match="training loss became nan.*No checkpoint"):
         train(siren_zoo, tmp_path / "run", overrides=TINY, max_epochs=1, progress=False)
     assert not (tmp_path / "run").exists()
@@ -241,8 +241,8 @@ from symmerge.training.module import AutoencoderModule
 finite = AutoencoderModule._loss
 
 
-def nan_on_rank_1(self, params, index, generator=None):
-    loss = finite(self, params, index, generator)
+def nan_on_rank_1(self, params, index, generator=None, decoded=None):
+    loss = finite(self, params, index, generator, decoded)
     return loss * float("nan") if not self.training and self.global_rank == 1 else loss
 
 

@@ -26,9 +26,9 @@ from torch import Tensor, nn
 from symmerge.align.matching import MatchOptions
 from symmerge.errors import SymmergeError
 from symmerge.limits import check_range
-from symmerge.models.runs import RunLike, encode
+from symmerge.models.runs import RunLike, decode, encode, reconstruct
 from symmerge.specs import WeightSpaceSpec
-from symmerge.utils.device import module_device, reproducible
+from symmerge.utils.device import module_device
 
 
 def _chunks(params: Tensor, size: int) -> Iterator[Tensor]:
@@ -104,19 +104,12 @@ class AECanonicalizer(Canonicalizer):
         """Latents ``[B, d]`` (on ``params``' device)."""
         return encode(self.model, self.spec.check_params(params), self.batch_size)
 
-    @torch.no_grad()
     def decode(self, latents: Tensor) -> Tensor:
         """Decoded networks ``[B, P]`` of latents ``[B, d]`` (on ``latents``' device)."""
-        self.model.eval()
-        with reproducible(self.device):
-            return torch.cat([self.model.decode(z.to(self.device, torch.float32))
-                              .to(latents.device) for z in _chunks(latents, self.batch_size)])
+        return decode(self.model, latents, self.batch_size)
 
-    @torch.no_grad()
     def _canonicalize(self, params: Tensor) -> Tensor:
-        with reproducible(self.device):
-            out = self.model(params.to(self.device, torch.float32))
-        return out.to(params.device, params.dtype)
+        return reconstruct(self.model, params, self.batch_size).to(params.dtype)
 
 
 class AELiftCanonicalizer(AECanonicalizer):

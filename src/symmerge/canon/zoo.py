@@ -18,7 +18,7 @@ from symmerge.models.runs import RunLike, describe_run
 from symmerge.specs.siren import SirenSpec
 from symmerge.symmetry.phase import canonicalize_phase
 from symmerge.utils.device import resolve_device
-from symmerge.zoo.io import Zoo, load_zoo
+from symmerge.zoo.io import Zoo, as_zoo
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def canonicalize_zoo(
 
     method = method or default_method("canonicalize")
     dev = resolve_device(device)
-    z = zoo if isinstance(zoo, Zoo) else load_zoo(zoo)
+    z = as_zoo(zoo)
     canon = make_canonicalizer(method, z.spec, run=run, batch_size=batch_size,
                                matching=matching, holder=f"zoo {z.name}", device=dev)
     z.check_finite()
@@ -92,7 +92,7 @@ def canonicalize_phase_zoo(
     function is preserved and every hidden ``w0 * b`` ends in ``[0, pi/2]``. Labels,
     image indices, the stored split and every metric are kept.
     """
-    z = zoo if isinstance(zoo, Zoo) else load_zoo(zoo)
+    z = as_zoo(zoo)
     if not isinstance(z.spec, SirenSpec):
         raise SymmergeError(
             f"zoo {z.name} holds {z.spec.describe()} networks; phase canonicalization "

@@ -29,7 +29,7 @@ from symmerge.methods import (
 from symmerge.models.runs import RunLike, as_run, describe_run
 from symmerge.specs import WeightSpaceSpec
 from symmerge.utils.device import module_device
-from symmerge.zoo import Zoo, load_zoo
+from symmerge.zoo import Zoo, as_zoo
 
 #: ``heldout`` = val + test: the networks the autoencoder never trained on.
 SPLITS = ("train", "val", "test", "heldout", "all")
@@ -147,7 +147,7 @@ def check_seed(seed: int) -> int:
 
 def open_zoo(zoo: str | os.PathLike[str] | Zoo) -> Zoo:
     """The zoo, refused (naming its file) if any of its parameters is NaN or Inf."""
-    return (zoo if isinstance(zoo, Zoo) else load_zoo(zoo)).check_finite()
+    return as_zoo(zoo).check_finite()
 
 
 def split_members(zoo: Zoo, split: str, settings: SplitSettings) -> Tensor:

@@ -67,12 +67,19 @@ class TrainedModel(Protocol):
 RunLike = str | os.PathLike | TrainedModel
 
 
+def _run_path(run: RunLike) -> Path | None:
+    """``run``'s directory: the path itself, or where a loaded or trained model came from
+    (None: trained in memory)."""
+    if isinstance(run, str | os.PathLike):
+        return Path(run)
+    where = getattr(run, "path", None) or getattr(run, "run_dir", None)
+    return Path(where) if where is not None else None
+
+
 def describe_run(run: RunLike) -> str:
     """How results and messages name ``run``: its directory, or ``in-memory model``."""
-    if isinstance(run, str | os.PathLike):
-        return str(Path(run))
-    where = getattr(run, "path", None) or getattr(run, "run_dir", None)
-    return str(Path(where)) if where is not None else "in-memory model"
+    path = _run_path(run)
+    return str(path) if path is not None else "in-memory model"
 
 
 def as_run(
@@ -97,8 +104,7 @@ def as_run(
     if spec is not None and run_spec != spec:
         raise SymmergeError(f"{what} {name} was trained on {run_spec.describe()}, but {holder} "
                             f"holds {spec.describe()}")
-    path = None if name == "in-memory model" else Path(name)
-    return LoadedRun(model.eval(), run_spec, config, path)  # type: ignore[arg-type]
+    return LoadedRun(model.eval(), run_spec, config, _run_path(run))  # type: ignore[arg-type]
 
 
 def load_weights(model: nn.Module, state: Mapping[str, Tensor], what: str) -> None:

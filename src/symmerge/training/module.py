@@ -117,9 +117,12 @@ class AutoencoderModule(L.LightningModule):
         return self.model(params)
 
     def _loss(
-        self, params: Tensor, index: Tensor, generator: torch.Generator | None = None
+        self, params: Tensor, index: Tensor, generator: torch.Generator | None = None,
+        decoded: Tensor | None = None,
     ) -> Tensor:
-        decoded = self.model(params)
+        """The loss of ``params``' reconstruction (``decoded``: already computed)."""
+        if decoded is None:
+            decoded = self.model(params)
         if self.render_loss is not None:
             return self.render_loss(decoded, self._targets[index])  # type: ignore[index]
         if self.kd_loss is not None:  # images drawn with ``generator`` (default: global RNG)
@@ -169,7 +172,8 @@ class AutoencoderModule(L.LightningModule):
         # losses for the best-checkpoint choice, and the training RNG stays untouched
         seed = (self.cfg.seed * 1_000_003 + batch_idx) % 2**63
         gen = torch.Generator(device=self.device).manual_seed(seed)
-        loss = self._loss(params, index, gen)
+        decoded = self.model(params)  # once: the loss and the accuracies below
+        loss = self._loss(params, index, gen, decoded)
         self._bad_val.update(loss, batch_idx)
         self.log("val_loss", loss, prog_bar=True, sync_dist=True, batch_size=params.shape[0])
         l1 = "val_l1" in self.cfg.monitors
@@ -177,7 +181,6 @@ class AutoencoderModule(L.LightningModule):
                 or not (l1 or batch_idx == 0)):
             return
         images, labels = self._test_x, self._test_y
-        decoded = self.model(params)
         if batch_idx == 0:  # a quick look at the first batch
             report = cnn_accuracy_report(self.spec, params, decoded, images, labels)
             self.log_dict({f"val_{k}": v for k, v in report.items()}, sync_dist=True,

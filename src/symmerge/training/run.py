@@ -123,15 +123,25 @@ class TrainResult:
         return path
 
     @classmethod
-    def load(cls, run: str | os.PathLike[str]) -> TrainResult | None:
-        """The saved result of a run (without its model); None if it has none (or an
-        unreadable one)."""
+    def read(cls, run: str | os.PathLike[str]) -> TrainResult:
+        """The saved result of a run (without its model); a missing or damaged
+        ``result.json`` is a :class:`SymmergeError` that says what is wrong with it."""
+        path = Path(run) / "result.json"
+        data = read_text(path, "run result")
         try:
-            data = json.loads(read_text(Path(run) / "result.json", "run result"))
-            if not isinstance(data, dict):
-                return None
-            return cls(**{k: v for k, v in data.items() if k not in cls.NOT_SAVED})
-        except (SymmergeError, ValueError, TypeError):
+            fields = json.loads(data)
+            if not isinstance(fields, dict) or not isinstance(fields.get("metrics"), dict):
+                raise TypeError("no metrics")
+            return cls(**{k: v for k, v in fields.items() if k not in cls.NOT_SAVED})
+        except (ValueError, TypeError) as exc:
+            raise SymmergeError(f"cannot read run result {path}: {error_summary(exc)}") from exc
+
+    @classmethod
+    def load(cls, run: str | os.PathLike[str]) -> TrainResult | None:
+        """:meth:`read`, or None if the run has no readable result."""
+        try:
+            return cls.read(run)
+        except SymmergeError:
             return None
 
 
