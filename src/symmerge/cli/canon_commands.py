@@ -10,7 +10,7 @@ from symmerge.cli.app import app
 from symmerge.cli.devices import device_option, use_device
 from symmerge.errors import SymmergeError
 from symmerge.limits import MAX_ITER, MAX_RESTARTS, MAX_SEED
-from symmerge.methods import default_method, get_method, method_names
+from symmerge.methods import default_method, get_method, method_names, methods_needing
 
 
 def _parse_weights(text: str | None) -> list[float] | None:
@@ -35,14 +35,17 @@ def _choices(use: str) -> str:
     return " | ".join(method_names(use))
 
 
+def _run_help(use: str) -> str:
+    return f"Training run directory ({', '.join(methods_needing('run', use))})."
+
+
 @app.command()
 def canonicalize(
     zoo: Path = typer.Option(..., help="Zoo file to canonicalize."),
     out: Path = typer.Option(..., help="Output zoo file of canonical networks."),
     method: str = typer.Option(default_method("canonicalize"), help=_choices("canonicalize")),
     run: Path | None = typer.Option(
-        None, help="Training run directory (" + ", ".join(
-            m for m in method_names("canonicalize") if "run" in get_method(m).needs) + ")."),
+        None, help=_run_help("canonicalize")),
     batch_size: int = typer.Option(1024, min=1, help="Networks per batch."),
     strategy: str | None = typer.Option(
         None, help="Weight matching to the template (methods that match): forward (one "
@@ -82,8 +85,7 @@ def merge(
     out: Path = typer.Option(..., help="Output .safetensors state dict (spec in its metadata)."),
     method: str = typer.Option(default_method("merge"), help=_choices("merge")),
     run: Path | None = typer.Option(
-        None, help="Training run directory (" + ", ".join(
-            m for m in method_names("merge") if "run" in get_method(m).needs) + ")."),
+        None, help=_run_help("merge")),
     alpha: float | None = typer.Option(None, min=0.0, max=1.0,
                                        help="Two networks: weight of the second (0..1)."),
     weights: str | None = typer.Option(None, help="Comma-separated weights, one per network."),

@@ -129,9 +129,11 @@ def reference_method() -> str:
     return next(n for n, m in _registry().items() if m.reference)
 
 
-def methods_needing(resource: str) -> tuple[str, ...]:
-    """The methods that need ``resource`` (for help texts)."""
-    return tuple(n for n, m in _registry().items() if resource in m.needs)
+def methods_needing(resource: str, use: str | None = None) -> tuple[str, ...]:
+    """The methods that need ``resource`` (for help texts), of those used for ``use``
+    (None: all)."""
+    return tuple(n for n, m in _registry().items()
+                 if resource in m.needs and (use is None or use in m.uses))
 
 
 def missing_resource(method: Method, available: Mapping[str, object]) -> str | None:
