@@ -47,3 +47,21 @@ def test_the_console_script_tunes_the_allocator(monkeypatch):
 def test_the_installed_script_is_the_console_entry_point():
     scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
     assert scripts["symmerge"] == "symmerge.cli.app:console_main"
+
+
+def test_start_up_loads_no_model_code():
+    """Registering every command (help texts read the method registry) imports neither the
+    autoencoders nor torch_geometric nor Lightning: they load when a command runs."""
+    code = textwrap.dedent("""
+        import json, sys
+        from symmerge.cli import app
+
+        app._register()
+        heavy = ("torch_geometric", "lightning", "symmerge.models.autoencoder",
+                 "symmerge.canon.core", "symmerge.methods.frames")
+        print(json.dumps([m for m in heavy if m in sys.modules]))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []

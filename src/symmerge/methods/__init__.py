@@ -23,16 +23,21 @@ from symmerge.methods.base import (
     missing_resource,
     reference_method,
 )
-from symmerge.methods.frames import (
-    Canonical,
-    Frame,
-    Latent,
-    Matched,
-    Raw,
-    align_networks,
-    lerp,
-    weighted_mean,
-)
+
+#: The frames (:mod:`symmerge.methods.frames`) load the autoencoders and torch_geometric;
+#: they are imported on first use, so that reading the registry (the CLI's help texts at
+#: start-up) stays light.
+_FRAMES = ("Canonical", "Frame", "Latent", "Matched", "Raw", "align_networks", "lerp",
+           "weighted_mean")
+
+
+def __getattr__(name: str) -> object:
+    if name in _FRAMES:
+        from symmerge.methods import frames
+
+        return getattr(frames, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "FAMILIES",

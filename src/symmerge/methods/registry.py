@@ -5,18 +5,45 @@ experiments read it. Adding a method is adding one :class:`Method` here."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from symmerge.canon.core import AECanonicalizer, AELiftCanonicalizer, SortCanonicalizer
 from symmerge.methods.base import ALL, Method, MethodInputs
-from symmerge.methods.frames import Canonical, Latent, Matched, Raw
+
+if TYPE_CHECKING:
+    from symmerge.methods.frames import Canonical, Latent, Matched, Raw
+
+# The builders import the frames and canonicalizers when a method is built: those load
+# the autoencoders (and torch_geometric), while the CLI reads this registry for its help
+# texts at start-up.
+
+
+def _raw(i: MethodInputs) -> Raw:
+    from symmerge.methods.frames import Raw
+
+    return Raw()
+
+
+def _matched(mode: str | None = None):
+    def build(i: MethodInputs) -> Matched:
+        from symmerge.methods.frames import Matched
+
+        matching = i.matching if mode is None else replace(i.matching, mode=mode)
+        return Matched(i.spec, matching, i.rounds)
+    return build
 
 
 def _sort(i: MethodInputs) -> Canonical:
+    from symmerge.canon.core import SortCanonicalizer
+    from symmerge.methods.frames import Canonical
+
     return Canonical(SortCanonicalizer(i.spec, batch_size=i.batch_size, device=i.device))
 
 
 def _ae(role: str):
     def build(i: MethodInputs) -> Canonical:
+        from symmerge.canon.core import AECanonicalizer
+        from symmerge.methods.frames import Canonical
+
         return Canonical(AECanonicalizer(i.spec, i.model(role), batch_size=i.batch_size,
                                          device=i.device))
     return build
@@ -24,12 +51,18 @@ def _ae(role: str):
 
 def _latent(role: str):
     def build(i: MethodInputs) -> Latent:
+        from symmerge.canon.core import AECanonicalizer
+        from symmerge.methods.frames import Latent
+
         return Latent(AECanonicalizer(i.spec, i.model(role), batch_size=i.batch_size,
                                       device=i.device))
     return build
 
 
 def _lift(i: MethodInputs) -> Canonical:
+    from symmerge.canon.core import AELiftCanonicalizer
+    from symmerge.methods.frames import Canonical
+
     return Canonical(AELiftCanonicalizer(i.spec, i.model("run"), matching=i.matching,
                                          batch_size=i.batch_size, device=i.device))
 
@@ -37,18 +70,18 @@ def _lift(i: MethodInputs) -> Canonical:
 REGISTRY: tuple[Method, ...] = (
     Method(
         "naive", "the networks as they are (plain average, straight line)",
-        build=lambda i: Raw(), exact=True, uses=frozenset({"merge", "interpolate"}),
+        build=_raw, exact=True, uses=frozenset({"merge", "interpolate"}),
         color="#7f7f7f", reference=True, default_of=frozenset({"merge"}),
     ),
     Method(
         "wm", "weight matching with the networks' own symmetry (signs or scales, Git "
               "Re-Basin extended)",
-        build=lambda i: Matched(i.spec, i.matching, i.rounds), exact=True,
+        build=_matched(), exact=True,
         uses=frozenset({"merge", "interpolate"}), color="#1f77b4",
     ),
     Method(
         "wm-perm", "weight matching over permutations only (the paper's baseline)",
-        build=lambda i: Matched(i.spec, replace(i.matching, mode="permutation"), i.rounds),
+        build=_matched("permutation"),
         exact=True, uses=frozenset({"interpolate"}), color="#17becf",
         default_for=frozenset({"cnn"}),
     ),
