@@ -168,6 +168,9 @@ def load_eval_data(settings: DataSettings, spec: WeightSpaceSpec) -> EvalData:
     assumed = " (assumed: the zoo names no data)" if settings.assumed else ""
     if kind == "inr":
         assert settings.image is not None  # DataSettings requires it
+        if settings.image >= len(images):
+            raise SymmergeError(f"image {settings.image} is out of range for data source "
+                                f"{settings.source!r} ({len(images)} images)", params=("image",))
         target = image_targets(images, torch.tensor([settings.image], device="cpu"),
                                spec.layout[-1])[0]
         return EvalData(settings, target, None, f"image {settings.image} of {settings.source}"

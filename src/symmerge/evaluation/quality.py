@@ -5,7 +5,6 @@ device through the specs' batched forward passes; nothing is written."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,7 +44,8 @@ class Quality:
 
 
 def _number(value: float) -> str:
-    return f"{value:.4f}" if math.isfinite(value) and abs(value) < 1e4 else f"{value:.4g}"
+    """Four decimals, or four significant digits for values below 0.1 or of 10^4 and more."""
+    return f"{value:.4f}" if value == 0 or 0.1 <= abs(value) < 1e4 else f"{value:.4g}"
 
 
 def classifier_metrics(
