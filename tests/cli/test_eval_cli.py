@@ -8,7 +8,7 @@ import torch
 from safetensors import safe_open
 
 from symmerge import CNNSpec
-from symmerge.zoo import load_zoo
+from symmerge.zoo import load_zoo, save_zoo
 from symmerge.zoo.train_cnn import CNNTrainConfig, train_cnn_zoo
 from tests.cli._util import run_cli
 
@@ -83,6 +83,21 @@ def test_merge_without_data_says_so(tmp_path, capsys):
     assert code == 0, err
     assert "input transform none" in stdout.splitlines()[1]
     assert [line.split()[0] for line in stdout.splitlines()[3:]] == [*map(str, paths), "merged"]
+
+
+def test_merge_of_a_zoo_without_images_says_so(cnn_path, tmp_path, capsys):
+    """An imported Small CNN Zoo names no images: the merge is written, with a note."""
+    zoo = load_zoo(cnn_path)
+    path = save_zoo(tmp_path / "imported.safetensors", zoo.spec, zoo.params,
+                    provenance={"importer": "cnn-zoo"})
+    code, stdout, err = run_cli(["merge", f"{path}:0", f"{path}:1", "--out",
+                                 tmp_path / "m.safetensors", "--device", "cpu"], capsys)
+    assert code == 0, err
+    assert stdout.splitlines()[1] == (f"quality not measured: {path} names no evaluation "
+                                      "images: pass --data SOURCE (cifar10-gs:DIR for the "
+                                      "Small CNN Zoo)")
+    code, _, err = run_cli(["eval", f"{path}:0", "--device", "cpu"], capsys)
+    assert code == 2 and "pass --data SOURCE" in err
 
 
 @pytest.mark.parametrize(("args", "message"), [

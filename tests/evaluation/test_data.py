@@ -18,7 +18,7 @@ from symmerge.evaluation import (
 )
 from symmerge.evaluation.data import stored_settings
 from symmerge.merge import Network, load_network, save_network
-from symmerge.zoo import load_zoo
+from symmerge.zoo import load_zoo, save_zoo
 from symmerge.zoo.fit_inr import INRFitConfig, fit_inr_zoo
 from symmerge.zoo.train_cnn import CNNTrainConfig, train_cnn_zoo
 from tests.assets import cnn_zoo
@@ -120,8 +120,11 @@ def test_merges_share_one_data(cnn_path, inr_path, tmp_path):
     zoo_net = load_network(f"{cnn_path}:0")
     file = load_network(save_network(tmp_path / "n.safetensors", zoo_net.spec, zoo_net.params))
     assert merge_evaluation_data([file, zoo_net]).settings == evaluation_data(zoo_net).settings
+    with pytest.raises(NoEvalData, match="n.safetensors records no evaluation data"):
+        merge_evaluation_data([file, file])  # one reason: said as it is
+    other = load_network(save_network(tmp_path / "o.safetensors", zoo_net.spec, zoo_net.params))
     with pytest.raises(NoEvalData, match="no input records evaluation data: pass data=SOURCE"):
-        merge_evaluation_data([file, file])
+        merge_evaluation_data([file, other])
     inrs = [load_network(f"{inr_path}:{i}") for i in (0, 1)]
     with pytest.raises(NoEvalData, match=r"fit different images \(0, 7\)"):
         merge_evaluation_data(inrs)
@@ -164,3 +167,21 @@ def test_settings_are_validated():
     with pytest.raises(SymmergeError, match="image 5000 is out of range"):
         load_eval_data(DataSettings("inr", "mnist-embedded", image=5000),
                        SirenSpec((2, 4, 1)))
+
+
+def test_a_zoo_whose_data_cannot_be_found_has_none(cnn_path, tmp_path):
+    """Without ``data``, a zoo that names no usable images gives :class:`NoEvalData` (a merge
+    then says it measured nothing); with ``data``, a bad source is an error."""
+    zoo = load_zoo(cnn_path)
+    for name, prov in (("imported", {"importer": "cnn-zoo"}),
+                       ("moved", {"data": f"mnist:{tmp_path / 'gone'}"})):
+        path = save_zoo(tmp_path / f"{name}.safetensors", zoo.spec, zoo.params, provenance=prov)
+        nets = [load_network(f"{path}:{i}") for i in (0, 1)]
+        with pytest.raises(NoEvalData) as info:
+            merge_evaluation_data(nets)
+        assert ("names no evaluation images: pass data=SOURCE" if name == "imported"
+                else "directory not found") in str(info.value)
+        assert merge_evaluation_data(nets, "mnist-embedded").examples == 1000
+    with pytest.raises(SymmergeError, match="directory not found") as info:
+        merge_evaluation_data(nets, f"mnist:{tmp_path / 'gone'}")
+    assert not isinstance(info.value, NoEvalData)

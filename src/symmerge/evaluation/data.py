@@ -57,7 +57,7 @@ def network_kind(spec: WeightSpaceSpec) -> str:
         return "inr"
     if isinstance(spec, CNNSpec | MLPSpec):
         return "classifier"
-    raise SymmergeError(f"cannot evaluate {spec.describe()}: no known kind of network")
+    raise NoEvalData(f"cannot evaluate {spec.describe()}: no known kind of network")
 
 
 def input_transform_name(text: str) -> str:
@@ -218,8 +218,21 @@ def evaluation_data(network: Network, data: str | None = None, *,
     with a recorded evaluation (a merge's output): that, with the given ``data``,
     ``input_transform`` and ``image`` in place of the recorded ones. Any other file:
     ``data`` with the default split and ``input_transform`` (default ``none``), and for an
-    INR ``image``. Raises :class:`NoEvalData` when nothing names the data.
+    INR ``image``. Raises :class:`NoEvalData` when nothing names the data, and, without
+    ``data``, when the data the network's zoo or file names cannot be found or used.
     """
+    try:
+        return _evaluation_data(network, data, input_transform, image)
+    except NoEvalData:
+        raise
+    except SymmergeError as exc:
+        if data is not None:
+            raise
+        raise NoEvalData(str(exc), params=exc.params) from exc
+
+
+def _evaluation_data(network: Network, data: str | None, input_transform: str | None,
+                     image: int | None) -> EvalData:
     spec = network.spec
     kind = network_kind(spec)
     transform = None if input_transform is None else input_transform_name(input_transform)
@@ -232,7 +245,14 @@ def evaluation_data(network: Network, data: str | None = None, *,
     if ref is not None:
         zoo = load_zoo(ref[0])
         if kind == "classifier":
-            rule = held_out_rule(zoo, data)
+            try:
+                rule = held_out_rule(zoo, data)
+            except SymmergeError as exc:  # an imported zoo that names no images
+                if "images" not in exc.params:
+                    raise
+                raise NoEvalData(f"{zoo.name} names no evaluation images: pass "
+                                 "data=SOURCE (cifar10-gs:DIR for the Small CNN Zoo)",
+                                 params=("data",)) from exc
             settings = DataSettings(kind, rule.source, rule.test_fraction, rule.split_seed,
                                     transform or rule.input_transform, assumed=rule.assumed)
         elif image is not None:
@@ -268,7 +288,7 @@ def merge_evaluation_data(networks: Sequence[Network], data: str | None = None) 
         except NoEvalData as exc:
             missing.append(str(exc))
     if not found:
-        raise NoEvalData(missing[0] if len(missing) == 1 else
+        raise NoEvalData(missing[0] if len(set(missing)) == 1 else
                          "no input records evaluation data: pass data=SOURCE", params=("data",))
     first = found[0]
     if first.kind == "inr" and any(d.settings.image != first.settings.image for d in found):
