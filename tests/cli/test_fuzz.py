@@ -292,6 +292,7 @@ ZOO_COMMANDS = {
     "info": ["zoo", "info", "{BAD}"],
     "canonicalize": ["canonicalize", "--zoo", "{BAD}", "--out", "{OUT}/c.safetensors"],
     "merge": ["merge", "{BAD}:0", "{BAD}:1", "--out", "{OUT}/m.safetensors"],
+    "eval": ["eval", "{BAD}:1"],
     "train": ["train", "--zoo", "{BAD}", "--out", "{OUT}/run", "--max-epochs", "1"],
     "encode": ["encode", "--run", "{RUN}", "--zoo", "{BAD}", "--out", "{OUT}/l.safetensors"],
     "reconstruct": ["reconstruct", "--run", "{RUN}", "--zoo", "{BAD}", "--out",
@@ -325,7 +326,8 @@ def _zoo_cases():
         for name, template in commands.items():
             for kind in ZOO_KINDS:
                 if (name == "info" and kind in INFO_OK) or (
-                        name in ("merge", "canonicalize", "train", "info") and kind in MERGE_OK):
+                        name in ("merge", "eval", "canonicalize", "train", "info")
+                        and kind in MERGE_OK):
                     continue
                 yield pytest.param(name, template, kind, spec_name, id=f"{name}-{kind}")
 
@@ -436,6 +438,16 @@ def test_broken_merge_input(inputs, tmp_path, capsys, kind):
     name = Path(bad.rpartition(":")[0] if kind.startswith(("zoo", "other")) else bad).name
     expect = ("non-finite",) if kind in ("nan", "inf", "huge") else (name,)
     _run_case(["merge", bad, str(inputs.pth), "--out", str(out / "m.safetensors")], out,
+              [inputs.root, tmp_path / "in"], capsys, expect)
+
+
+@pytest.mark.parametrize("kind", [k for k in NETWORK_KINDS if k != "other-arch"])
+def test_broken_eval_input(inputs, tmp_path, capsys, kind):
+    """``eval`` of a broken network (another architecture is no error here)."""
+    bad = _network_kind(kind, inputs, tmp_path / "in")
+    name = Path(bad.rpartition(":")[0] if kind.startswith("zoo") else bad).name
+    expect = ("non-finite",) if kind in ("nan", "inf", "huge") else (name,)
+    _run_case(["eval", bad, "--data", "mnist-embedded", "--image", "0"], tmp_path / "out",
               [inputs.root, tmp_path / "in"], capsys, expect)
 
 
@@ -581,6 +593,13 @@ NUMBERS = {
     "collapse-seed-huge": [*_COLLAPSE, "--seed", HUGE],
     "map-max-points-small": [*_MAP, "--max-points", "1"],
     "map-seed-huge": [*_MAP, "--seed", HUGE],
+    # eval
+    "eval-image-negative": ["eval", "{INR}:0", "--image", "-1"],
+    "eval-image-huge": ["eval", "{INR}:0", "--image", HUGE],
+    "eval-image-beyond": ["eval", "{INR}:0", "--image", "5000"],
+    "eval-data": ["eval", "{INR}:0", "--data", "mnist:/nonexistent"],
+    "eval-input-transform": ["eval", "{CNN}:0", "--input-transform", "x+1"],
+    "merge-data": [*_MERGE, "--data", "nope"],
     # training commands (another branch)
     "encode-batch-size-zero": [*_ENCODE, "--batch-size", "0"],
     "train-max-epochs-zero": [*_TRAIN, "--max-epochs", "0"],

@@ -28,11 +28,11 @@ from symmerge.experiments import (
     pair_interpolation,
     write_report,
 )
-from symmerge.experiments.images import ground_truth
 from symmerge.experiments.results import OrbitInterpolationSettings
 from symmerge.experiments.sections import setup_note
 from symmerge.models import LoadedRun, encode, load_run
 from symmerge.zoo import Zoo, load_zoo, save_zoo
+from symmerge.zoo.images import ground_truth
 from tests.cli._util import run_cli
 
 SMALL = {"runs": 2, "orbit_size": 6, "steps": 6, "split": "all"}

@@ -56,6 +56,7 @@ def _register() -> None:
     # Command modules attach their commands to `app` / `zoo_app` on import.
     from symmerge.cli import (  # noqa: F401
         canon_commands,
+        eval_commands,
         experiment_commands,
         quickstart_commands,
         train_commands,

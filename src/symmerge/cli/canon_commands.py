@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from symmerge.cli.app import app
 from symmerge.cli.devices import device_option, use_device
+from symmerge.cli.eval_commands import data_option
 from symmerge.errors import SymmergeError
 from symmerge.limits import MAX_ITER, MAX_RESTARTS, MAX_SEED
 from symmerge.methods import default_method, get_method, method_names, methods_needing
+
+if TYPE_CHECKING:
+    from symmerge.evaluation import EvalData
+    from symmerge.merge import Network
 
 
 def _parse_weights(text: str | None) -> list[float] | None:
@@ -103,10 +109,13 @@ def merge(
                                  "restarts (descent)."),
     seed: int = typer.Option(0, min=0, max=MAX_SEED,
                              help="Weight-matching seed (descent)."),
+    data: str | None = data_option(),
     device: str = device_option(),
 ) -> None:
-    """Merge networks of one architecture by a weighted average in an aligned frame."""
+    """Merge networks of one architecture by a weighted average in an aligned frame, and
+    show the merged network's quality beside the inputs' (see ``symmerge eval``)."""
     from symmerge.align import MatchOptions
+    from symmerge.evaluation import merge_quality
     from symmerge.merge import check_merge_options, parse_spec
     from symmerge.merge import merge as run_merge
     from symmerge.merge.io import load_network, save_network, stack_networks
@@ -127,14 +136,29 @@ def merge(
             typer.echo(f"note: {net.source} has no architecture metadata; read as a "
                        f"{net.spec.describe()} (pass --spec for ReLU or tanh MLPs)", err=True)
     net_spec, params = stack_networks(nets)
+    held, no_data = _merge_data(nets, data)  # before merging: a bad --data stops it
     result = run_merge(params, net_spec, method, weights=w, alpha=alpha, run=run,
                        wm_iters=wm_iters, matching=matching, device=dev)
+    quality = None if held is None else merge_quality(
+        [(n.source, n.params) for n in nets], result.params, net_spec, held)
     save_network(out, net_spec, result.params, provenance={
         "merged_from": list(networks), "method": method, "weights": result.weights.tolist(),
         **result.provenance, **({"run": str(run)} if run is not None else {}), **result.info,
-    })
+    }, quality=None if quality is None else quality.to_dict())
     typer.echo(
         f"merged {len(networks)} {net_spec.describe()} networks with {method} "
         f"(weights {', '.join(f'{x:.3g}' for x in result.weights.tolist())}) in "
         f"{result.seconds:.2f}s; wrote {out}"
     )
+    typer.echo(quality.table() if quality is not None else f"quality not measured: {no_data}")
+
+
+def _merge_data(nets: list[Network], data: str | None) -> tuple[EvalData | None, str | None]:
+    """The evaluation data of a merge, or None and why there is none (in flags' words)."""
+    from symmerge.cli.errors import Flag, flag_names
+    from symmerge.evaluation import NoEvalData, merge_evaluation_data
+
+    try:
+        return merge_evaluation_data(nets, data), None
+    except NoEvalData as exc:
+        return None, flag_names(str(exc), {"data": Flag("--data")}, exc.params)

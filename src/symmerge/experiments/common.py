@@ -10,12 +10,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from symmerge.align.matching import MatchOptions
 from symmerge.canon import AECanonicalizer
 from symmerge.errors import SymmergeError
+from symmerge.evaluation.quality import classifier_metrics
 from symmerge.experiments.results import RunInfo, SplitSettings
 from symmerge.limits import MAX_SEED, check_range
 from symmerge.methods import (
@@ -264,22 +264,9 @@ def classifier_curves(
 
     def fn(paths: Tensor) -> dict[str, Tensor]:
         n, t, p = paths.shape
-        dev = paths.device
-        flat = paths.reshape(n * t, p)
-        correct = torch.zeros(n * t, dtype=torch.float64, device=dev)
-        ce = torch.zeros(n * t, dtype=torch.float64, device=dev)
-        xs, ys = images.to(dev).split(image_chunk), labels.to(dev).split(image_chunk)
-        for lo in range(0, n * t, net_chunk):
-            nets = flat[lo:lo + net_chunk]
-            for x, y in zip(xs, ys, strict=True):
-                logits = spec.forward(nets, x.to(nets.dtype))  # [b, m, classes]
-                yy = y.expand(logits.shape[0], -1)
-                correct[lo:lo + nets.shape[0]] += (logits.argmax(-1) == yy).sum(-1).double()
-                loss = F.cross_entropy(logits.transpose(1, 2), yy, reduction="none")
-                ce[lo:lo + nets.shape[0]] += loss.sum(-1).double()
-        m = labels.shape[0]
-        return {"accuracy": (correct / m).reshape(n, t).cpu(),
-                "cross_entropy": (ce / m).reshape(n, t).cpu()}
+        out = classifier_metrics(spec, paths.reshape(n * t, p), images, labels,
+                                 net_chunk=net_chunk, image_chunk=image_chunk)
+        return {k: v.reshape(n, t).cpu() for k, v in out.items()}
 
     return fn
 

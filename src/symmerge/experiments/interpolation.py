@@ -27,7 +27,6 @@ from symmerge.experiments.common import (
     sample_indices,
     split_members,
 )
-from symmerge.experiments.images import GroundTruth, ground_truth, named_data_source
 from symmerge.experiments.metrics import alpha_grid, summarize_curves
 from symmerge.experiments.orbit_zoo import (
     CHECK_RESOLUTION,
@@ -51,6 +50,7 @@ from symmerge.specs import SirenSpec
 from symmerge.symmetry import make_orbit
 from symmerge.utils.device import resolve_device
 from symmerge.zoo import Zoo
+from symmerge.zoo.images import GroundTruth, ground_truth, named_data_source
 
 
 # ------------------------------------------------------------ shared bits

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
 
 from symmerge.errors import SymmergeError
@@ -28,6 +27,7 @@ from symmerge.utils.io import (
     load_weights_only,
     read_text,
     require_finite,
+    safetensors_metadata,
     save_safetensors,
 )
 from symmerge.zoo.io import FORMAT as ZOO_FORMAT
@@ -86,11 +86,7 @@ def infer_spec(state_dict: Mapping[str, Tensor]) -> WeightSpaceSpec:
 
 
 def _safetensors_metadata(path: Path) -> dict[str, str] | None:
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
-    except (SafetensorError, OSError, ValueError):
-        return None
+    return safetensors_metadata(path)
 
 
 def _unwrap(obj: Any, source: str) -> dict[str, Tensor]:
@@ -202,13 +198,17 @@ def save_network(
     spec: WeightSpaceSpec,
     params: Tensor,
     provenance: Mapping[str, Any] | None = None,
+    quality: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write one network ``[P]`` as a safetensors state dict with the spec in its metadata
-    (through :func:`save_safetensors`, whose atomic write refuses a directory)."""
+    (through :func:`save_safetensors`, whose atomic write refuses a directory); ``quality``
+    (a merge's :meth:`~symmerge.evaluation.MergeQuality.to_dict`) goes in with it."""
     spec.check_params(params)
     state = {k: v.detach().float().contiguous() for k, v in spec.to_state_dict(params).items()}
     meta = {"format": NETWORK_FORMAT, "spec": spec.to_json(),
             "provenance": json.dumps(dict(provenance or {}), default=str, sort_keys=True)}
+    if quality is not None:
+        meta["quality"] = json.dumps(dict(quality), sort_keys=True)
     save_safetensors(path, state, meta)
     return Path(path)
 

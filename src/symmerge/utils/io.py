@@ -158,6 +158,18 @@ def save_safetensors(
     return Path(path)
 
 
+def safetensors_metadata(path: str | os.PathLike[str]) -> dict[str, str] | None:
+    """The metadata of a safetensors file (``{}`` if it has none), or None when ``path``
+    cannot be read as one."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError):
+        return None
+
+
 def _sort_metadata(path: Path) -> None:
     with path.open("r+b") as f:
         n = int.from_bytes(f.read(8), "little")
