@@ -23,6 +23,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -223,8 +224,8 @@ def _layers(state: Mapping[str, Tensor]) -> list[_Layer]:
 
 def _layout(layers: list[_Layer]) -> tuple[list[int], tuple[int, ...], int]:
     """``(layout, conv kernel sizes, dense layer count)`` of checked layers."""
-    convs = [la for la in layers if la.conv]
-    dense = layers[len(convs):]
+    first_dense = next((i for i, la in enumerate(layers) if not la.conv), len(layers))
+    convs, dense = layers[:first_dense], layers[first_dense:]
     if any(la.conv for la in dense):
         after = next(la for la in dense if la.conv)
         raise _fail(f"conv layer {after.name} comes after linear layer {dense[0].name}")
@@ -287,16 +288,25 @@ def infer_architecture(
                                 "network has none (an MLP)", params=tuple(given))
         if hints.activation == "sine":
             w0 = {} if hints.w0 is None else {"w0": hints.w0}
-            return SirenSpec(tuple(layout), output_offset=0.0, **w0), keys
-        return MLPSpec(tuple(layout), hints.activation), keys
+            return _spec(SirenSpec, tuple(layout), output_offset=0.0, **w0), keys
+        return _spec(MLPSpec, tuple(layout), hints.activation), keys
     if hints.activation not in CNNSpec.allowed_activations():
         raise SymmergeError(f"activation {hints.activation!r} is supported for MLPs only; "
                             f"CNNs take {' or '.join(CNNSpec.allowed_activations())}",
                             params=("activation",))
-    spec = CNNSpec(tuple(layout), hints.activation, kernel_size=kernels,
-                   stride=1 if hints.stride is None else hints.stride,
-                   padding=0 if hints.padding is None else hints.padding, dense_layers=dense)
+    spec = _spec(CNNSpec, tuple(layout), hints.activation, kernel_size=kernels,
+                 stride=1 if hints.stride is None else hints.stride,
+                 padding=0 if hints.padding is None else hints.padding, dense_layers=dense)
     return spec, keys
+
+
+def _spec(cls: type[WeightSpaceSpec], *args: Any, **kwargs: Any) -> WeightSpaceSpec:
+    """``cls(*args, **kwargs)``; its errors name the hints they are about (``w0 must be
+    ...``), also once a caller puts the file's name before them."""
+    try:
+        return cls(*args, **kwargs)
+    except SymmergeError as exc:
+        raise SymmergeError(str(exc), params=("w0", "stride", "padding")) from exc
 
 
 def match_architecture(state: Mapping[str, Tensor], spec: WeightSpaceSpec) -> StateKeys:
