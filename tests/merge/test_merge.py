@@ -240,3 +240,18 @@ def test_file_errors(tmp_path, assets):
     save_file({"w": torch.zeros(2)}, str(loose))
     with pytest.raises(SymmergeError, match="cannot infer"):
         load_network(loose)
+
+
+def test_the_default_method_is_exact_weight_matching():
+    """Without a method, merge aligns (wm): an orbit's members merge into the function they
+    share; the plain average stays available by name and does not."""
+    spec = MLPSpec((3, 8, 8, 2), "tanh")
+    gen = torch.Generator().manual_seed(0)
+    base = spec.init_params(1, generator=gen)[0]
+    orbit, _ = make_orbit(spec, base, 2, "PD", generator=gen)
+    default = merge(orbit, spec)
+    assert default.method == "wm"
+    torch.testing.assert_close(default.params, merge(orbit, spec, "wm").params)
+    assert_function_preserved(spec, base, default.params)
+    with pytest.raises(AssertionError, match="function changed"):
+        assert_function_preserved(spec, base, merge(orbit, spec, "naive").params)

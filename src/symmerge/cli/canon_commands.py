@@ -109,7 +109,8 @@ def canonicalize(
 @app.command()
 def merge(
     networks: list[str] = typer.Argument(
-        ..., help="Networks to merge: FILE.pth, FILE.safetensors or ZOO:INDEX (two or more)."
+        ..., help="Networks to merge: FILE.pth, FILE.safetensors or ZOO:INDEX (INDEX from 0; "
+        "two or more)."
     ),
     out: Path = typer.Option(
         ..., help="Output state dict: .safetensors (the spec in its metadata) or .pth/.pt (a "
@@ -122,7 +123,8 @@ def merge(
                                        help="Two networks: weight of the second (0..1)."),
     weights: str | None = typer.Option(None, help="Comma-separated weights, one per network."),
     spec: str | None = typer.Option(
-        None, help="Architecture for .pth inputs: spec JSON, a .json file or a zoo file."
+        None, help="Architecture of plain state dicts (.pth, or safetensors without "
+        "symmerge's metadata): spec JSON, a .json file or a zoo file. Instead of --activation."
     ),
     activation: str | None = typer.Option(
         None, help="Plain state dicts (an nn.Sequential MLP, or a CNN: Conv2d layers, "
