@@ -201,3 +201,20 @@ def test_bad_zoo_indices_name_the_zoo_size(assets, tmp_path, capsys, index):
     code, _, err = run_cli(["merge", f"{assets.inr_zoo}:0", f"{assets.inr_zoo}:31",
                             "--out", out], capsys)
     assert code == 0, err
+
+
+def test_zoo_networks_keep_our_layout_and_pth_names_a_torch_file(assets, tmp_path, capsys):
+    zoo = load_zoo(assets.inr_zoo)
+    refs = [f"{assets.inr_zoo}:0", f"{assets.inr_zoo}:1"]
+    code, _, err = run_cli(["merge", *refs, "--out", tmp_path / "m.safetensors"], capsys)
+    assert code == 0, err
+    with safe_open(str(tmp_path / "m.safetensors"), framework="pt") as f:
+        assert "state_keys" not in f.metadata()
+    ours = load_file(str(tmp_path / "m.safetensors"))
+    assert sorted(ours) == sorted(k for k, _ in zoo.spec.param_shapes)
+    code, _, err = run_cli(["merge", *refs, "--out", tmp_path / "m.pth"], capsys)
+    assert code == 0, err
+    state = torch.load(tmp_path / "m.pth", weights_only=True)
+    assert list(state) == [k for k, _ in zoo.spec.param_shapes]
+    assert all(torch.equal(state[k], ours[k]) for k in ours)
+    zoo.spec.build_module().load_state_dict(state, strict=True)

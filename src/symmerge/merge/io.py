@@ -3,10 +3,11 @@
 Inputs are state dicts (``.pth`` / ``.pt``, read with ``torch.load(weights_only=True)``),
 safetensors state dicts (with the spec JSON in the metadata, as :func:`save_network`
 writes them, or without: a user's own) or ``ZOO:index`` (one network of a zoo file).
-A plain state dict's architecture is given (a spec), inferred from an ``nn.Sequential``
-MLP or CNN and :class:`~symmerge.merge.state_dicts.ArchitectureHints` (the activation
-...), or, without either, read as a SIREN of our own keys. Its keys stay with the
-network (:attr:`Network.keys`), so that outputs can be written in the user's layout.
+A plain state dict's architecture is given (a spec), inferred from its ``nn.Sequential``
+layers and :class:`~symmerge.merge.state_dicts.ArchitectureHints` (the activation, and
+what else the weights do not show), or, without either, read as a SIREN of our own keys.
+Its keys stay with the network (:attr:`Network.keys`), so that outputs can be written in
+the user's layout.
 
 Outputs are safetensors state dicts whose metadata holds the spec (and the user's keys,
 if any), so that :func:`load_module` rebuilds a ready ``nn.Module``; or, for a ``.pth``
@@ -211,9 +212,10 @@ def load_network(
             raise SymmergeError(f"{path}: {exc}") from exc
     else:
         state = _unwrap(load_weights_only(path, "state dict"), str(path))
+    if file_spec is not None:
+        _check_same(spec, file_spec, source)
     try:
         if file_spec is not None:
-            _check_same(spec, file_spec, source)
             use = file_spec
             params = (keys.read(use, state) if keys is not None
                       else use.from_state_dict(state)).float()
@@ -285,7 +287,7 @@ def save_network(
     else:
         state = {k: v.detach().to("cpu", torch.float32).contiguous()
                  for k, v in spec.to_state_dict(params).items()}
-    if Path(path).suffix in TORCH_SUFFIXES:
+    if Path(path).suffix.lower() in TORCH_SUFFIXES:
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
         return Path(path)
