@@ -106,7 +106,7 @@ def test_merge_of_a_zoo_without_images_says_so(cnn_path, tmp_path, capsys):
     (["{PTH}", "--data", "mnist-embedded", "--input-transform", "x/255"],
      "--input-transform must be one of none, x*2-1; got 'x/255'"),
     (["{PTH}", "--data", "mnist-embedded", "--image", "3"], "--image is for INRs"),
-    (["{ZOO}:7"], "index 7 out of range"),
+    (["{ZOO}:7"], "index 7 is out of range"),
     (["{ZOO}"], "is a zoo; pick one network"),
     (["{DIR}/missing.safetensors"], "network file not found"),
 ])

@@ -431,13 +431,16 @@ def _network_kind(kind: str, inputs: Inputs, dest: Path) -> str:
     return str(path)
 
 
+@pytest.mark.parametrize("hints", [[], ["--activation", "sine"]], ids=["spec", "hints"])
 @pytest.mark.parametrize("kind", NETWORK_KINDS)
-def test_broken_merge_input(inputs, tmp_path, capsys, kind):
+def test_broken_merge_input(inputs, tmp_path, capsys, kind, hints):
+    """Read by their metadata or as SIRENs of our keys, or (hints) as a user's
+    nn.Sequential state dict."""
     bad = _network_kind(kind, inputs, tmp_path / "in")
     out = tmp_path / "out"
     name = Path(bad.rpartition(":")[0] if kind.startswith(("zoo", "other")) else bad).name
     expect = ("non-finite",) if kind in ("nan", "inf", "huge") else (name,)
-    _run_case(["merge", bad, str(inputs.pth), "--out", str(out / "m.safetensors")], out,
+    _run_case(["merge", bad, str(inputs.pth), *hints, "--out", str(out / "m.safetensors")], out,
               [inputs.root, tmp_path / "in"], capsys, expect)
 
 
@@ -519,6 +522,7 @@ def test_broken_cnn_zoo_folder(tmp_path, capsys, kind):
 
 # ---------------------------------------------------------------- numbers
 _MERGE = ["merge", "{INR}:0", "{INR}:1", "--out", "{OUT}/m.safetensors"]
+_USER = ["merge", "{PTH}", "{PTH}", "--out", "{OUT}/m.safetensors"]
 _CANON = ["canonicalize", "--zoo", "{INR}", "--out", "{OUT}/c.safetensors"]
 _ORBIT = [*_EXP, "orbit-interpolation", "--zoo", "{INR}", "--out", "{OUT}/e", "--runs", "1",
           "--orbit-size", "2", "--steps", "2", "--split", "all"]
@@ -552,6 +556,15 @@ NUMBERS = {
     "merge-wm-iters-huge": [*_MERGE, "--method", "wm", "--wm-iters", HUGE],
     "merge-seed-huge": [*_MERGE, "--method", "wm", "--seed", HUGE],
     "merge-seed-negative": [*_MERGE, "--method", "wm", "--seed", "-1"],
+    "merge-zoo-index-negative": ["merge", "{INR}:0", "{INR}:-1", "--out", "{OUT}/m.safetensors"],
+    "merge-zoo-index-fraction": ["merge", "{INR}:0", "{INR}:1.5", "--out", "{OUT}/m.safetensors"],
+    "merge-w0-nan": [*_USER, "--activation", "sine", "--w0", "nan"],
+    "merge-w0-zero": [*_USER, "--activation", "sine", "--w0", "0"],
+    "merge-w0-without-activation": [*_USER, "--w0", "30"],
+    "merge-activation": [*_USER, "--activation", "gelu"],
+    "merge-stride-text": [*_USER, "--activation", "sine", "--stride", "x"],
+    "merge-stride-huge": [*_USER, "--activation", "sine", "--stride", HUGE],
+    "merge-padding-negative": [*_USER, "--activation", "relu", "--padding", "-1"],
     # canonicalize
     "canonicalize-batch-size-zero": [*_CANON, "--batch-size", "0"],
     "canonicalize-restarts-huge": [*_CANON, "--method", "ae-lift", "--run", "{RUN}",

@@ -199,14 +199,14 @@ def test_network_files_round_trip(tmp_path, assets):
     z = load_zoo(assets.inr_zoo)
     ref = load_network(f"{assets.inr_zoo}:3")
     assert ref.spec == z.spec and torch.equal(ref.params, z.params[3])
-    spec, stacked = load_networks([f"{assets.inr_zoo}:0", f"{assets.inr_zoo}:-1"])
+    spec, stacked = load_networks([f"{assets.inr_zoo}:0", f"{assets.inr_zoo}:{len(z) - 1}"])
     assert spec == z.spec and stacked.shape == (2, z.spec.num_params)
 
 
 def test_spec_inference_and_parsing(tmp_path, assets):
     assert infer_spec(SirenSpec((2, 5, 3)).module().state_dict()) == SirenSpec((2, 5, 3))
     cnn = CNNSpec((1, 4, 10), "tanh")
-    with pytest.raises(SymmergeError, match="pass spec"):
+    with pytest.raises(SymmergeError, match="pass activation .* or spec"):
         infer_spec(cnn.module().state_dict())
     with pytest.raises(SymmergeError, match="cannot infer"):
         infer_spec({"fc.weight": torch.zeros(2, 2)})
@@ -240,3 +240,18 @@ def test_file_errors(tmp_path, assets):
     save_file({"w": torch.zeros(2)}, str(loose))
     with pytest.raises(SymmergeError, match="cannot infer"):
         load_network(loose)
+
+
+def test_the_default_method_is_exact_weight_matching():
+    """Without a method, merge aligns (wm): an orbit's members merge into the function they
+    share; the plain average stays available by name and does not."""
+    spec = MLPSpec((3, 8, 8, 2), "tanh")
+    gen = torch.Generator().manual_seed(0)
+    base = spec.init_params(1, generator=gen)[0]
+    orbit, _ = make_orbit(spec, base, 2, "PD", generator=gen)
+    default = merge(orbit, spec)
+    assert default.method == "wm"
+    torch.testing.assert_close(default.params, merge(orbit, spec, "wm").params)
+    assert_function_preserved(spec, base, default.params)
+    with pytest.raises(AssertionError, match="function changed"):
+        assert_function_preserved(spec, base, merge(orbit, spec, "naive").params)

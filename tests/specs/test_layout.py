@@ -158,3 +158,48 @@ def test_spec_serialization_errors():
         spec_from_json("{not json")
     with pytest.raises(SymmergeError, match="activation"):
         spec_from_json('{"family": "cnn", "activation": "sine"}')
+
+
+def test_cnn_json_of_the_zoo_layout_is_unchanged():
+    """Per-layer options and dense layers stay out of a Small-CNN-Zoo spec's JSON, so zoo
+    files and run directories written before them keep their spec text."""
+    spec = CNNSpec()
+    assert spec.to_json() == ('{"activation": "relu", "family": "cnn", "kernel_size": 3, '
+                              '"layout": [1, 16, 16, 16, 10], "stride": 2}')
+    assert spec.describe() == "cnn [1, 16, 16, 16, 10] (activation=relu, kernel_size=3, stride=2)"
+    assert spec_from_json(spec.to_json()) == spec
+
+
+def test_cnn_per_layer_options():
+    # one value per convolution, stored as one integer when they agree
+    assert CNNSpec(kernel_size=(3, 3, 3), stride=[2, 2, 2], padding=(0, 0, 0)) == CNNSpec()
+    spec = CNNSpec((3, 4, 5, 6, 2), "tanh", kernel_size=(5, 1), stride=(2, 1), padding=(2, 0),
+                   dense_layers=2)
+    assert spec.num_convs == 2 and spec.kernel_sizes == (5, 1) and spec.paddings == (2, 0)
+    assert [spec.kernel_shape(layer) for layer in range(4)] == [(5, 5), (1, 1), (), ()]
+    assert spec.weight_shape(2) == (6, 5) and spec.tf_shape(1) == (1, 1, 4, 5)
+    d = spec.to_dict()
+    assert d["kernel_size"] == [5, 1] and d["padding"] == [2, 0] and d["dense_layers"] == 2
+    back = spec_from_json(spec.to_json())
+    assert back == spec and hash(back) == hash(spec)
+    assert "dense_layers=2" in spec.describe() and "padding=[2, 0]" in spec.describe()
+    # 1 pixel <- 1x1 conv, stride 1 <- 5x5 conv with padding 2, stride 2: 1 pixel
+    assert spec.min_input_size() == 1
+    assert CNNSpec((1, 4, 4, 2), kernel_size=(3, 5), stride=(2, 1), padding=(0, 1)
+                   ).min_input_size() == 7  # 1 <- 3 (5x5, pad 1) <- 7 (3x3, stride 2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"kernel_size": (3, 3)}, r"kernel_size must be one integer or one per convolution \(3\)"),
+        ({"stride": (2, 0, 2)}, "stride must be positive"),
+        ({"padding": -1}, "padding must be non-negative"),
+        ({"padding": 1.5}, "padding must be integers"),
+        ({"dense_layers": 0}, "dense_layers must be a positive integer"),
+        ({"dense_layers": 4}, "at least one conv layer before its 4 dense"),
+    ],
+)
+def test_cnn_invalid_per_layer_options(kwargs, match):
+    with pytest.raises(SymmergeError, match=match):
+        CNNSpec(**kwargs)

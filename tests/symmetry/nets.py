@@ -10,7 +10,7 @@ from torch import Tensor
 from symmerge.specs import CNNSpec, MLPSpec, SirenSpec, WeightSpaceSpec
 from symmerge.symmetry import tolerance
 
-#: Every family with 2 to 4 weight layers, odd and ReLU activations.
+#: Every family with 2 to 5 weight layers, odd and ReLU activations.
 SPECS: list[WeightSpaceSpec] = [
     SirenSpec(layout=(2, 8, 1)),
     SirenSpec(layout=(2, 16, 16, 1)),
@@ -23,6 +23,11 @@ SPECS: list[WeightSpaceSpec] = [
     CNNSpec(layout=(3, 4, 5, 6), activation="tanh", stride=1),
     CNNSpec(layout=(1, 4, 4, 4, 10), activation="relu"),
     CNNSpec(layout=(2, 3, 4, 5, 4), activation="tanh", kernel_size=2),
+    # per-layer kernels, strides and padding, several dense layers after the pooling
+    CNNSpec(layout=(2, 4, 5, 6, 3), activation="tanh", kernel_size=(3, 1), stride=(2, 1),
+            padding=(1, 0), dense_layers=2),
+    CNNSpec(layout=(1, 3, 4, 5, 6, 2), activation="relu", kernel_size=(5, 3, 1), stride=1,
+            padding=(2, 1, 0), dense_layers=2),
 ]
 SIRENS = [s for s in SPECS if isinstance(s, SirenSpec)]
 SIGN_SPECS = [s for s in SPECS if s.symmetry == "sign"]

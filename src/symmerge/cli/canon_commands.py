@@ -28,6 +28,35 @@ def _parse_weights(text: str | None) -> list[float] | None:
         raise SymmergeError(f"weights must be comma-separated numbers, got {text!r}") from exc
 
 
+def _parse_ints(text: str | None, name: str) -> int | tuple[int, ...] | None:
+    """``"2"`` -> 2, ``"1,2,1"`` -> (1, 2, 1) (one per convolution); None stays None."""
+    if text is None:
+        return None
+    try:
+        values = tuple(int(x) for x in text.split(","))
+    except ValueError as exc:
+        raise SymmergeError(f"{name} must be an integer or comma-separated integers (one per "
+                            f"convolution), got {text!r}") from exc
+    return values[0] if len(values) == 1 else values
+
+
+def _hints(activation: str | None, w0: float | None, stride: str | None,
+           padding: str | None):
+    """The architecture hints of plain state dicts (None when no option was given)."""
+    from symmerge.merge import ArchitectureHints
+
+    if activation is None:
+        given = [n for n, v in (("w0", w0), ("stride", stride), ("padding", padding))
+                 if v is not None]
+        if given:
+            raise SymmergeError(f"{', '.join(given)}: only with activation (they describe "
+                                "plain state dicts); pass activation too",
+                                params=(*given, "activation"))
+        return None
+    return ArchitectureHints(activation, w0, _parse_ints(stride, "stride"),
+                             _parse_ints(padding, "padding"))
+
+
 def _check_method(method: str, use: str, run: Path | None) -> None:
     """Refuse an unknown method, and a method without the run it needs, before any work."""
     from symmerge.methods import missing_resource
@@ -86,9 +115,13 @@ def canonicalize(
 @app.command()
 def merge(
     networks: list[str] = typer.Argument(
-        ..., help="Networks to merge: FILE.pth, FILE.safetensors or ZOO:INDEX (two or more)."
+        ..., help="Networks to merge: FILE.pth, FILE.safetensors or ZOO:INDEX (INDEX from 0; "
+        "two or more)."
     ),
-    out: Path = typer.Option(..., help="Output .safetensors state dict (spec in its metadata)."),
+    out: Path = typer.Option(
+        ..., help="Output state dict: .safetensors (the spec in its metadata) or .pth/.pt (a "
+        "torch state dict). Inputs that are plain state dicts give it their own keys and "
+        "dtypes, so it loads into their module."),
     method: str = typer.Option(default_method("merge"), help=_choices("merge")),
     run: Path | None = typer.Option(
         None, help=_run_help("merge")),
@@ -96,8 +129,21 @@ def merge(
                                        help="Two networks: weight of the second (0..1)."),
     weights: str | None = typer.Option(None, help="Comma-separated weights, one per network."),
     spec: str | None = typer.Option(
-        None, help="Architecture for .pth inputs: spec JSON, a .json file or a zoo file."
+        None, help="Architecture of plain state dicts (.pth, or safetensors without "
+        "symmerge's metadata): spec JSON, a .json file or a zoo file. Instead of --activation."
     ),
+    activation: str | None = typer.Option(
+        None, help="Plain state dicts (an nn.Sequential MLP, or a CNN: Conv2d layers, "
+        "global average pooling, Linear layers): the hidden activation, relu | tanh | sine "
+        "(sine: MLPs only). Instead of --spec."),
+    w0: float | None = typer.Option(
+        None, help="With --activation sine: the frequency w0 of sin(w0 x) (default 30)."),
+    stride: str | None = typer.Option(
+        None, help="With --activation, CNNs: the convolutions' stride, one integer or one "
+        "per convolution (1,2,2); default 1."),
+    padding: str | None = typer.Option(
+        None, help="With --activation, CNNs: the convolutions' zero padding, one integer or "
+        "one per convolution; default 0."),
     wm_iters: int = typer.Option(5, min=0, max=MAX_ITER,
                                  help="Weight matching, N > 2: rounds of re-matching to the "
                                       "mean."),
@@ -118,10 +164,11 @@ def merge(
     from symmerge.evaluation import merge_quality
     from symmerge.merge import check_merge_options, parse_spec
     from symmerge.merge import merge as run_merge
-    from symmerge.merge.io import load_network, save_network, stack_networks
+    from symmerge.merge.io import load_network, output_keys, save_network, stack_networks
     from symmerge.utils.io import check_output_path
 
     _check_method(method, "merge", run)
+    hints = _hints(activation, w0, stride, padding)
     matching = MatchOptions(restarts=restarts, seed=seed, strategy=strategy)
     if len(networks) < 2:
         raise SymmergeError(f"merge needs at least two networks, got {len(networks)}")
@@ -130,11 +177,12 @@ def merge(
     check_output_path(out)  # before loading and merging
     dev = use_device(device)
     given = parse_spec(spec) if spec else None
-    nets = [load_network(n, given) for n in networks]
+    nets = [load_network(n, given, hints) for n in networks]
     for net in nets:
         if net.inferred:
             typer.echo(f"note: {net.source} has no architecture metadata; read as a "
-                       f"{net.spec.describe()} (pass --spec for ReLU or tanh MLPs)", err=True)
+                       f"{net.spec.describe()} (pass --activation for other networks)",
+                       err=True)
     net_spec, params = stack_networks(nets)
     held, no_data = _merge_data(nets, data)  # before merging: a bad --data stops it
     result = run_merge(params, net_spec, method, weights=w, alpha=alpha, run=run,
@@ -144,7 +192,7 @@ def merge(
     save_network(out, net_spec, result.params, provenance={
         "merged_from": list(networks), "method": method, "weights": result.weights.tolist(),
         **result.provenance, **({"run": str(run)} if run is not None else {}), **result.info,
-    }, quality=None if quality is None else quality.to_dict())
+    }, keys=output_keys(nets), quality=None if quality is None else quality.to_dict())
     typer.echo(
         f"merged {len(networks)} {net_spec.describe()} networks with {method} "
         f"(weights {', '.join(f'{x:.3g}' for x in result.weights.tolist())}) in "

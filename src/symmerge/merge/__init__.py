@@ -7,20 +7,32 @@ from symmerge.merge.io import (
     load_module,
     load_network,
     load_networks,
+    output_keys,
     parse_spec,
     save_network,
 )
+from symmerge.merge.state_dicts import (
+    ArchitectureHints,
+    StateKeys,
+    infer_architecture,
+    match_architecture,
+)
 
 __all__ = [
+    "ArchitectureHints",
     "MergeResult",
     "Network",
+    "StateKeys",
     "check_merge_options",
+    "infer_architecture",
     "infer_spec",
     "load_module",
     "load_network",
     "load_networks",
+    "match_architecture",
     "merge",
     "merge_weights",
+    "output_keys",
     "parse_spec",
     "save_network",
 ]

@@ -110,7 +110,7 @@ def merge(
 ) -> MergeResult:
     """Merge networks ``params [N, P]`` with ``method``, one of
     :func:`symmerge.methods.method_names` ``("merge")`` (default: the registry's default,
-    the plain average).
+    ``wm``, weight matching with the networks' own symmetry).
 
     Methods that need a trained autoencoder take ``run`` (or, for those that
     canonicalize, a ready ``canonicalizer``). ``matching`` sets the weight matching (of

@@ -1,10 +1,17 @@
 """Reading and writing single networks for merging.
 
 Inputs are state dicts (``.pth`` / ``.pt``, read with ``torch.load(weights_only=True)``),
-safetensors state dicts (the spec JSON in the metadata, as :func:`save_network`
-writes them) or ``ZOO:index`` (one network of a zoo file). Outputs are
-safetensors state dicts whose metadata holds the spec, so that
-:func:`load_module` rebuilds a ready ``nn.Module``.
+safetensors state dicts (with the spec JSON in the metadata, as :func:`save_network`
+writes them, or without: a user's own) or ``ZOO:index`` (one network of a zoo file).
+A plain state dict's architecture is given (a spec), inferred from its ``nn.Sequential``
+layers and :class:`~symmerge.merge.state_dicts.ArchitectureHints` (the activation, and
+what else the weights do not show), or, without either, read as a SIREN of our own keys.
+Its keys stay with the network (:attr:`Network.keys`), so that outputs can be written in
+the user's layout.
+
+Outputs are safetensors state dicts whose metadata holds the spec (and the user's keys,
+if any), so that :func:`load_module` rebuilds a ready ``nn.Module``; or, for a ``.pth``
+or ``.pt`` name, a plain torch state dict.
 """
 
 from __future__ import annotations
@@ -21,9 +28,16 @@ import torch
 from torch import Tensor, nn
 
 from symmerge.errors import SymmergeError
+from symmerge.merge.state_dicts import (
+    ArchitectureHints,
+    StateKeys,
+    infer_architecture,
+    match_architecture,
+)
 from symmerge.specs import SirenSpec, WeightSpaceSpec, spec_from_json
 from symmerge.specs.siren import siren_layout
 from symmerge.utils.io import (
+    atomic_path,
     load_weights_only,
     read_text,
     require_finite,
@@ -34,17 +48,23 @@ from symmerge.zoo.io import FORMAT as ZOO_FORMAT
 from symmerge.zoo.io import load_zoo
 
 NETWORK_FORMAT = "symmerge-network/1"
+#: output names written as torch state dicts (anything else: safetensors)
+TORCH_SUFFIXES = (".pth", ".pt")
 
 
 @dataclass(frozen=True)
 class Network:
-    """One network: its spec, flat parameters ``[P]`` and where it came from."""
+    """One network: its spec, flat parameters ``[P]``, where it came from and, for a
+    user's state dict, where its tensors live there (``keys``; None: a zoo network or our
+    own layout)."""
 
     spec: WeightSpaceSpec
     params: Tensor
     source: str
-    #: True when the file held no architecture and the spec was inferred (a SIREN)
+    #: True when the file held no architecture, no spec or hints were given, and the spec
+    #: was inferred (a SIREN)
     inferred: bool = False
+    keys: StateKeys | None = None
 
 
 def parse_spec(text: str) -> WeightSpaceSpec:
@@ -70,19 +90,34 @@ def parse_spec(text: str) -> WeightSpaceSpec:
         raise SymmergeError(f"{path}: {exc}") from exc
 
 
-def infer_spec(state_dict: Mapping[str, Tensor]) -> WeightSpaceSpec:
-    """Infer a SIREN spec (default w0 and output offset) from ``seq.i`` dense layers.
+def infer_spec(
+    state_dict: Mapping[str, Tensor], hints: ArchitectureHints | None = None
+) -> WeightSpaceSpec:
+    """The architecture of a plain state dict: with ``hints``, an ``nn.Sequential`` MLP or
+    CNN (:func:`~symmerge.merge.state_dicts.infer_architecture`); without, a SIREN
+    (default w0 and output offset) of ``seq.i`` dense layers."""
+    return _plain_architecture(state_dict, None, hints)[0]
 
-    Anything else (convolutions, other key names) needs an explicit spec.
-    """
+
+def _plain_architecture(
+    state: Mapping[str, Tensor], spec: WeightSpaceSpec | None,
+    hints: ArchitectureHints | None,
+) -> tuple[WeightSpaceSpec, StateKeys]:
+    """The spec of a plain state dict (``spec`` if given, else inferred) and its keys."""
+    if spec is not None:
+        return spec, match_architecture(state, spec)
+    if hints is not None:
+        return infer_architecture(state, hints)
     try:
-        return SirenSpec(layout=siren_layout(state_dict))
+        siren = SirenSpec(layout=siren_layout(state))
     except SymmergeError as exc:
         raise SymmergeError(
-            f"cannot infer the architecture ({exc}); only dense SIRENs are inferred: pass "
-            "spec (the architecture: JSON, a .json file or a zoo of the same one)",
-            params=("spec",),
+            "cannot infer the architecture: a plain state dict does not say which "
+            "nonlinearity it uses; pass activation (relu, tanh or sine) for an nn.Sequential "
+            "MLP or CNN, or spec (the architecture: JSON, a .json file or a zoo of the same "
+            "one)", params=("activation", "spec"),
         ) from exc
+    return siren, StateKeys.of(siren, state)
 
 
 def _safetensors_metadata(path: Path) -> dict[str, str] | None:
@@ -102,27 +137,50 @@ def _unwrap(obj: Any, source: str) -> dict[str, Tensor]:
     return {str(k): v for k, v in obj.items()}
 
 
-def _split_zoo_ref(source: str) -> tuple[Path, int] | None:
+def _split_zoo_ref(source: str) -> tuple[Path, str] | None:
+    """``(zoo, index text)`` of ``ZOO:INDEX`` (an existing zoo file, any index text; or an
+    integer index); None for a file name."""
     head, sep, tail = source.rpartition(":")
-    if not sep or not re.fullmatch(r"-?\d+", tail) or Path(source).exists():
+    if not sep or Path(source).exists():
         return None
-    return Path(head), int(tail)
+    if Path(head).is_file() or re.fullmatch(r"[+-]?\d+", tail.strip()):
+        return Path(head), tail
+    return None
 
 
-def load_network(source: str | os.PathLike[str], spec: WeightSpaceSpec | None = None) -> Network:
+def _zoo_index(source: str, text: str, size: int) -> int:
+    """The index of ``ZOO:INDEX``: an integer in ``[0, size)``, else one clear error."""
+    text = text.strip()
+    if re.fullmatch(r"\d+", text) and int(text) < size:
+        return int(text)
+    what = (f"index {text} is out of range" if re.fullmatch(r"[+-]?\d+", text)
+            else f"index {text!r} is not an integer")
+    raise SymmergeError(f"{source}: {what}: the zoo holds {size} networks, pick one of 0 to "
+                        f"{size - 1}")
+
+
+def load_network(
+    source: str | os.PathLike[str],
+    spec: WeightSpaceSpec | None = None,
+    hints: ArchitectureHints | None = None,
+) -> Network:
     """Load ``FILE.pth``, ``FILE.safetensors`` or ``ZOO:index``.
 
-    The architecture comes from the file (zoo or network metadata), else from
-    ``spec``, else it is inferred (SIRENs only). A given ``spec`` must agree
-    with the file's own.
+    The architecture comes from the file (zoo or network metadata), else from ``spec``,
+    else from the state dict's layers and ``hints`` (an ``nn.Sequential`` MLP or CNN),
+    else it is inferred (SIRENs of our own keys only). A given ``spec`` must agree with
+    the file's own; ``spec`` and ``hints`` exclude each other.
     """
     source = str(source)
+    if spec is not None and hints is not None:
+        raise SymmergeError("give either spec or the architecture hints (activation, w0, "
+                            "stride, padding), not both",
+                            params=("spec", "activation", "w0", "stride", "padding"))
     ref = _split_zoo_ref(source)
     if ref is not None:
-        zoo_path, index = ref
+        zoo_path, text = ref
         zoo = load_zoo(zoo_path)
-        if not -len(zoo) <= index < len(zoo):
-            raise SymmergeError(f"{source}: index {index} out of range for a zoo of {len(zoo)}")
+        index = _zoo_index(source, text, len(zoo))
         _check_same(spec, zoo.spec, source)
         params = zoo.get_params([index])[0].float()
         require_finite(params, f"network {source}")
@@ -136,6 +194,7 @@ def load_network(source: str | os.PathLike[str], spec: WeightSpaceSpec | None = 
     meta = _safetensors_metadata(path)
     if meta is None and path.suffix == ".safetensors":
         raise SymmergeError(f"cannot read {path}: not a valid safetensors file")
+    file_spec = keys = None
     if meta is not None:
         if meta.get("format") == ZOO_FORMAT:
             raise SymmergeError(f"{path} is a zoo; pick one network with {path}:INDEX")
@@ -144,23 +203,26 @@ def load_network(source: str | os.PathLike[str], spec: WeightSpaceSpec | None = 
         state = load_file(str(path))
         try:
             file_spec = spec_from_json(meta["spec"]) if "spec" in meta else None
+            keys = StateKeys.from_json(meta["state_keys"]) if "state_keys" in meta else None
         except SymmergeError as exc:
             raise SymmergeError(f"{path}: {exc}") from exc
     else:
         state = _unwrap(load_weights_only(path, "state dict"), str(path))
-        file_spec = None
     if file_spec is not None:
         _check_same(spec, file_spec, source)
     try:
-        use = file_spec or spec or infer_spec(state)
+        if file_spec is not None:
+            use = file_spec
+            params = (keys.read(use, state) if keys is not None
+                      else use.from_state_dict(state)).float()
+        else:
+            use, keys = _plain_architecture(state, spec, hints)
+            params = keys.read(use, state).float()
     except SymmergeError as exc:
-        raise SymmergeError(f"{source}: {exc}") from exc
-    try:
-        params = use.from_state_dict(state).float()
-    except SymmergeError as exc:
-        raise SymmergeError(f"{source}: {exc}") from exc
+        raise SymmergeError(f"{source}: {exc}", params=exc.params) from exc
     require_finite(params, f"network {source}")  # float64 beyond float32's range too
-    return Network(use, params, source, inferred=file_spec is None and spec is None)
+    inferred = file_spec is None and spec is None and hints is None
+    return Network(use, params, source, inferred=inferred, keys=keys)
 
 
 def _check_same(given: WeightSpaceSpec | None, found: WeightSpaceSpec, source: str) -> None:
@@ -171,12 +233,14 @@ def _check_same(given: WeightSpaceSpec | None, found: WeightSpaceSpec, source: s
 
 
 def load_networks(
-    sources: Sequence[str | os.PathLike[str]], spec: WeightSpaceSpec | None = None
+    sources: Sequence[str | os.PathLike[str]],
+    spec: WeightSpaceSpec | None = None,
+    hints: ArchitectureHints | None = None,
 ) -> tuple[WeightSpaceSpec, Tensor]:
     """Load several networks of one architecture; returns the spec and ``[N, P]``."""
     if not sources:
         raise SymmergeError("no networks given")
-    return stack_networks([load_network(s, spec) for s in sources])
+    return stack_networks([load_network(s, spec, hints) for s in sources])
 
 
 def stack_networks(nets: Sequence[Network]) -> tuple[WeightSpaceSpec, Tensor]:
@@ -193,22 +257,45 @@ def stack_networks(nets: Sequence[Network]) -> tuple[WeightSpaceSpec, Tensor]:
     return first, torch.stack([n.params for n in nets])
 
 
+def output_keys(nets: Sequence[Network]) -> StateKeys | None:
+    """The layout to write a result of ``nets`` in: the first user state dict's keys
+    (None: our own layout, when every input is a zoo network or one of our files)."""
+    return next((n.keys for n in nets if n.keys is not None), None)
+
+
 def save_network(
     path: str | os.PathLike[str],
     spec: WeightSpaceSpec,
     params: Tensor,
     provenance: Mapping[str, Any] | None = None,
+    keys: StateKeys | None = None,
     quality: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write one network ``[P]`` as a safetensors state dict with the spec in its metadata
-    (through :func:`save_safetensors`, whose atomic write refuses a directory); ``quality``
-    (a merge's :meth:`~symmerge.evaluation.MergeQuality.to_dict`) goes in with it."""
+    """Write one network ``[P]`` as a state dict, atomically (a directory is refused).
+
+    ``keys`` (a user's layout, :attr:`Network.keys`): the user's keys and dtypes, so that
+    ``module.load_state_dict`` takes the file on the user's own module; else our keys in
+    float32. A ``.pth`` / ``.pt`` name gets a plain torch state dict, anything else a
+    safetensors file with the spec (and ``keys``) in its metadata; ``quality`` (a merge's
+    :meth:`~symmerge.evaluation.MergeQuality.to_dict`) goes into that metadata too (a torch
+    state dict has no metadata: it is not stored there).
+    """
     spec.check_params(params)
-    state = {k: v.detach().float().contiguous() for k, v in spec.to_state_dict(params).items()}
+    if keys is not None:
+        state = keys.write(spec, params)
+    else:
+        state = {k: v.detach().to("cpu", torch.float32).contiguous()
+                 for k, v in spec.to_state_dict(params).items()}
+    if Path(path).suffix.lower() in TORCH_SUFFIXES:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+        return Path(path)
     meta = {"format": NETWORK_FORMAT, "spec": spec.to_json(),
             "provenance": json.dumps(dict(provenance or {}), default=str, sort_keys=True)}
     if quality is not None:
         meta["quality"] = json.dumps(dict(quality), sort_keys=True)
+    if keys is not None:
+        meta["state_keys"] = keys.to_json()
     save_safetensors(path, state, meta)
     return Path(path)
 

@@ -119,8 +119,8 @@ def default_methods(family: str) -> tuple[str, ...]:
 
 
 def default_method(use: str) -> str:
-    """The default method for ``use`` (``merge``: the plain average; ``canonicalize``: the
-    exact canonical form)."""
+    """The default method for ``use`` (``merge``: weight matching with the networks' own
+    symmetry, exact for every family; ``canonicalize``: the exact canonical form)."""
     return next(n for n, m in _registry().items() if use in m.default_of)
 
 

@@ -71,13 +71,14 @@ REGISTRY: tuple[Method, ...] = (
     Method(
         "naive", "the networks as they are (plain average, straight line)",
         build=_raw, exact=True, uses=frozenset({"merge", "interpolate"}),
-        color="#7f7f7f", reference=True, default_of=frozenset({"merge"}),
+        color="#7f7f7f", reference=True,
     ),
     Method(
         "wm", "weight matching with the networks' own symmetry (signs or scales, Git "
               "Re-Basin extended)",
         build=_matched(), exact=True,
         uses=frozenset({"merge", "interpolate"}), color="#1f77b4",
+        default_of=frozenset({"merge"}),
     ),
     Method(
         "wm-perm", "weight matching over permutations only (the paper's baseline)",

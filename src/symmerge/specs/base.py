@@ -6,7 +6,7 @@ import json
 import math
 import numbers
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -35,6 +35,9 @@ class WeightSpaceSpec:
 
     family: ClassVar[str] = ""
     key_prefix: ClassVar[str] = "seq"
+    #: fields left out of :meth:`to_dict` and :meth:`describe` while they hold their default
+    #: (fields added to a family later, so that its older specs keep their JSON)
+    optional_fields: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -240,9 +243,13 @@ class WeightSpaceSpec:
         raise NotImplementedError
 
     # ------------------------------------------------------------ serialization
+    def _shown_fields(self) -> dict[str, Any]:
+        """Field values, without the :attr:`optional_fields` that hold their defaults."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in self.optional_fields or getattr(self, f.name) != f.default}
+
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["layout"] = list(self.layout)
+        d = {k: list(v) if isinstance(v, tuple) else v for k, v in self._shown_fields().items()}
         return {"family": self.family, **d}
 
     def to_json(self) -> str:
@@ -250,7 +257,8 @@ class WeightSpaceSpec:
 
     def describe(self) -> str:
         extra = ", ".join(
-            f"{f.name}={getattr(self, f.name)}" for f in fields(self) if f.name not in ("layout",)
+            f"{k}={list(v) if isinstance(v, tuple) else v}"
+            for k, v in self._shown_fields().items() if k != "layout"
         )
         return f"{self.family} {list(self.layout)} ({extra})"
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -16,38 +18,77 @@ from symmerge.utils.seed import draw_device
 
 
 class SmallCNN(nn.Module):
-    """Convolutions (valid padding) + activation, global average pooling, dense logits."""
+    """Convolutions + activation, global average pooling, dense layers (activation between
+    them); every layer in ``self.seq``."""
 
-    def __init__(self, layout, activation: str, kernel_size: int, stride: int) -> None:
+    def __init__(self, spec: CNNSpec) -> None:
         super().__init__()
+        layout = spec.layout
         convs = [
-            nn.Conv2d(a, b, kernel_size, stride=stride, padding=0)
-            for a, b in zip(layout[:-2], layout[1:-1], strict=True)
+            nn.Conv2d(layout[i], layout[i + 1], k, stride=s, padding=p)
+            for i, (k, s, p) in enumerate(zip(spec.kernel_sizes, spec.strides, spec.paddings,
+                                              strict=True))
         ]
-        self.seq = nn.ModuleList([*convs, nn.Linear(layout[-2], layout[-1])])
-        self.activation = activation
+        dense = [nn.Linear(layout[i], layout[i + 1])
+                 for i in range(spec.num_convs, spec.num_layers)]
+        self.seq = nn.ModuleList([*convs, *dense])
+        self.num_convs = spec.num_convs
+        self.activation = spec.activation
 
     def forward(self, x: Tensor) -> Tensor:
         act = activation_fn(self.activation)
-        for conv in self.seq[:-1]:
+        for conv in self.seq[: self.num_convs]:
             x = act(conv(x))
-        return self.seq[-1](x.mean(dim=(-2, -1)))
+        x = x.mean(dim=(-2, -1))
+        dense = self.seq[self.num_convs :]
+        for i, lin in enumerate(dense):
+            x = lin(x)
+            if i < len(dense) - 1:
+                x = act(x)
+        return x
+
+
+def _per_conv(value: int | Sequence[int], name: str, convs: int, least: int) -> int | tuple:
+    """A per-convolution option: one integer for all, or one per convolution (stored as one
+    integer when they agree, so that equal specs compare and serialize alike)."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        values = tuple(value)
+        if len(values) != convs:
+            raise SymmergeError(f"{name} must be one integer or one per convolution ({convs}), "
+                                f"got {list(values)}")
+    else:
+        values = (value,) * convs
+    if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in values):
+        raise SymmergeError(f"{name} must be integers, got {value!r}")
+    values = tuple(int(v) for v in values)
+    if any(v < least for v in values):
+        raise SymmergeError(f"{name} must be {'positive' if least else 'non-negative'}, "
+                            f"got {value!r}")
+    return values[0] if len(set(values)) == 1 else values
 
 
 @dataclass(frozen=True)
 class CNNSpec(WeightSpaceSpec):
-    """``len(layout) - 2`` convolutions, GAP, one dense layer; ReLU or tanh.
+    """Convolutions, global average pooling, then ``dense_layers`` dense layers; ReLU or tanh
+    after every layer but the last.
 
-    Default layout [1, 16, 16, 16, 10], 3x3 kernels, stride 2, no padding.
-    Hidden "neurons" are channels; a conv weight is ``(c_out, c_in, k, k)``.
+    The first ``len(layout) - 1 - dense_layers`` weight layers are square convolutions
+    (``kernel_size``, ``stride`` and ``padding``: one integer for all, or one per
+    convolution); their channels are the hidden "neurons" (a conv weight is
+    ``(c_out, c_in, k, k)``), and so are the dense layers' hidden neurons. Default: the
+    Small CNN Zoo's layout [1, 16, 16, 16, 10], 3x3 kernels, stride 2, no padding, one
+    dense layer.
     """
 
     layout: tuple[int, ...] = (1, 16, 16, 16, 10)
     activation: str = "relu"
-    kernel_size: int = 3
-    stride: int = 2
+    kernel_size: int | tuple[int, ...] = 3
+    stride: int | tuple[int, ...] = 2
+    padding: int | tuple[int, ...] = 0
+    dense_layers: int = 1
 
     family = "cnn"
+    optional_fields = frozenset({"padding", "dense_layers"})
 
     @classmethod
     def allowed_activations(cls) -> tuple[str, ...]:
@@ -55,25 +96,53 @@ class CNNSpec(WeightSpaceSpec):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if len(self.layout) < 3:
+        dense = self.dense_layers
+        if isinstance(dense, bool) or not isinstance(dense, numbers.Integral) or dense < 1:
+            raise SymmergeError(f"dense_layers must be a positive integer, got {dense!r}")
+        object.__setattr__(self, "dense_layers", int(dense))
+        if len(self.layout) < self.dense_layers + 2:
             raise SymmergeError(
-                f"a CNN layout needs at least one conv layer, got {list(self.layout)}"
+                f"a CNN layout needs at least one conv layer before its {self.dense_layers} "
+                f"dense layer(s), got {list(self.layout)}"
             )
-        if self.kernel_size < 1 or self.stride < 1:
-            raise SymmergeError("kernel_size and stride must be positive")
+        for name, least in (("kernel_size", 1), ("stride", 1), ("padding", 0)):
+            object.__setattr__(self, name,
+                               _per_conv(getattr(self, name), name, self.num_convs, least))
 
     def kernel_shape(self, layer: int) -> tuple[int, ...]:
-        return (self.kernel_size, self.kernel_size) if layer < self.num_layers - 1 else ()
+        if layer < self.num_convs:
+            k = self.kernel_sizes[layer]
+            return (k, k)
+        return ()
 
     @property
     def num_convs(self) -> int:
-        return self.num_layers - 1
+        return self.num_layers - self.dense_layers
+
+    def _each(self, value: int | tuple[int, ...]) -> tuple[int, ...]:
+        return value if isinstance(value, tuple) else (value,) * self.num_convs
+
+    @property
+    def kernel_sizes(self) -> tuple[int, ...]:
+        """The kernel size of each convolution."""
+        return self._each(self.kernel_size)
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        """The stride of each convolution."""
+        return self._each(self.stride)
+
+    @property
+    def paddings(self) -> tuple[int, ...]:
+        """The (zero) padding of each convolution."""
+        return self._each(self.padding)
 
     def min_input_size(self) -> int:
         """Smallest square input that leaves at least 1x1 after every convolution."""
         size = 1
-        for _ in range(self.num_convs):
-            size = (size - 1) * self.stride + self.kernel_size
+        for k, s, p in reversed(list(zip(self.kernel_sizes, self.strides, self.paddings,
+                                         strict=True))):
+            size = max((size - 1) * s + k - 2 * p, 1)
         return size
 
     # ----------------------------------------------------------------- forward
@@ -91,7 +160,8 @@ class CNNSpec(WeightSpaceSpec):
 
     def _levels(self, params: Tensor, inputs: Tensor, *, all_levels: bool) -> list[Tensor]:
         """Spatial means ``[B, N, C_l]`` of the images and of every conv layer's activations
-        (only the last conv's unless ``all_levels``), then the logits."""
+        (only the last conv's unless ``all_levels``), the dense hidden layers' activations
+        (``all_levels`` only), then the logits."""
         ws, bs = self.unflatten(params)
         nets = params.shape[0]
         x = inputs.to(device=params.device, dtype=params.dtype)
@@ -102,16 +172,19 @@ class CNNSpec(WeightSpaceSpec):
                 f"{size}, got {tuple(x.shape)}"
             )
         act = activation_fn(self.activation)
+        strides, paddings = self.strides, self.paddings
+
+        def conv(h: Tensor, layer: int, groups: int) -> Tensor:
+            w, b = ws[layer], bs[layer]
+            return F.conv2d(h, w.reshape(-1, *w.shape[2:]), b.reshape(-1), stride=strides[layer],
+                            padding=paddings[layer], groups=groups)
+
         if x.ndim == 4:  # shared images: first conv needs no grouping
             n = x.shape[0]
-            w, b = ws[0], bs[0]
-            h = F.conv2d(x, w.reshape(-1, *w.shape[2:]), b.reshape(-1), stride=self.stride)
+            h = conv(x, 0, 1)
         elif x.ndim == 5 and x.shape[0] == nets:
             n = x.shape[1]
-            h = x.transpose(0, 1).reshape(n, -1, *x.shape[-2:])
-            w, b = ws[0], bs[0]
-            h = F.conv2d(h, w.reshape(-1, *w.shape[2:]), b.reshape(-1), stride=self.stride,
-                         groups=nets)
+            h = conv(x.transpose(0, 1).reshape(n, -1, *x.shape[-2:]), 0, nets)
         else:
             raise SymmergeError(
                 f"CNN inputs must be [N, C, H, W] or [{nets}, N, C, H, W], got {tuple(x.shape)}"
@@ -125,17 +198,23 @@ class CNNSpec(WeightSpaceSpec):
             means = x.mean(dim=(-2, -1))
             levels.append(means.expand(nets, *means.shape) if x.ndim == 4 else means)
         h = act(h)
-        for w, b in zip(ws[1:-1], bs[1:-1], strict=True):
+        for layer in range(1, self.num_convs):
             if all_levels:
                 levels.append(pooled(h))
-            h = act(F.conv2d(h, w.reshape(-1, *w.shape[2:]), b.reshape(-1), stride=self.stride,
-                             groups=nets))
+            h = act(conv(h, layer, nets))
         levels.append(pooled(h))
-        levels.append(torch.matmul(levels[-1], ws[-1].mT) + bs[-1].unsqueeze(-2))
+        for layer in range(self.num_convs, self.num_layers):
+            z = torch.matmul(levels[-1], ws[layer].mT) + bs[layer].unsqueeze(-2)
+            if layer < self.num_layers - 1:
+                z = act(z)
+                if not all_levels:
+                    levels[-1] = z
+                    continue
+            levels.append(z)
         return levels
 
     def build_module(self) -> nn.Module:
-        return SmallCNN(self.layout, self.activation, self.kernel_size, self.stride)
+        return SmallCNN(self)
 
     def init_params(
         self,
@@ -168,7 +247,7 @@ class CNNSpec(WeightSpaceSpec):
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
     ) -> Tensor:
-        size = max(self.min_input_size() + self.stride, 16)
+        size = max(self.min_input_size() + max(self.strides), 16)
         x = torch.randn(n, self.layout[0], size, size, generator=generator, dtype=dtype,
                         device=draw_device(generator, device))
         return x.to(device if device is not None else x.device)
@@ -177,8 +256,8 @@ class CNNSpec(WeightSpaceSpec):
     def tf_shape(self, layer: int) -> tuple[int, ...]:
         """TF kernel shape: conv ``(kh, kw, c_in, c_out)``, dense ``(in, out)``."""
         out_c, in_c = self.layout[layer + 1], self.layout[layer]
-        if layer < self.num_layers - 1:
-            return (self.kernel_size, self.kernel_size, in_c, out_c)
+        if layer < self.num_convs:
+            return (*self.kernel_shape(layer), in_c, out_c)
         return (in_c, out_c)
 
     def from_tf_flat(self, flat: Tensor) -> Tensor:
