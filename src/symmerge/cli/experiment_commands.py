@@ -79,6 +79,12 @@ def _print_interpolation(result, out: Path, ctx: typer.Context) -> None:  # noqa
                    f"L(1) {c.end_mean:.4g}  {1000 * s.seconds_per_pair:.3g} ms/pair")
     for m, why in result.skipped.items():
         typer.echo(f"{m:>14}: skipped ({flag_names(why, flags, RESOURCES)})")
+    from symmerge.experiments.evidence import MIN_PAIRS, Count
+
+    typer.echo(f"(barriers: mean ± std over {result.pairs} pairs)")
+    caveat = Count(result.pairs, "pairs", MIN_PAIRS).caveat("each barrier")
+    if caveat:
+        typer.echo(f"note: {caveat}", err=True)
     _save(result, out)
 
 

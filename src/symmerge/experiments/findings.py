@@ -22,6 +22,7 @@ from symmerge.experiments.evidence import (
     fmt,
 )
 from symmerge.experiments.metrics import barriers
+from symmerge.experiments.sections import plural, table_labels, title
 
 if TYPE_CHECKING:
     from symmerge.experiments.results import (
@@ -60,7 +61,7 @@ def selection_warning(sel: NetworkSelection | None) -> str:
                    "autoencoder's training split: what the autoencoder does on them is "
                    "not a held-out result")
     if sel.failed_excluded:
-        out.append(f"{sel.failed_excluded} failed networks (diverged or at chance) were "
+        out.append(f"{plural(sel.failed_excluded, 'failed network')} (diverged or at chance) "
                    "left out")
     return (" " + "; ".join(out) + ".") if out else ""
 
@@ -75,7 +76,6 @@ def interpolation_findings(r: InterpolationResult) -> list[Finding]:
     of the primary metric (relative to the reference method), whether the best is
     clearly below the next and below the reference (paired over the same pairs), and
     what the reconstruction-endpoint methods' barriers are (not wins)."""
-    from symmerge.experiments.sections import table_labels, title
     from symmerge.methods import reference_method
 
     metric = r.primary_metric
@@ -208,7 +208,8 @@ def autoencoder_findings(training: Mapping[str, Mapping[str, Any]]) -> list[Find
     if inr:
         out.append(Finding(
             "**INR autoencoders**: test render MSE ÷ mean-image MSE (below 1: better than "
-            "predicting the mean image; lower is better): " + ", ".join(inr) + ".",
+            "predicting the mean image; lower is better): " + ", ".join(inr)
+            + (f": {TOO_SMALL} (at least {MIN_NETWORKS} test INRs needed)." if small else "."),
             tuple(small)))
     for act in CNN_RUNS:
         m = training.get(f"cnn-{act}", {})

@@ -4,6 +4,7 @@ computes; :mod:`symmerge.experiments.results` calls these when a result is saved
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -60,6 +61,11 @@ def setup_note(result: ExperimentResult) -> str:
             + (f"autoencoder runs: {runs}." if runs else "no autoencoder run."))
 
 
+def plural(n: int, noun: str) -> str:
+    """``1 failed network``, ``2 failed networks``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def selection_text(sel: NetworkSelection | None, what: str = "networks") -> str:
     """Where an experiment's networks came from, for its section: the split and its n,
     failed networks left out, and whether the autoencoder trained on any of them (""
@@ -67,7 +73,7 @@ def selection_text(sel: NetworkSelection | None, what: str = "networks") -> str:
     if sel is None:
         return ""
     text = f"Networks: {sel.used} of the {sel.pool} usable {split_phrase(sel.split)} networks"
-    text += (f" ({sel.failed_excluded} failed networks of the split left out: "
+    text += (f" ({plural(sel.failed_excluded, 'failed network')} of the split left out: "
              f"{sel.failed_rule})" if sel.failed_excluded else " (none of the split failed)")
     if sel.in_training_split is None:
         return text + "; no autoencoder run, so none is held out from one."
@@ -246,7 +252,7 @@ def _orbit_text(r: OrbitInterpolationResult) -> tuple[str, list[str], str | None
                  "first member.")
     else:
         what = (
-            f"{s.runs} INRs × {s.orbit_size} orbit pairs "
+            f"{plural(s.runs, 'INR')} × {s.orbit_size} orbit pairs "
             f"`(O_i, Õ_(i+1))` = {r.pairs} pairs, {s.transform} transforms, noise std "
             f"{s.perturbation:g}"
         )
@@ -454,6 +460,11 @@ def quickstart_intro(*, version: str, seed: int, size: str, images: int, per_ima
     )
 
 
+def _three(value: float) -> str:
+    """Three decimals; NaN (a Kendall tau of fewer than two networks) as ``-``."""
+    return "-" if math.isnan(value) else f"{value:.3f}"
+
+
 def _test_networks(m: Mapping[str, Any]) -> int | None:
     n = m.get("test_networks")
     return None if n is None else int(n)
@@ -465,7 +476,7 @@ def _small_runs(rows: Sequence[Mapping[str, Any]], what: str) -> str:
              if isinstance(r["n"], int) and not Count(r["n"], "networks", MIN_NETWORKS).judged]
     if not small:
         return ""
-    return (f"**{what} over too few test networks: {TOO_SMALL} (at least {MIN_NETWORKS} "
+    return (f"\n**{what} over too few test networks: {TOO_SMALL} (at least {MIN_NETWORKS} "
             f"needed): {', '.join(small)}.**\n")
 
 
@@ -492,7 +503,7 @@ def autoencoder_table(training: Mapping[str, Mapping[str, Any]]) -> str:
             cnn.append({"name": f"ScaleGMN, {act} CNNs",
                         "orig": f"{m['test_acc_original']:.3f}",
                         "dec": f"{m['test_acc_decoded']:.3f}",
-                        "tau": f"{m['test_acc_kendall_tau']:.3f}",
+                        "tau": _three(m["test_acc_kendall_tau"]),
                         "n": _test_networks(m)})
     parts = []
     if inr:
@@ -511,7 +522,8 @@ def autoencoder_table(training: Mapping[str, Mapping[str, Any]]) -> str:
             "over the test networks, Kendall tau ranks them):\n\n"
             + markdown_table(cnn, [("name", "autoencoder"), ("n", "test networks"),
                                    ("orig", "accuracy, original"),
-                                   ("dec", "accuracy, decoded"), ("tau", "Kendall tau")]) + "\n"
+                                   ("dec", "accuracy, decoded"), ("tau", "Kendall tau")])
+            + "\n"
             + _small_runs(cnn, "Accuracies and Kendall tau")
         )
     return "\n".join(parts)
