@@ -190,7 +190,7 @@ def test_failed_networks_are_left_out_and_counted(assets, tmp_path):
     assert r.selection.failed_excluded == 10 and r.selection.pool == 6
     r.save(tmp_path / "stored")
     assert "10 failed networks of the split left out" in r.report_path.read_text()
-    assert "10 failed networks (diverged or at chance) were left out" in \
+    assert "10 failed networks (diverged or at chance) left out" in \
         _summary(r.report_path.read_text())
     with pytest.raises(SymmergeError, match="only 6 networks are eligible \\(10 failed"):
         cnn_interpolation(z, pairs=4, steps=3, top=None, split="all", eval_images=50,
