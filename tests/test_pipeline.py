@@ -61,15 +61,46 @@ def test_tiny_quickstart_end_to_end(tmp_path):
     assert (tmp_path / "copy" / "experiments" / "latent-map" / "latent_map.png").is_file()
 
 
-def test_autoencoder_table_reports_the_ratio():
+def test_autoencoder_table_reports_the_ratio_and_its_n():
+    from symmerge.experiments.evidence import MIN_NETWORKS, TOO_SMALL
     from symmerge.experiments.sections import autoencoder_table
 
     table = autoencoder_table({"scalegmn": {"test_render_mse": 0.03,
-                                            "test_mean_image_mse": 0.06},
+                                            "test_mean_image_mse": 0.06, "test_networks": 50},
                                "pna": {"test_mean_image_mse": 0.06}})
-    assert "| ScaleGMN | 0.03 | 0.06 | 0.500 |" in table and "PNA" not in table
-    assert "CNN" not in table
+    assert "| ScaleGMN | 50 | 0.03 | 0.06 | 0.500 |" in table and "PNA" not in table
+    assert "CNN" not in table and TOO_SMALL not in table
     cnn = autoencoder_table({"cnn-tanh": {"test_acc_original": 0.9, "test_acc_decoded": 0.5,
+                                          "test_acc_kendall_tau": 0.25, "test_networks": 3}})
+    assert "| ScaleGMN, tanh CNNs | 3 | 0.900 | 0.500 | 0.250 |" in cnn
+    assert "render MSE" not in cnn and "test networks" in cnn
+    # a Kendall tau over 3 networks is not presented as a finding
+    assert f"{TOO_SMALL} (at least {MIN_NETWORKS} needed): ScaleGMN, tanh CNNs (3)" in cnn
+    enough = autoencoder_table({"cnn-tanh": {"test_acc_original": 0.9, "test_acc_decoded": 0.5,
+                                             "test_acc_kendall_tau": 0.25,
+                                             "test_networks": MIN_NETWORKS}})
+    assert TOO_SMALL not in enough
+    # a run trained before the n was recorded: a dash, not a guess
+    old = autoencoder_table({"cnn-relu": {"test_acc_original": 0.9, "test_acc_decoded": 0.5,
                                           "test_acc_kendall_tau": 0.25}})
-    assert "| ScaleGMN, tanh CNNs | 0.900 | 0.500 | 0.250 |" in cnn and "render MSE" not in cnn
+    assert "| ScaleGMN, relu CNNs | - | 0.900 |" in old
     assert autoencoder_table({}) == ""
+
+
+def test_autoencoder_findings_say_what_is_too_small():
+    from symmerge.experiments.evidence import TOO_SMALL
+    from symmerge.experiments.findings import autoencoder_findings
+
+    found = autoencoder_findings({
+        "scalegmn": {"test_render_mse": 0.03, "test_mean_image_mse": 0.06, "test_networks": 50},
+        "cnn-relu": {"test_acc_original": 0.5, "test_acc_decoded": 0.4,
+                     "test_acc_kendall_tau": -0.33, "test_networks": 3},
+        "cnn-tanh": {"test_acc_original": 0.9, "test_acc_decoded": 0.8,
+                     "test_acc_kendall_tau": 0.7, "test_networks": 100}})
+    texts = [f.text for f in found]
+    assert "ScaleGMN 0.5 (50 test INRs)" in texts[0] and not found[0].too_small
+    assert "over 3 test networks" in texts[1] and TOO_SMALL in texts[1]
+    assert found[1].too_small == ("relu CNN autoencoder: Kendall tau and accuracies over 3 test "
+                                  "networks",)
+    assert "over 100 test networks" in texts[2] and TOO_SMALL not in texts[2]
+    assert not found[2].too_small

@@ -137,6 +137,7 @@ class QuickstartResult:
         not written again), ``report.md`` and ``result.json`` into ``directory``
         (default: ``out_dir``); returns ``result.json``'s path."""
         from symmerge.experiments import write_report
+        from symmerge.experiments.findings import autoencoder_findings
         from symmerge.experiments.sections import quickstart_intro
 
         root = Path(directory if directory is not None else self.out_dir)
@@ -151,8 +152,10 @@ class QuickstartResult:
             root=self.out_dir, timings=self.timings,
             training={name: r.metrics for name, r in self.training.items()},
         )
-        self.report = write_report(root / "report.md", list(self.experiments.values()),
-                                   title="symmerge quickstart report", intro=intro)
+        self.report = write_report(
+            root / "report.md", list(self.experiments.values()), title="symmerge quickstart "
+            "report", intro=intro, findings=autoencoder_findings(
+                {name: r.metrics for name, r in self.training.items()}))
         path = root / "result.json"
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True, default=str))

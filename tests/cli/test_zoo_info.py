@@ -27,3 +27,18 @@ def test_info_flags_non_finite_networks(tmp_path: Path, capsys) -> None:
     save_zoo(path, SirenSpec(), torch.zeros(2, 1185))
     _, stdout, _ = run_cli(["zoo", "info", path], capsys)
     assert "params: all finite" in stdout.splitlines()
+
+
+def test_info_counts_failed_networks(tmp_path: Path, capsys) -> None:
+    """A CNN zoo without the ``failed`` mark (an old or imported zoo): ``zoo info`` derives
+    it and counts the networks at chance level although none diverged."""
+    from symmerge import CNNSpec
+
+    spec = CNNSpec((1, 4, 10), "relu")
+    path = tmp_path / "cnn.safetensors"
+    save_zoo(path, spec, spec.init_params(4, generator=torch.Generator().manual_seed(0)),
+             metrics={"test_accuracy": torch.tensor([0.9, 0.098, 0.078, 0.8]),
+                      "diverged": torch.zeros(4)})
+    code, stdout, err = run_cli(["zoo", "info", path], capsys)
+    assert code == 0, err
+    assert "failed: 2 of 4 (chance 2); rule (derived): diverged" in stdout

@@ -19,7 +19,7 @@ def assert_reported_metrics(result: TrainResult, zoo: Zoo | str | os.PathLike[st
     model and ``zoo``: for SIRENs the render MSE of the decoded test-split networks to
     their own renders and of the training split's mean render (the baseline); for CNNs
     the mean accuracy of the original and decoded test-split networks on the held-out
-    images, and the mean absolute difference of the two."""
+    images, and the mean absolute difference of the two; and over how many networks."""
     zoo = as_zoo(zoo)
     assert result.model is not None and result.config is not None
     s = result.config.split
@@ -27,6 +27,7 @@ def assert_reported_metrics(result: TrainResult, zoo: Zoo | str | os.PathLike[st
     test = zoo.params[splits["test"] if len(splits["test"]) else splits["val"]]
     decoded = reconstruct(result.model, test).cpu()
     m = result.metrics
+    assert m["test_networks"] == test.shape[0]  # the n of every test metric
     if isinstance(zoo.spec, SirenSpec):
         res = result.config.loss.resolution
         target = zoo.spec.render(test, res)

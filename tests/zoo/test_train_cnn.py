@@ -182,7 +182,12 @@ def _zoo(digits, out, **kw):
 def test_zoo_determinism_and_resume(digits, tmp_path):
     a = Zoo(_zoo(digits, tmp_path / "a.safetensors", activation="tanh", seed=2, chunk_size=2))
     assert len(a) == 5 and a.spec.activation == "tanh"
-    assert set(a.metric_names) == {"train_accuracy", "test_accuracy", "diverged", *HPARAMS}
+    assert set(a.metric_names) == {"train_accuracy", "test_accuracy", "diverged", "failed",
+                                   *HPARAMS}
+    # the stored mark is the rule of symmerge.zoo.quality (12 steps: some near chance)
+    from symmerge.zoo.quality import CHANCE_MARGIN
+    expected = (a.metric("test_accuracy") <= 0.1 + CHANCE_MARGIN) | (a.metric("diverged") > 0)
+    assert torch.equal(a.metric("failed") > 0.5, expected)
     assert a.provenance["input_transform"] == "x * 2 - 1"
     held_out = digits.images[digits.split(0.2, seed=0)[1]] * 2 - 1
     correct = a.spec.forward(a.params, held_out).argmax(-1) == digits.labels[

@@ -39,6 +39,7 @@ _MAPS = typer.Option(
                       "(pip install 'symmerge[umap]'); without it t-SNE is used, as the "
                       "report notes.")
 _DEVICE = device_option()
+_QUIET = typer.Option(False, "--quiet", help="No progress bars.")
 _GEN_ZOO = typer.Option(None, help="Zoo file: orbits are generated from its networks.")
 _ORBIT_ZOO = typer.Option(
     None, "--orbit-zoo",
@@ -78,6 +79,12 @@ def _print_interpolation(result, out: Path, ctx: typer.Context) -> None:  # noqa
                    f"L(1) {c.end_mean:.4g}  {1000 * s.seconds_per_pair:.3g} ms/pair")
     for m, why in result.skipped.items():
         typer.echo(f"{m:>14}: skipped ({flag_names(why, flags, RESOURCES)})")
+    from symmerge.experiments.evidence import MIN_PAIRS, Count
+
+    typer.echo(f"(barriers: mean ± std over {result.pairs} pairs)")
+    caveat = Count(result.pairs, "pairs", MIN_PAIRS).caveat("each barrier")
+    if caveat:
+        typer.echo(f"note: {caveat}", err=True)
     _save(result, out)
 
 
@@ -102,7 +109,7 @@ def orbit_interpolation_cmd(
         None, help="Image source (default: the zoo's). A published orbit of an MNIST image "
                    "needs mnist:DIR (the IDX files) for the ground truth; without it the loss "
                    "is the MSE to the orbit's own render."),
-    seed: int = _SEED, restarts: int = _RESTARTS, device: str = _DEVICE,
+    seed: int = _SEED, restarts: int = _RESTARTS, device: str = _DEVICE, quiet: bool = _QUIET,
 ) -> None:
     """Interpolate between orbit members of INRs (METHOD.md 6.1)."""
     from symmerge.experiments import orbit_interpolation
@@ -112,7 +119,7 @@ def orbit_interpolation_cmd(
         zoo, orbit_zoo=orbit_zoo, run=run, pna_run=pna_run, methods=_list(methods),
         runs=runs, orbit_size=orbit_size, transform=transform, perturbation=perturbation,
         steps=steps, split=split, data=data, seed=seed, matching=_matching(restarts, seed),
-        device=use_device(device),
+        device=use_device(device), progress=not quiet,
     ), out, ctx)
 
 
@@ -125,7 +132,7 @@ def pair_interpolation_cmd(
     steps: int = typer.Option(40, min=2, max=MAX_STEPS, help="Alpha steps."),
     split: str = typer.Option("heldout", help="train | val | test | heldout (val+test) | all."),
     data: str | None = typer.Option(None, help="Image source (default: the zoo's)."),
-    seed: int = _SEED, restarts: int = _RESTARTS, device: str = _DEVICE,
+    seed: int = _SEED, restarts: int = _RESTARTS, device: str = _DEVICE, quiet: bool = _QUIET,
 ) -> None:
     """Interpolate between INRs fitted to the same image from different seeds."""
     from symmerge.experiments import pair_interpolation
@@ -134,7 +141,7 @@ def pair_interpolation_cmd(
     _print_interpolation(pair_interpolation(
         zoo, run=run, pna_run=pna_run, methods=_list(methods), pairs=pairs, steps=steps,
         split=split, data=data, seed=seed, matching=_matching(restarts, seed),
-        device=use_device(device),
+        device=use_device(device), progress=not quiet,
     ), out, ctx)
 
 
@@ -149,16 +156,17 @@ def cnn_interpolation_cmd(
     split: str = _SPLIT,
     images: str | None = typer.Option(None, help="Evaluation image source (default: the zoo's)."),
     eval_images: int | None = typer.Option(10000, min=1, help="Held-out images to evaluate on."),
-    seed: int = _SEED, restarts: int = _RESTARTS, device: str = _DEVICE,
+    seed: int = _SEED, restarts: int = _RESTARTS, device: str = _DEVICE, quiet: bool = _QUIET,
 ) -> None:
-    """Interpolate between independently trained CNNs of a zoo."""
+    """Interpolate between independently trained CNNs of a zoo; failed networks (diverged or
+    at chance level) are left out."""
     from symmerge.experiments import cnn_interpolation
 
     check_output_dir(out)
     _print_interpolation(cnn_interpolation(
         zoo, run=run, pna_run=pna_run, methods=_list(methods), pairs=pairs, steps=steps,
         top=top, split=split, images=images, eval_images=eval_images, seed=seed,
-        matching=_matching(restarts, seed), device=use_device(device),
+        matching=_matching(restarts, seed), device=use_device(device), progress=not quiet,
     ), out, ctx)
 
 
@@ -178,7 +186,7 @@ def orbit_collapse_cmd(
     background: int = typer.Option(500, min=5, help="Background networks in the maps."),
     map_orbits: int = typer.Option(3, min=0, help="Orbits overlaid on the maps."),
     maps: str = _MAPS, split: str | None = _GEN_SPLIT, seed: int = _SEED,
-    device: str = _DEVICE,
+    device: str = _DEVICE, quiet: bool = _QUIET,
 ) -> None:
     """Latent distances within vs. between orbits, and maps with orbits overlaid."""
     from symmerge.experiments import orbit_collapse
@@ -188,7 +196,7 @@ def orbit_collapse_cmd(
         zoo, orbit_zoo=orbit_zoo, run=run, pna_run=pna_run, networks=networks,
         orbit_size=orbit_size, transform=transform, background=background,
         map_orbits=map_orbits, maps=_list(maps) or [], split=split, seed=seed,
-        device=use_device(device),
+        device=use_device(device), progress=not quiet,
     )
     for s in result.encoders.values():
         typer.echo(f"{s.encoder}: within {s.within_mean:.4g}, between {s.between_mean:.4g}, "
@@ -201,14 +209,15 @@ def latent_map_cmd(
     zoo: Path = _ZOO, out: Path = _OUT, run: Path | None = _RUN, pna_run: Path | None = _PNA,
     split: str = _SPLIT,
     max_points: int = typer.Option(2000, min=5, help="At most this many networks."),
-    maps: str = _MAPS, seed: int = _SEED, device: str = _DEVICE,
+    maps: str = _MAPS, seed: int = _SEED, device: str = _DEVICE, quiet: bool = _QUIET,
 ) -> None:
     """UMAP and t-SNE of a zoo split's latents, coloured by label."""
     from symmerge.experiments import latent_map
 
     check_output_dir(out)
     result = latent_map(zoo, run=run, pna_run=pna_run, split=split, max_points=max_points,
-                        maps=_list(maps) or [], seed=seed, device=use_device(device))
+                        maps=_list(maps) or [], seed=seed, device=use_device(device),
+                        progress=not quiet)
     for s in result.encoders.values():
         typer.echo(f"{s.encoder}: 5-NN accuracy {s.knn_accuracy:.4g}, "
                    f"silhouette {s.silhouette:.4g}")

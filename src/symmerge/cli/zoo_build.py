@@ -138,6 +138,10 @@ def cnn(
     if bad:
         typer.echo(f"note: {bad} network(s) diverged and kept their last finite parameters "
                    "(metric `diverged`)", err=True)
+    failed = int(zoo.metric("failed").sum()) if zoo and "failed" in zoo.metric_names else 0
+    if failed:
+        typer.echo(f"note: {failed} network(s) failed (diverged or at chance level; metric "
+                   "`failed`): the experiments leave them out", err=True)
 
 
 def _report(path: Path | None, started: float, metric: str, name: str, unit: str, scale: float,

@@ -100,15 +100,19 @@ def _finiteness(zoo: Zoo, show: int = 10) -> str:
 
 
 def describe_zoo(zoo: Zoo) -> list[str]:
-    """Lines of ``symmerge zoo info``: spec, count, labels, splits, metrics, provenance."""
+    """Lines of ``symmerge zoo info``: spec, count, finiteness, failed networks
+    (:mod:`symmerge.zoo.quality`), labels, splits, metrics, provenance."""
     import numpy as np
     import torch
+
+    from symmerge.zoo.quality import failed_networks
 
     lines = [
         f"zoo: {zoo.path}",
         f"spec: {zoo.spec.describe()}",
         f"networks: {len(zoo)} ({zoo.spec.num_params} parameters each)",
         _finiteness(zoo),
+        failed_networks(zoo).describe(),
     ]
     labels = zoo.labels
     labelled = labels[labels >= 0]

@@ -17,10 +17,12 @@ from symmerge.experiments.common import (
     classifier_curves,
     lift_strategy,
     load_autoencoders,
+    network_selection,
     open_zoo,
+    progress_bar,
     resolve_methods,
     run_methods,
-    split_members,
+    usable_members,
 )
 from symmerge.experiments.interpolation import _numpy, summarize
 from symmerge.experiments.metrics import alpha_grid
@@ -30,23 +32,26 @@ from symmerge.specs import CNNSpec
 from symmerge.utils.device import resolve_device
 from symmerge.zoo import Zoo
 from symmerge.zoo.images import held_out_images
+from symmerge.zoo.quality import accuracy_metric
 
-ACCURACY_METRICS = ("test_accuracy", "accuracy", "val_accuracy", "train_accuracy")
 
-
-def cnn_pairs(zoo: Zoo, pool: Tensor, pairs: int, top: int | None, generator: torch.Generator
-              ) -> tuple[Tensor, str | None]:
+def cnn_pairs(zoo: Zoo, pool: Tensor, pairs: int, top: int | None, generator: torch.Generator,
+              *, excluded: int = 0) -> tuple[Tensor, str | None]:
     """``pairs`` disjoint random pairs ``[n, 2]`` from ``pool`` (after keeping its ``top``
-    networks by the zoo's accuracy metric, if it has one); also the metric used."""
-    metric = next((m for m in ACCURACY_METRICS if m in zoo.metric_names), None)
+    networks by the zoo's accuracy metric, if it has one); also the metric used.
+    ``excluded``: failed networks already left out of ``pool`` (for the message)."""
+    metric = accuracy_metric(zoo.metric_names)
     if top is not None and metric is not None and pool.numel() > top:
         acc = zoo.metric(metric)[pool]
         pool = pool[torch.sort(torch.argsort(acc, descending=True, stable=True)[:top]).values]
     if pairs < 1:
         raise SymmergeError(f"pairs must be at least 1, got {pairs}")
     if pool.numel() < 2 * pairs:
+        left_out = (f" ({excluded} failed networks of the split left out: diverged or at "
+                    "chance level)" if excluded else "")
         raise SymmergeError(
-            f"asked for {pairs} disjoint pairs, but only {pool.numel()} networks are eligible"
+            f"asked for {pairs} disjoint pairs, but only {pool.numel()} networks are "
+            f"eligible{left_out}"
         )
     order = torch.randperm(pool.numel(), generator=generator, device=generator.device)
     chosen = pool[order[: 2 * pairs]].reshape(pairs, 2)
@@ -70,6 +75,7 @@ def cnn_interpolation(
     net_chunk: int = 64,
     image_chunk: int = 1000,
     device: str | torch.device | None = "auto",
+    progress: bool = True,
 ) -> CNNInterpolationResult:
     """Interpolate ``pairs`` disjoint pairs of independently trained CNNs of one zoo (a file
     or a :class:`~symmerge.zoo.Zoo`), on ``device`` (``auto``: a CUDA GPU when there is
@@ -81,6 +87,11 @@ def cnn_interpolation(
     cross-entropy at ``steps`` alphas, mean ± SEM over pairs. The default methods are the
     registry's for CNNs, the permutation-only weight matching (the paper's baseline)
     among them. ``matching`` as :func:`~symmerge.experiments.orbit_interpolation`.
+
+    Failed networks (diverged or at chance level: :mod:`symmerge.zoo.quality`, the zoo's
+    stored mark or the rule) are left out before pairs are drawn; ``result.selection``
+    records how many, the split's n and how many endpoints the autoencoder trained on.
+    ``progress``: a bar on stderr over the methods.
     """
     t0 = time.perf_counter()
     check_seed(seed)
@@ -97,13 +108,15 @@ def cnn_interpolation(
     todo, skipped = resolve_methods(methods, spec, aes)
     held = held_out_images(z, images, eval_images)
     gen = torch.Generator().manual_seed(seed)
-    chosen, acc_metric = cnn_pairs(z, split_members(z, split, aes.split), pairs, top, gen)
+    pool, excluded = usable_members(z, split, aes.split)
+    chosen, acc_metric = cnn_pairs(z, pool, pairs, top, gen, excluded=excluded)
     n = chosen.shape[0]
     params = z.get_params(chosen.reshape(-1)).float().reshape(n, 2, -1).to(dev)
     frames = aes.frames(todo, matching)
     curve_fn = classifier_curves(spec, held.images, held.labels, net_chunk=net_chunk,
                                  image_chunk=image_chunk)
-    results = run_methods(frames, params[:, 0], params[:, 1], alphas, curve_fn)
+    with progress_bar(len(frames), f"cnn-interpolation ({spec.activation})", progress) as bar:
+        results = run_methods(frames, params[:, 0], params[:, 1], alphas, curve_fn, bar)
     settings = CNNInterpolationSettings(
         zoo=z.name, run=aes.path("run"), pna_run=aes.path("pna_run"), pairs=n, steps=steps,
         top=top, split=split, split_settings=aes.split, seed=seed, matching=matching,
@@ -116,5 +129,6 @@ def cnn_interpolation(
         curves=_numpy(results), methods=summarize(results, alphas, n, higher_is_better=higher),
         skipped=skipped, primary_metric="cross_entropy", pairs=n, networks=chosen.numpy(),
         higher_is_better=higher, activation=spec.activation, selection_metric=acc_metric,
+        selection=network_selection(z, aes, split, pool, excluded, chosen),
         seconds=time.perf_counter() - t0,
     )

@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -16,7 +17,7 @@ from symmerge.align.matching import MatchOptions
 from symmerge.canon import AECanonicalizer
 from symmerge.errors import SymmergeError
 from symmerge.evaluation.quality import classifier_metrics
-from symmerge.experiments.results import RunInfo, SplitSettings
+from symmerge.experiments.results import NetworkSelection, RunInfo, SplitSettings
 from symmerge.limits import MAX_SEED, check_range
 from symmerge.methods import (
     RESOURCES,
@@ -29,7 +30,8 @@ from symmerge.methods import (
 from symmerge.models.runs import RunLike, as_run, describe_run
 from symmerge.specs import WeightSpaceSpec
 from symmerge.utils.device import module_device
-from symmerge.zoo import Zoo, as_zoo
+from symmerge.zoo import Zoo, as_zoo, failed_networks
+from symmerge.zoo.quality import rule_text
 
 #: ``heldout`` = val + test: the networks the autoencoder never trained on.
 SPLITS = ("train", "val", "test", "heldout", "all")
@@ -164,6 +166,29 @@ def split_members(zoo: Zoo, split: str, settings: SplitSettings) -> Tensor:
     return parts[split]
 
 
+def usable_members(zoo: Zoo, split: str, settings: SplitSettings) -> tuple[Tensor, int]:
+    """(indices of ``split`` without the zoo's failed networks, how many failed networks
+    were left out): :func:`symmerge.zoo.quality.failed_networks`, the stored mark or the
+    rule (the parameters are not read again: :func:`open_zoo` checked them)."""
+    pool = split_members(zoo, split, settings)
+    keep = ~failed_networks(zoo, check_params=False).mask[pool]
+    return pool[keep], int((~keep).sum())
+
+
+def network_selection(zoo: Zoo, aes: Autoencoders, split: str, pool: Tensor, excluded: int,
+                      used: Tensor) -> NetworkSelection:
+    """What an experiment records of its networks: ``used`` (zoo rows, any shape; each
+    network counted once) drawn from ``pool`` of ``split`` with ``excluded`` failed
+    networks left out, and how many of them are in the training split of the
+    autoencoder (None without one)."""
+    used = torch.unique(used.reshape(-1))
+    seen = None
+    if aes.models:
+        seen = int(torch.isin(used, split_members(zoo, "train", aes.split)).sum())
+    return NetworkSelection(split, int(pool.numel()), int(used.numel()), seen, excluded,
+                            rule_text())
+
+
 def sample_indices(pool: Tensor, count: int, generator: torch.Generator, what: str) -> Tensor:
     """``count`` distinct members of ``pool``, in a seeded random order."""
     if count < 1:
@@ -207,13 +232,25 @@ class MethodRuns:
         )
 
 
+def progress_bar(total: int, desc: str, enabled: bool) -> Any:
+    """A tqdm bar on stderr over an experiment's ``total`` steps (methods x chunks,
+    encoders x maps), as the zoo builders show; silent when not ``enabled``."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", disable=not enabled, dynamic_ncols=True)
+
+
 def run_methods(
-    frames: Mapping[str, Frame], a: Tensor, b: Tensor, alphas: Tensor, curve_fn: CurveFn
+    frames: Mapping[str, Frame], a: Tensor, b: Tensor, alphas: Tensor, curve_fn: CurveFn,
+    bar: Any = None,
 ) -> MethodRuns:
     """Build every method's paths between ``a`` and ``b`` in its frame and evaluate them
-    (on their device; the curves and distances come back on the CPU)."""
+    (on their device; the curves and distances come back on the CPU); ``bar`` (a
+    :func:`progress_bar`) advances by one per method."""
     out = MethodRuns({}, {}, {})
     for m, frame in frames.items():
+        if bar is not None:
+            bar.set_postfix_str(m, refresh=False)
         t0 = time.perf_counter()
         with torch.no_grad():
             extras: dict[str, Tensor] = {}
@@ -224,6 +261,8 @@ def run_methods(
         out.distances[m] = (paths[:, -1] - paths[:, 0]).double().norm(dim=-1).cpu()
         if "template_distance" in extras:
             out.template_distances[m] = extras["template_distance"].cpu()
+        if bar is not None:
+            bar.update(1)
     return out
 
 

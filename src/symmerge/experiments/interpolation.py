@@ -20,12 +20,14 @@ from symmerge.experiments.common import (
     check_seed,
     lift_strategy,
     load_autoencoders,
+    network_selection,
     open_zoo,
+    progress_bar,
     render_curves,
     resolve_methods,
     run_methods,
     sample_indices,
-    split_members,
+    usable_members,
 )
 from symmerge.experiments.metrics import alpha_grid, summarize_curves
 from symmerge.experiments.orbit_zoo import (
@@ -38,6 +40,7 @@ from symmerge.experiments.orbit_zoo import (
 from symmerge.experiments.results import (
     LossTarget,
     MethodSummary,
+    NetworkSelection,
     OrbitInterpolationResult,
     OrbitInterpolationSettings,
     PairInterpolationResult,
@@ -100,13 +103,15 @@ class _Orbits:
     gt: GroundTruth | None
     pairs: Callable[[int, int], tuple[Tensor, Tensor]]
     settings: dict[str, Any]
+    selection: NetworkSelection | None = None
 
 
 def _generated_orbits(
     z: Zoo, spec: SirenSpec, aes: Autoencoders, gen: torch.Generator, runs: int,
     orbit_size: int, transform: str, perturbation: float, split: str, data: str | None,
 ) -> _Orbits:
-    chosen = sample_indices(split_members(z, split, aes.split), runs, gen, "networks")
+    pool, excluded = usable_members(z, split, aes.split)
+    chosen = sample_indices(pool, runs, gen, "networks")
     gt = ground_truth(z, chosen, data)
     base = z.get_params(chosen).float()
 
@@ -122,6 +127,7 @@ def _generated_orbits(
     return _Orbits(
         base, chosen, z.labels[chosen], z.image_index[chosen], gt, pairs,
         {"zoo": z.name, "orbit_size": orbit_size, "transform": transform, "split": split},
+        network_selection(z, aes, split, pool, excluded, chosen),
     )
 
 
@@ -166,6 +172,7 @@ def orbit_interpolation(
     matching: MatchOptions | None = None,
     chunk: int = 2048,
     device: str | torch.device | None = "auto",
+    progress: bool = True,
 ) -> OrbitInterpolationResult:
     """The paper's orbit interpolation (METHOD.md 6.1) on an INR zoo (a file or a
     :class:`~symmerge.zoo.Zoo`), computed on ``device`` (``auto``: a CUDA GPU when there
@@ -193,7 +200,12 @@ def orbit_interpolation(
     the digit is; pairs' own clean members would give every ``L(0)`` zero by
     construction), and ``result.loss_target`` and the report say so. Methods needing
     ``run`` / ``pna_run`` are skipped without them. ``matching`` sets the weight matching
-    (default: ``MatchOptions(seed=seed)``).
+    (default: ``MatchOptions(seed=seed)``). ``progress``: a bar on stderr over orbits x
+    methods.
+
+    Failed networks of the zoo (:mod:`symmerge.zoo.quality`) are never drawn;
+    ``result.selection`` records the split, its n, how many failed networks were left out
+    and how many drawn networks the autoencoder trained on (the report states them).
     """
     t0 = time.perf_counter()
     check_seed(seed)
@@ -234,14 +246,15 @@ def orbit_interpolation(
     frames = aes.frames(todo, matching)
 
     parts = []
-    for r in range(n_runs):
-        clean, noisy = (t.to(dev) for t in orbits.pairs(r, orbit_seeds[r]))  # seeded on the CPU
-        k = clean.shape[0]
-        targets = {"render_mse": fits[r].expand(k, *fits.shape[1:])}
-        if images is not None:
-            targets = {"mse": images[r].expand(k, *images.shape[1:]), **targets}
-        fn = render_curves(spec, targets, chunk=chunk)
-        parts.append(run_methods(frames, clean, noisy.roll(-1, dims=0), alphas, fn))
+    with progress_bar(n_runs * len(frames), "orbit-interpolation", progress) as bar:
+        for r in range(n_runs):
+            clean, noisy = (t.to(dev) for t in orbits.pairs(r, orbit_seeds[r]))  # on the CPU
+            k = clean.shape[0]
+            targets = {"render_mse": fits[r].expand(k, *fits.shape[1:])}
+            if images is not None:
+                targets = {"mse": images[r].expand(k, *images.shape[1:]), **targets}
+            fn = render_curves(spec, targets, chunk=chunk)
+            parts.append(run_methods(frames, clean, noisy.roll(-1, dims=0), alphas, fn, bar))
     results = MethodRuns.concat(parts)
     pairs = int(results.distances[todo[0]].numel())
     settings = OrbitInterpolationSettings(
@@ -260,7 +273,8 @@ def orbit_interpolation(
         curves=_numpy(results), methods=summarize(results, alphas, pairs), skipped=skipped,
         primary_metric=target.metric, pairs=pairs, networks=orbits.rows.numpy(),
         labels=orbits.labels.numpy(), image_index=orbits.image_index.numpy(),
-        base_fit_mse=base_fit, loss_target=target, seconds=time.perf_counter() - t0,
+        base_fit_mse=base_fit, loss_target=target, selection=orbits.selection,
+        seconds=time.perf_counter() - t0,
     )
 
 
@@ -311,6 +325,7 @@ def pair_interpolation(
     matching: MatchOptions | None = None,
     chunk: int = 2048,
     device: str | torch.device | None = "auto",
+    progress: bool = True,
 ) -> PairInterpolationResult:
     """Interpolation between INRs fitted to the same image from different seeds, computed
     on ``device`` (``auto``: a CUDA GPU when there is one). Writes nothing.
@@ -319,8 +334,9 @@ def pair_interpolation(
     per image: networks of ``split`` (default ``heldout``: val and test, never seen by the
     autoencoder) sharing an ``image_index``; at most ``pairs`` of them (all if None). With
     ``split="all"`` the report states how many endpoints the autoencoder was trained on.
-    Loss: pixel MSE of the rendered interpolant to the ground-truth image. Methods and
-    ``matching`` as :func:`orbit_interpolation`.
+    Loss: pixel MSE of the rendered interpolant to the ground-truth image. Methods,
+    ``matching``, ``progress`` (over methods) and the failed networks left out as
+    :func:`orbit_interpolation`.
     """
     t0 = time.perf_counter()
     check_seed(seed)
@@ -332,7 +348,8 @@ def pair_interpolation(
     aes = load_autoencoders(spec, run, pna_run, holder=f"zoo {z.name}", device=dev)
     todo, skipped = resolve_methods(methods, spec, aes)
     gen = torch.Generator().manual_seed(seed)
-    chosen = image_pairs(z, split_members(z, split, aes.split), pairs, gen)
+    pool, excluded = usable_members(z, split, aes.split)
+    chosen = image_pairs(z, pool, pairs, gen)
     n = chosen.shape[0]
     gt = ground_truth(z, chosen[:, 0], data)
     params = z.get_params(chosen.reshape(-1)).float().reshape(n, 2, -1).to(dev)
@@ -340,9 +357,10 @@ def pair_interpolation(
     images = gt.images.to(dev)
     fit_a, fit_b = spec.render(a, images.shape[1]), spec.render(b, images.shape[1])
     frames = aes.frames(todo, matching)
-    results = run_methods(frames, a, b, alphas, render_curves(spec, {"mse": images}, chunk=chunk))
-    train_idx = split_members(z, "train", aes.split)
-    seen = int(torch.isin(chosen, train_idx).sum()) if aes.models else 0
+    with progress_bar(len(frames), "pair-interpolation", progress) as bar:
+        results = run_methods(frames, a, b, alphas,
+                              render_curves(spec, {"mse": images}, chunk=chunk), bar)
+    selection = network_selection(z, aes, split, pool, excluded, chosen)
     settings = PairInterpolationSettings(
         zoo=z.name, run=aes.path("run"), pna_run=aes.path("pna_run"), pairs=n, steps=steps,
         split=split, split_settings=aes.split, seed=seed, matching=matching,
@@ -355,7 +373,7 @@ def pair_interpolation(
         curves=_numpy(results), methods=summarize(results, alphas, n), skipped=skipped,
         primary_metric="mse", pairs=n, networks=chosen.numpy(),
         image_index=z.image_index[chosen[:, 0]].numpy(),
-        endpoints_in_ae_training_split=seen,
+        endpoints_in_ae_training_split=selection.in_training_split or 0, selection=selection,
         endpoint_fit_mse=float(
             (((fit_a - images) ** 2).mean() + ((fit_b - images) ** 2).mean()) / 2
         ),

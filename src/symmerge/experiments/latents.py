@@ -2,8 +2,11 @@
 
 Maps are UMAP (``n_neighbors=10, min_dist=0.1, metric="cosine"``) and t-SNE
 (``perplexity=10, init="pca", learning_rate="auto"``) as in the reference, but
-always with ``random_state=seed``. Orbits are embedded jointly with their
-background so both methods treat them alike (t-SNE has no ``transform``). UMAP needs
+always with ``random_state=seed``. Orbit-collapse maps fit UMAP on the background
+networks and place the orbits with its ``transform`` (a collapsed orbit lands on one
+spot); t-SNE has no ``transform``, so there the orbits are embedded jointly with the
+background and the figure gives each orbit's within-orbit latent distance beside the
+map (:func:`symmerge.experiments.plots.within_panel`). UMAP needs
 the optional umap-learn (``pip install 'symmerge[umap]'``); without it the experiments
 make t-SNE maps instead and their results say so (:data:`NO_UMAP`).
 """
@@ -13,7 +16,9 @@ from __future__ import annotations
 import os
 import time
 import types
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,9 +30,11 @@ from symmerge.experiments.common import (
     Autoencoders,
     check_seed,
     load_autoencoders,
+    network_selection,
     open_zoo,
+    progress_bar,
     sample_indices,
-    split_members,
+    usable_members,
 )
 from symmerge.experiments.orbit_zoo import (
     generated_orbit_options,
@@ -69,22 +76,25 @@ def _umap() -> types.ModuleType | None:
     return umap
 
 
+def _umap_reducer(n: int, seed: int) -> Any:
+    """A seeded UMAP of ``n`` points (the reference's settings)."""
+    umap = _umap()
+    if umap is None:
+        raise SymmergeError("method 'umap' needs umap-learn, which is not installed: "
+                            "pip install 'symmerge[umap]', or use method 'tsne'",
+                            params=("method",))
+    return umap.UMAP(n_neighbors=min(10, n - 1), min_dist=0.1, n_components=2,
+                     metric="cosine", random_state=seed, n_jobs=1)
+
+
 def embed_2d(x: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
     """A seeded 2-D UMAP or t-SNE embedding of ``x [n, d]``; ``umap`` needs umap-learn."""
     if x.shape[0] < 5:
         raise SymmergeError(f"a {method} map needs at least 5 points, got {x.shape[0]}")
     if method == "umap":
-        import warnings
-
-        umap = _umap()
-        if umap is None:
-            raise SymmergeError("method 'umap' needs umap-learn, which is not installed: "
-                                "pip install 'symmerge[umap]', or use method 'tsne'",
-                                params=("method",))
+        reducer = _umap_reducer(x.shape[0], seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # n_jobs=1 with random_state; spectral init notes
-            reducer = umap.UMAP(n_neighbors=min(10, x.shape[0] - 1), min_dist=0.1,
-                                n_components=2, metric="cosine", random_state=seed, n_jobs=1)
             return np.asarray(reducer.fit_transform(x), dtype=np.float64)
     if method == "tsne":
         from sklearn.manifold import TSNE
@@ -93,6 +103,26 @@ def embed_2d(x: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
                     learning_rate="auto", random_state=seed)
         return np.asarray(tsne.fit_transform(x), dtype=np.float64)
     raise SymmergeError(f"unknown map {method!r}; choose one of {', '.join(MAPS)}")
+
+
+def embed_with_overlay(background: np.ndarray, overlay: Sequence[np.ndarray], method: str,
+                       seed: int = 0) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """2-D maps of ``background [n, d]`` and of each ``overlay`` group ``[K_i, d]`` (the
+    orbits). UMAP is fitted on the background alone and places the groups with its
+    ``transform``, so a group of (nearly) equal latents lands on one spot; t-SNE has no
+    ``transform`` and is fitted on everything jointly (as is UMAP on fewer than 5
+    background points)."""
+    sizes = [o.shape[0] for o in overlay]
+    if method == "umap" and background.shape[0] >= 5:
+        reducer = _umap_reducer(background.shape[0], seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            bg = np.asarray(reducer.fit_transform(background), dtype=np.float64)
+            placed = tuple(np.asarray(reducer.transform(o), dtype=np.float64) for o in overlay)
+        return bg, placed
+    emb = embed_2d(np.concatenate([background, *overlay]), method, seed)
+    bounds = np.cumsum([background.shape[0], *sizes])
+    return emb[:bounds[0]], tuple(emb[bounds[i]:bounds[i + 1]] for i in range(len(sizes)))
 
 
 def _check_maps(maps: Sequence[str]) -> tuple[list[str], tuple[str, ...]]:
@@ -135,7 +165,8 @@ def _collapse_stats(
     orbit), base latents ``zb [m, d]`` and background latents ``zbg [n, d]``, and the
     histogram data: (within, reference distances, reference name), both divided by the
     reference mean (between orbits, else background pairs, else the mean latent norm)."""
-    within = torch.cat([_upper(torch.cdist(t, t)) for t in zo])
+    per_orbit = [_upper(torch.cdist(t, t)) for t in zo]
+    within = torch.cat(per_orbit)
     flat = torch.cat(list(zo))
     sizes = torch.tensor([t.shape[0] for t in zo], device=flat.device)
     owner = torch.arange(len(zo), device=flat.device).repeat_interleave(sizes)
@@ -163,7 +194,8 @@ def _collapse_stats(
     else:
         ref, ref_mean, ref_name = within[:0], norm, "latent norm"
     scale = ref_mean if ref_mean > 0 else 1.0
-    return stats, DistanceHistogram((within / scale).numpy(), (ref / scale).numpy(), ref_name)
+    return stats, DistanceHistogram((within / scale).numpy(), (ref / scale).numpy(), ref_name,
+                                    np.array([float(d.mean()) / scale for d in per_orbit]))
 
 
 def orbit_collapse(
@@ -181,6 +213,7 @@ def orbit_collapse(
     split: str | None = None,
     seed: int = 0,
     device: str | torch.device | None = "auto",
+    progress: bool = True,
 ) -> OrbitCollapseResult:
     """Do orbits collapse in latent space? ScaleGMN (``run``) vs. permutation-only (``pna_run``).
     The encoders run on ``device`` (``auto``: a CUDA GPU when there is one). Writes nothing.
@@ -199,7 +232,9 @@ def orbit_collapse(
     network's (a published orbit: its first member's) latent. Maps: UMAP / t-SNE of the
     background (coloured by label) with the first ``map_orbits`` orbits overlaid as stars;
     without background networks there are no maps (the report says so). Without
-    umap-learn a UMAP map is made with t-SNE, and ``settings.notes`` says so.
+    umap-learn a UMAP map is made with t-SNE, and ``settings.notes`` says so. Failed
+    networks (:mod:`symmerge.zoo.quality`) are never drawn (``result.selection``).
+    ``progress``: a bar on stderr over encoders x (encoding, maps).
     """
     t0 = time.perf_counter()
     check_seed(seed)
@@ -228,8 +263,8 @@ def orbit_collapse(
     aes = load_autoencoders(spec, run, pna_run, holder=holder, device=resolve_device(device))
     encoders = _encoders(aes)
     gen = torch.Generator().manual_seed(seed)
-    pool = (split_members(z, split, aes.split) if z is not None
-            else torch.zeros(0, dtype=torch.long, device="cpu"))
+    pool, excluded = (usable_members(z, split, aes.split) if z is not None
+                      else (torch.zeros(0, dtype=torch.long, device="cpu"), 0))
     if oz is None:
         assert z is not None and networks is not None and transform is not None
         chosen = sample_indices(pool, networks, gen, "networks")
@@ -261,21 +296,24 @@ def orbit_collapse(
     hists: dict[str, DistanceHistogram] = {}
     panels: dict[str, dict[str, MapPanel]] = {}
     k = min(map_orbits, m)
-    for role, (name, enc) in encoders.items():
-        zo = [enc.encode(t).double() for t in orbits]
-        zb = enc.encode(base).double()
-        zbg = enc.encode(bg_params).double() if bg_params.shape[0] else zb[:0]
-        stats[role], hists[role] = _collapse_stats(name, zo, zb, zbg)
-        if has_maps:
-            joint = torch.cat([zbg, *zo[:k]]).numpy()
-            nb = zbg.shape[0]
-            bounds = np.cumsum([nb] + [t.shape[0] for t in zo[:k]])
-            panels[role] = {}
-            for mp in maps:
-                emb = embed_2d(joint, mp, seed)
-                overlay = tuple(emb[bounds[i]:bounds[i + 1]] for i in range(k))
-                panels[role][mp] = MapPanel(emb[:nb], bg_labels, overlay,
-                                            tuple(labels[:k].tolist()))
+    steps = len(encoders) * (1 + (len(maps) if has_maps else 0))
+    with progress_bar(steps, "orbit-collapse", progress) as bar:
+        for role, (name, enc) in encoders.items():
+            bar.set_postfix_str(f"{name}: encoding", refresh=False)
+            zo = [enc.encode(t).double() for t in orbits]
+            zb = enc.encode(base).double()
+            zbg = enc.encode(bg_params).double() if bg_params.shape[0] else zb[:0]
+            stats[role], hists[role] = _collapse_stats(name, zo, zb, zbg)
+            bar.update(1)
+            if has_maps:
+                panels[role] = {}
+                for mp in maps:
+                    bar.set_postfix_str(f"{name}: {mp}", refresh=False)
+                    bg2d, overlay = embed_with_overlay(
+                        zbg.numpy(), [t.numpy() for t in zo[:k]], mp, seed)
+                    panels[role][mp] = MapPanel(bg2d, bg_labels, overlay,
+                                                tuple(labels[:k].tolist()))
+                    bar.update(1)
     settings = OrbitCollapseSettings(
         zoo=z.name if z is not None else None, run=aes.path("run"),
         pna_run=aes.path("pna_run"), networks=m, background=int(bg_idx.numel()),
@@ -287,6 +325,8 @@ def orbit_collapse(
         settings=settings, runs=tuple(aes.runs.values()), networks=rows.numpy(),
         orbit_sizes=tuple(t.shape[0] for t in orbits), encoders=stats, distances=hists,
         maps=panels, seconds=time.perf_counter() - t0,
+        selection=None if z is None else network_selection(
+            z, aes, split, pool, excluded, torch.cat([rows if oz is None else rows[:0], bg_idx])),
     )
 
 
@@ -314,6 +354,7 @@ def latent_map(
     maps: Sequence[str] = MAPS,
     seed: int = 0,
     device: str | torch.device | None = "auto",
+    progress: bool = True,
 ) -> LatentMapResult:
     """UMAP and t-SNE maps (``maps``) of the latents of a zoo split (a file or a
     :class:`~symmerge.zoo.Zoo`), coloured by label (encoded on ``device``; ``auto``: a
@@ -323,7 +364,9 @@ def latent_map(
     Up to ``max_points`` networks of ``split`` (seeded choice). Metrics per
     encoder (:class:`~symmerge.experiments.results.LatentMapStats`): 5-fold
     cross-validated 5-NN label accuracy and the silhouette score of the labels in latent
-    space (both NaN without at least two labels).
+    space (both NaN without at least two labels). Failed networks
+    (:mod:`symmerge.zoo.quality`) are left out (``result.selection``). ``progress``: a
+    bar on stderr over encoders x (encoding, maps).
     """
     t0 = time.perf_counter()
     check_seed(seed)
@@ -333,7 +376,7 @@ def latent_map(
                             device=resolve_device(device))
     encoders = _encoders(aes)
     gen = torch.Generator().manual_seed(seed)
-    pool = split_members(z, split, aes.split)
+    pool, excluded = usable_members(z, split, aes.split)
     idx = torch.sort(sample_indices(pool, min(max_points, pool.numel()), gen, "networks")).values
     params = z.get_params(idx).float()
     labels = z.labels[idx].numpy()
@@ -341,18 +384,25 @@ def latent_map(
     stats: dict[str, LatentMapStats] = {}
     latents: dict[str, np.ndarray] = {}
     panels: dict[str, dict[str, MapPanel]] = {}
-    for role, (name, enc) in encoders.items():
-        x = enc.encode(params).double().numpy()
-        knn, sil = float("nan"), float("nan")
-        if labelled.all() and np.unique(labels).size >= 2:
-            from sklearn.metrics import silhouette_score
+    with progress_bar(len(encoders) * (1 + len(maps)), "latent-map", progress) as bar:
+        for role, (name, enc) in encoders.items():
+            bar.set_postfix_str(f"{name}: encoding", refresh=False)
+            x = enc.encode(params).double().numpy()
+            knn, sil = float("nan"), float("nan")
+            if labelled.all() and np.unique(labels).size >= 2:
+                from sklearn.metrics import silhouette_score
 
-            knn = _knn_accuracy(x, labels, seed)
-            sil = float(silhouette_score(x, labels))
-        stats[role] = LatentMapStats(name, knn, sil, int(x.shape[1]))
-        latents[role] = x
-        if maps:
-            panels[role] = {m: MapPanel(embed_2d(x, m, seed), labels) for m in maps}
+                knn = _knn_accuracy(x, labels, seed)
+                sil = float(silhouette_score(x, labels))
+            stats[role] = LatentMapStats(name, knn, sil, int(x.shape[1]))
+            latents[role] = x
+            bar.update(1)
+            if maps:
+                panels[role] = {}
+                for m in maps:
+                    bar.set_postfix_str(f"{name}: {m}", refresh=False)
+                    panels[role][m] = MapPanel(embed_2d(x, m, seed), labels)
+                    bar.update(1)
     settings = LatentMapSettings(
         zoo=z.name, run=aes.path("run"), pna_run=aes.path("pna_run"), split=split,
         split_settings=aes.split, points=int(idx.numel()), maps=tuple(maps), notes=notes,
@@ -361,4 +411,5 @@ def latent_map(
     return LatentMapResult(
         settings=settings, runs=tuple(aes.runs.values()), networks=idx.numpy(), labels=labels,
         encoders=stats, latents=latents, maps=panels, seconds=time.perf_counter() - t0,
+        selection=network_selection(z, aes, split, pool, excluded, idx),
     )

@@ -14,9 +14,12 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from symmerge.utils.io import atomic_path
+
+if TYPE_CHECKING:
+    from symmerge.experiments.evidence import Finding
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -105,15 +108,27 @@ def write_report(
     *,
     title: str | None = "symmerge report",
     intro: str = "",
+    findings: Sequence[Finding] = (),
 ) -> Path:
     """Compose the sections of ``results`` (experiment results or bare sections) into one
     Markdown file, atomically; image links are relative to ``path``'s folder (a result
-    that was not saved has no images)."""
+    that was not saved has no images).
+
+    The report opens (after the title) with a ``Summary``: ``findings`` and then every
+    result's own (:mod:`symmerge.experiments.findings`), in plain words, and what cannot
+    be judged at this size (:mod:`symmerge.experiments.evidence`); none without findings.
+    """
+    from symmerge.experiments.evidence import summary_markdown
+    from symmerge.experiments.findings import findings_of
+
     path = Path(path)
     report_dir = path.parent if str(path.parent) else Path(".")
     parts = []
     if title:
         parts.append(f"# {title}\n")
+    summary = summary_markdown([*findings, *findings_of(results)])
+    if summary:
+        parts.append(summary)
     if intro:
         parts.append(intro.strip() + "\n")
     for item in results:

@@ -30,6 +30,8 @@ from symmerge.utils.io import save_safetensors
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from symmerge.experiments.evidence import Finding
+
 
 # ------------------------------------------------------------ shared parts
 @dataclass(frozen=True)
@@ -76,6 +78,23 @@ class OrbitSummary:
         """E.g. ``test image 3665 (label 6, 512 members)``."""
         split = {True: "test ", False: "training ", None: ""}[self.is_test]
         return f"{split}image {self.image_index} (label {self.label}, {self.members} members)"
+
+
+@dataclass(frozen=True)
+class NetworkSelection:
+    """Where an experiment's networks came from: the zoo ``split`` (under the autoencoder
+    run's split settings), the networks of that split it could draw from (``pool``) and
+    how many it used (``used``: endpoints, orbit bases, background), how many of those
+    the autoencoder trained on (``in_training_split``; None: no autoencoder run), and the
+    failed networks (:mod:`symmerge.zoo.quality`: diverged or at chance) of the split
+    left out (``failed_excluded``, by ``failed_rule``)."""
+
+    split: str
+    pool: int
+    used: int
+    in_training_split: int | None
+    failed_excluded: int = 0
+    failed_rule: str = ""
 
 
 def _json(value: Any) -> Any:
@@ -135,6 +154,8 @@ class ExperimentResult:
     runs: tuple[RunInfo, ...] = ()
     seconds: float = 0.0
     version: str = __version__
+    #: where the networks came from (None: a published orbit, no zoo split)
+    selection: NetworkSelection | None = None
     directory: Path | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -152,10 +173,13 @@ class ExperimentResult:
     def to_json(self) -> dict[str, Any]:
         """Everything in numbers (``metrics.json``); deterministic for a fixed seed except
         ``seconds`` and the methods' ``timing``."""
-        return {"experiment": self.experiment, "symmerge_version": self.version,
-                "settings": self.settings.to_json(), "seconds": self.seconds,
-                "runs": _json(self.runs),
-                "encoder_modes": {r.role: r.encoder_mode for r in self.runs}}
+        out = {"experiment": self.experiment, "symmerge_version": self.version,
+               "settings": self.settings.to_json(), "seconds": self.seconds,
+               "runs": _json(self.runs),
+               "encoder_modes": {r.role: r.encoder_mode for r in self.runs}}
+        if self.selection is not None:
+            out["selection"] = _json(self.selection)
+        return out
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays of :attr:`arrays_file` (curves, distances, embeddings)."""
@@ -168,6 +192,11 @@ class ExperimentResult:
     def sections(self, directory: str | os.PathLike[str] | None = None) -> list[ReportSection]:
         """The report's sections; images link into ``directory`` (default: where the
         result was saved; none if it was not)."""
+        return []
+
+    def findings(self) -> list[Finding]:
+        """The plain-words summary lines of the report's top (which method wins, what
+        cannot be judged at this size): :mod:`symmerge.experiments.findings`."""
         return []
 
     def _images(self, directory: str | os.PathLike[str] | None) -> Path | None:
@@ -188,7 +217,8 @@ class ExperimentResult:
         from symmerge.experiments.plots import save_figure
 
         files += [save_figure(fig, d / name) for name, fig in self.figures().items()]
-        files.append(write_report(d / "report.md", self.sections(d), title=None))
+        files.append(write_report(d / "report.md", self.sections(d), title=None,
+                                  findings=self.findings()))
         files.append(write_json(d / "metrics.json", self.to_json()))
         self.directory = d
         return files
@@ -340,23 +370,35 @@ class InterpolationResult(ExperimentResult):
 
     def figures(self) -> dict[str, Figure]:
         from symmerge.experiments import plots, sections
+        from symmerge.experiments.evidence import MIN_PAIRS, Count
 
         title = sections.title(self)
         panels = [(label, {m: per[k] for m, per in self.curves.items()}, False)
                   for k, label in sections.panel_labels(self)]
         primary = self.primary_metric
+        recon = [m for m, s in self.methods.items() if not s.exact_endpoints]
+        count = Count(self.pairs, "pairs", MIN_PAIRS)
+        caveat = "" if count.judged else f"too few pairs to judge (at least {MIN_PAIRS})"
         return {
-            "curves.png": plots.curves_figure(self.alphas, panels, band=self.band, title=title),
+            "curves.png": plots.curves_figure(self.alphas, panels, band=self.band, title=title,
+                                              n=self.pairs, reconstructed=recon,
+                                              caveat=caveat),
             "barriers.png": plots.bar_figure(
                 {m: s[primary].barrier_mean for m, s in self.methods.items()},
                 {m: s[primary].spread(self.band) for m, s in self.methods.items()},
-                ylabel=sections.barrier_axis(self), title=title),
+                ylabel=sections.barrier_axis(self), title=title, band=self.band, n=self.pairs,
+                reconstructed=recon, caveat=caveat),
         }
 
     def sections(self, directory: str | os.PathLike[str] | None = None) -> list[ReportSection]:
         from symmerge.experiments import sections
 
         return [sections.interpolation_section(self, self._images(directory))]
+
+    def findings(self) -> list[Finding]:
+        from symmerge.experiments.findings import interpolation_findings
+
+        return interpolation_findings(self)
 
 
 @dataclass(kw_only=True)
@@ -455,11 +497,13 @@ class CollapseStats:
 @dataclass(frozen=True)
 class DistanceHistogram:
     """Within-orbit latent distances and the reference distances (between orbits, else
-    background pairs, else none), both divided by the reference mean."""
+    background pairs, else none), both divided by the reference mean, and each orbit's
+    mean within-orbit distance likewise (``per_orbit``, in orbit order)."""
 
     within: np.ndarray
     reference: np.ndarray
     reference_name: str
+    per_orbit: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -515,7 +559,8 @@ class OrbitCollapseResult(ExperimentResult):
         if any(self.maps.values()):
             figs["maps.png"] = plots.map_grid(
                 {self.encoders[r].encoder: per for r, per in self.maps.items()},
-                sections.collapse_map_title(self))
+                sections.collapse_map_title(self),
+                within={self.encoders[r].encoder: self.distances[r] for r in self.maps})
         figs["distances.png"] = plots.distance_histograms(
             {self.encoders[r].encoder: h for r, h in self.distances.items()})
         return figs
@@ -524,6 +569,11 @@ class OrbitCollapseResult(ExperimentResult):
         from symmerge.experiments import sections
 
         return [sections.collapse_section(self, self._images(directory))]
+
+    def findings(self) -> list[Finding]:
+        from symmerge.experiments.findings import collapse_findings
+
+        return collapse_findings(self)
 
 
 def _map_arrays(maps: Mapping[str, Mapping[str, MapPanel]]) -> dict[str, np.ndarray]:
@@ -597,4 +647,9 @@ class LatentMapResult(ExperimentResult):
         from symmerge.experiments import sections
 
         return [sections.latent_map_section(self, self._images(directory))]
+
+    def findings(self) -> list[Finding]:
+        from symmerge.experiments.findings import latent_map_findings
+
+        return latent_map_findings(self)
 

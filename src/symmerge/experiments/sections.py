@@ -4,11 +4,20 @@ computes; :mod:`symmerge.experiments.results` calls these when a result is saved
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from symmerge.experiments.evidence import (
+    MIN_NETWORKS,
+    MIN_ORBITS,
+    MIN_PAIRS,
+    MIN_POINTS,
+    TOO_SMALL,
+    Count,
+)
 from symmerge.experiments.report import ReportSection, markdown_table
 
 if TYPE_CHECKING:
@@ -18,6 +27,7 @@ if TYPE_CHECKING:
         InterpolationResult,
         LatentMapResult,
         MethodSummary,
+        NetworkSelection,
         OrbitCollapseResult,
         OrbitInterpolationResult,
         OrbitSummary,
@@ -49,6 +59,35 @@ def setup_note(result: ExperimentResult) -> str:
     )
     return (f"symmerge {result.version}, seed {result.seed}; "
             + (f"autoencoder runs: {runs}." if runs else "no autoencoder run."))
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 failed network``, ``2 failed networks``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def selection_text(sel: NetworkSelection | None, what: str = "networks") -> str:
+    """Where an experiment's networks came from, for its section: the split and its n,
+    failed networks left out, and whether the autoencoder trained on any of them (""
+    without a zoo split: a published orbit)."""
+    if sel is None:
+        return ""
+    text = f"Networks: {sel.used} of the {sel.pool} usable {split_phrase(sel.split)} networks"
+    text += (f" ({plural(sel.failed_excluded, 'failed network')} of the split left out: "
+             f"{sel.failed_rule})" if sel.failed_excluded else " (none of the split failed)")
+    if sel.in_training_split is None:
+        return text + "; no autoencoder run, so none is held out from one."
+    if sel.in_training_split == 0:
+        return text + "; none in the autoencoder's training split (held-out networks only)."
+    return (text + f". **{sel.in_training_split} of the {sel.used} {what} were in the "
+            "autoencoder's training split**: what the autoencoder does on them is not a "
+            "held-out result (the split `test` avoids that).")
+
+
+def caveat_text(count: Count, what: str) -> str:
+    """A bold line for a statistic below its minimum n (``""`` when it is judged)."""
+    caveat = count.caveat(what)
+    return f"**{caveat[0].upper()}{caveat[1:]}.**" if caveat else ""
 
 
 def _images(directory: str | os.PathLike[str] | None, items: Sequence[tuple[str, str]]
@@ -118,15 +157,16 @@ def loss_target_description(r: OrbitInterpolationResult) -> str:
 
 def results_table(methods: Mapping[str, MethodSummary], metric: str, label: str, *,
                   band: str = "std", symbol: str = "L") -> str:
-    """The per-method table of barrier (mean ± ``band``: std or sem), AUC, endpoint values
-    ``symbol(0)``, ``symbol(1)``, ``symbol(0.5)`` and time per pair."""
+    """The per-method table of barrier (mean ± ``band``: std or sem, over its n pairs),
+    AUC, endpoint values ``symbol(0)``, ``symbol(1)``, ``symbol(0.5)`` and time per pair;
+    a method whose endpoints are reconstructions is marked."""
     from symmerge.methods import reference_method
 
     rows = []
     for m, per in methods.items():
         s = per[metric]
         rows.append({
-            "method": f"`{m}`",
+            "method": f"`{m}`" + ("" if per.exact_endpoints else " (reconstructed endpoints)"),
             "barrier": f"{s.barrier_mean:.4g} ± {s.spread(band):.2g}",
             "vs_reference": s.barrier_vs_naive,
             "mean_curve": s.barrier_of_mean_curve,
@@ -138,7 +178,9 @@ def results_table(methods: Mapping[str, MethodSummary], metric: str, label: str,
             "exact": per.exact_endpoints,
             "dist": per.endpoint_distance,
         })
-    cols = [("method", "method"), ("barrier", f"barrier ({label}, mean ± {_BAND_NAMES[band]})"),
+    n = next(iter(methods.values()))[metric].pairs
+    cols = [("method", "method"),
+            ("barrier", f"barrier ({label}, mean ± {_BAND_NAMES[band]}, n = {n} pairs)"),
             ("vs_reference", f"÷ {reference_method()}"),
             ("mean_curve", "barrier of mean curve"),
             ("auc", "AUC"), ("start", f"{symbol}(0)"), ("end", f"{symbol}(1)"),
@@ -210,7 +252,7 @@ def _orbit_text(r: OrbitInterpolationResult) -> tuple[str, list[str], str | None
                  "first member.")
     else:
         what = (
-            f"{s.runs} {split_phrase(s.split)} INRs × {s.orbit_size} orbit pairs "
+            f"{plural(s.runs, 'INR')} × {s.orbit_size} orbit pairs "
             f"`(O_i, Õ_(i+1))` = {r.pairs} pairs, {s.transform} transforms, noise std "
             f"{s.perturbation:g}"
         )
@@ -234,7 +276,9 @@ def _orbit_text(r: OrbitInterpolationResult) -> tuple[str, list[str], str | None
             "(`--data mnist:DIR`; `data=\"mnist:DIR\"` in Python) to measure against the digit."
         )
     text = " ".join(filter(None, [f"{what}; {s.steps} alpha steps.", loss, check,
-                                  "Mean ± std over pairs."]))
+                                  f"Mean ± std over the {r.pairs} pairs (from {s.runs} "
+                                  f"orbit{'s' if s.runs != 1 else ''}).",
+                                  selection_text(r.selection)]))
     return text, notes, s.data_source if s.data_source_assumed else None
 
 
@@ -244,12 +288,10 @@ def _pair_text(r: PairInterpolationResult) -> tuple[str, list[str], str | None]:
         f"{s.pairs} pairs of {split_phrase(s.split)} INRs fitted to the same image from "
         f"different seeds, {s.steps} alpha steps. Loss: pixel MSE of the rendered interpolant "
         f"to the ground-truth image (`{s.data_source}`); the endpoints fit it with MSE "
-        f"{r.endpoint_fit_mse:.4g}. Mean ± std over pairs."
+        f"{r.endpoint_fit_mse:.4g}. Mean ± std over the {r.pairs} pairs. "
+        + selection_text(r.selection, "endpoints")
     )
-    if r.runs:
-        text += (f" {r.endpoints_in_ae_training_split} of the {2 * s.pairs} endpoints were "
-                 "in the autoencoder's training split.")
-    return text, [], s.data_source if s.data_source_assumed else None
+    return text.strip(), [], s.data_source if s.data_source_assumed else None
 
 
 def _cnn_text(r: CNNInterpolationResult) -> tuple[str, list[str], str | None]:
@@ -261,7 +303,8 @@ def _cnn_text(r: CNNInterpolationResult) -> tuple[str, list[str], str | None]:
         f"({chosen_from}), {s.steps} alpha steps, evaluated on {s.eval_images} held-out "
         f"images of `{s.images}` ({s.held_out}). Cross-entropy barrier (first table) and "
         "accuracy barrier (second table: max over alpha of the straight line minus the "
-        "accuracy). Mean ± SEM over pairs in the plots."
+        f"accuracy). Mean ± SEM over the {r.pairs} pairs (tables and plots). "
+        + selection_text(r.selection)
     )
     return text, [], s.images if s.images_assumed else None
 
@@ -278,6 +321,10 @@ def interpolation_section(r: InterpolationResult, directory: str | os.PathLike[s
     else:
         text, notes, assumed = _pair_text(r)  # type: ignore[arg-type]
     head = title(r)
+    caveat = caveat_text(Count(r.pairs, "pairs", MIN_PAIRS),
+                         "each mean barrier, its ratio to the reference method and the "
+                         "ranking of the methods")
+    text = "\n\n".join(filter(None, [text.strip(), caveat]))
     table = "\n\n".join(
         results_table(r.methods, k, label, band=r.band,
                       symbol="acc" if k in r.higher_is_better else "L")
@@ -295,8 +342,8 @@ def interpolation_section(r: InterpolationResult, directory: str | os.PathLike[s
 def collapse_map_title(r: OrbitCollapseResult) -> str:
     s = r.settings
     sizes = "/".join(map(str, sorted(set(r.orbit_sizes))))
-    return (f"{s.transform or 'published'} orbits ({sizes} members) over {s.background} "
-            f"{s.split} networks")
+    return (f"{len(r.orbit_sizes)} {s.transform or 'published'} orbits ({sizes} members) over "
+            f"{s.background} background networks (split {s.split})")
 
 
 def collapse_section(r: OrbitCollapseResult, directory: str | os.PathLike[str] | None
@@ -317,23 +364,31 @@ def collapse_section(r: OrbitCollapseResult, directory: str | os.PathLike[str] |
     elif s.orbit_zoo is not None:
         background = (" No background networks (no zoo given): no maps, and the spread within "
                       "an orbit is compared with the mean latent norm and other orbits only.")
+    sizes = list(r.orbit_sizes)
+    within = sum(k * (k - 1) // 2 for k in sizes)
+    between = (sum(sizes) ** 2 - sum(k * k for k in sizes)) // 2
     text = (
         f"{what}, encoded by each autoencoder.{background} Distances are Euclidean "
-        "in latent space, averaged over all pairs; a ratio of 0 means every orbit collapses to "
+        "in latent space, averaged over all pairs: within an orbit over "
+        f"{within} member pairs of {len(sizes)} orbits, between orbits over {between} pairs, "
+        f"random pairs over the {s.background * (s.background - 1) // 2} pairs of "
+        f"{s.background} background networks. A ratio of 0 means every orbit collapses to "
         "one point, about 1 means orbit members are as far apart as different networks."
     )
     if s.networks == 1:
         text += " With a single orbit there are no between-orbit distances (ratio: -)."
+    text = "\n\n".join(filter(None, [text, selection_text(r.selection), caveat_text(
+        Count(len(sizes), "orbits", MIN_ORBITS), "each within / between-orbit ratio")]))
     table = markdown_table([{"enc": e.encoder, **vars(e)} for e in r.encoders.values()], [
-        ("enc", "encoder"), ("within_mean", "within orbit"), ("between_mean", "between orbits"),
+        ("enc", "encoder"), ("within_mean", f"within orbit (n = {within} pairs)"),
+        ("between_mean", f"between orbits (n = {between} pairs)"),
         ("ratio", "ratio within / between"), ("within_vs_background", "within / random pairs"),
         ("within_vs_latent_norm", "within / latent norm"),
         ("max_distance_to_base", "max distance to base latent"),
     ])
     has_maps = any(r.maps.values())
-    notes = ([f"Maps: {', '.join(s.maps)} fitted jointly on the background and the first "
-              f"{s.map_orbits} orbits (stars), random_state={s.seed}.", *_map_notes(s.notes)]
-             if has_maps else [])
+    notes = ([*(_MAP_FIT[m].format(k=s.map_orbits, seed=s.seed) for m in s.maps),
+              *_map_notes(s.notes)] if has_maps else [])
     return ReportSection(
         title=f"Orbit collapse ({s.transform or 'published orbit'})", text=text, table=table,
         images=_images(directory, [("latent distances", "distances.png")]
@@ -342,27 +397,43 @@ def collapse_section(r: OrbitCollapseResult, directory: str | os.PathLike[str] |
     )
 
 
+#: how each map of an orbit-collapse experiment places the orbits
+_MAP_FIT = {
+    "umap": ("UMAP map: fitted on the background networks alone (random_state={seed}); the "
+             "members of the first {k} orbits (stars) are placed with the fitted map's "
+             "`transform`, so a collapsed orbit lands on one spot."),
+    "tsne": ("t-SNE map: fitted jointly on the background and the first {k} orbits (stars), "
+             "random_state={seed}; t-SNE has no `transform` and spreads any tight group "
+             "into a cloud, so the spread of the stars there says nothing about the latent "
+             "spread: the panel beside it gives each orbit's within-orbit latent distance."),
+}
+
+
 def _map_notes(notes: Sequence[str]) -> list[str]:
     """A latent experiment's notes on its maps, as report sentences."""
     return [n if n.endswith(".") else f"{n}." for n in notes]
 
 
 def latent_map_title(r: LatentMapResult) -> str:
-    return f"{r.settings.points} {r.settings.split} networks, coloured by label"
+    return f"{r.settings.points} networks (split {r.settings.split}), coloured by label"
 
 
 def latent_map_section(r: LatentMapResult, directory: str | os.PathLike[str] | None
                        ) -> ReportSection:
     """The report section of a latent-map experiment."""
     s = r.settings
+    n = f"n = {s.points} networks"
     table = markdown_table([{"enc": e.encoder, **vars(e)} for e in r.encoders.values()],
-                           [("enc", "encoder"), ("knn_accuracy", "5-NN label accuracy"),
-                            ("silhouette", "silhouette (labels)"), ("latent_dim", "latent dim")])
+                           [("enc", "encoder"), ("knn_accuracy", f"5-NN label accuracy ({n})"),
+                            ("silhouette", f"silhouette (labels, {n})"),
+                            ("latent_dim", "latent dim")])
+    text = (f"Latents of {s.points} {split_phrase(s.split)} networks of `{Path(s.zoo).name}`, "
+            f"mapped to 2-D with {', '.join(s.maps) or 'no maps'} (random_state={s.seed}) "
+            "and coloured by label.")
     return ReportSection(
         title="Latent map", table=table,
-        text=(f"Latents of {s.points} {split_phrase(s.split)} networks of `{Path(s.zoo).name}`, "
-              f"mapped to 2-D with {', '.join(s.maps) or 'no maps'} (random_state={s.seed}) "
-              "and coloured by label."),
+        text="\n\n".join(filter(None, [text, selection_text(r.selection), caveat_text(
+            Count(s.points, "networks", MIN_POINTS), "each 5-NN accuracy and silhouette")])),
         images=_images(directory, [("latent map", "latent_map.png")] if any(r.maps.values())
                        else []),
         notes=[*_map_notes(s.notes), setup_note(r)],
@@ -389,37 +460,70 @@ def quickstart_intro(*, version: str, seed: int, size: str, images: int, per_ima
     )
 
 
+def _three(value: float) -> str:
+    """Three decimals; NaN (a Kendall tau of fewer than two networks) as ``-``."""
+    return "-" if math.isnan(value) else f"{value:.3f}"
+
+
+def _test_networks(m: Mapping[str, Any]) -> int | None:
+    n = m.get("test_networks")
+    return None if n is None else int(n)
+
+
+def _small_runs(rows: Sequence[Mapping[str, Any]], what: str) -> str:
+    """A bold line naming the runs whose test metrics rest on too few networks."""
+    small = [f"{r['name']} ({r['n']})" for r in rows
+             if isinstance(r["n"], int) and not Count(r["n"], "networks", MIN_NETWORKS).judged]
+    if not small:
+        return ""
+    return (f"\n**{what} over too few test networks: {TOO_SMALL} (at least {MIN_NETWORKS} "
+            f"needed): {', '.join(small)}.**\n")
+
+
 def autoencoder_table(training: Mapping[str, Mapping[str, Any]]) -> str:
     """Markdown: each INR autoencoder's test render MSE against the mean-image baseline,
-    and each CNN autoencoder's decoded-vs-original test accuracy (``training``: each
-    quickstart run's metrics, by run name)."""
+    and each CNN autoencoder's decoded-vs-original test accuracy and Kendall tau, each
+    over its n of test networks (``training``: each quickstart run's metrics, by run
+    name; ``test_networks``, when recorded, is the n); below :data:`MIN_NETWORKS` the
+    table says those numbers cannot be judged."""
+    from symmerge.experiments.findings import CNN_RUNS, INR_RUNS
+
     inr = []
-    for name, label in (("scalegmn", "ScaleGMN"), ("pna", "PNA (permutation-only)")):
+    for name, label in INR_RUNS:
         m = training.get(name, {})
         if "test_render_mse" in m and m.get("test_mean_image_mse"):
             inr.append({"name": label, "mse": f"{m['test_render_mse']:.4g}",
                         "mean": f"{m['test_mean_image_mse']:.4g}",
-                        "ratio": f"{m['test_render_mse'] / m['test_mean_image_mse']:.3f}"})
+                        "ratio": f"{m['test_render_mse'] / m['test_mean_image_mse']:.3f}",
+                        "n": _test_networks(m)})
     cnn = []
-    for act in ("relu", "tanh"):
+    for act in CNN_RUNS:
         m = training.get(f"cnn-{act}", {})
         if "test_acc_decoded" in m:
             cnn.append({"name": f"ScaleGMN, {act} CNNs",
                         "orig": f"{m['test_acc_original']:.3f}",
                         "dec": f"{m['test_acc_decoded']:.3f}",
-                        "tau": f"{m['test_acc_kendall_tau']:.3f}"})
+                        "tau": _three(m["test_acc_kendall_tau"]),
+                        "n": _test_networks(m)})
     parts = []
     if inr:
         parts.append(
             "Autoencoder reconstructions of the test-split INRs (render MSE to the INRs' own "
-            "renders; the baseline predicts the training split's mean image):\n\n"
-            + markdown_table(inr, [("name", "autoencoder"), ("mse", "test render MSE"),
-                                   ("mean", "mean-image MSE"), ("ratio", "ratio")]) + "\n"
+            "renders, mean over the test INRs; the baseline predicts the training split's "
+            "mean image):\n\n"
+            + markdown_table(inr, [("name", "autoencoder"), ("n", "test INRs"),
+                                   ("mse", "test render MSE"), ("mean", "mean-image MSE"),
+                                   ("ratio", "ratio")]) + "\n"
+            + _small_runs(inr, "Render errors")
         )
     if cnn:
         parts.append(
-            "CNN autoencoders (test-split networks, held-out images):\n\n"
-            + markdown_table(cnn, [("name", "autoencoder"), ("orig", "accuracy, original"),
-                                   ("dec", "accuracy, decoded"), ("tau", "Kendall tau")]) + "\n"
+            "CNN autoencoders (test-split networks, held-out images; accuracies are means "
+            "over the test networks, Kendall tau ranks them):\n\n"
+            + markdown_table(cnn, [("name", "autoencoder"), ("n", "test networks"),
+                                   ("orig", "accuracy, original"),
+                                   ("dec", "accuracy, decoded"), ("tau", "Kendall tau")])
+            + "\n"
+            + _small_runs(cnn, "Accuracies and Kendall tau")
         )
     return "\n".join(parts)

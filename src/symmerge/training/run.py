@@ -534,10 +534,11 @@ def _evaluate(
     module: AutoencoderModule, spec: WeightSpaceSpec, params: Tensor, splits: dict[str, Tensor],
     test_images: tuple[Tensor, Tensor] | None,
 ) -> dict[str, float]:
-    """Test metrics of the best model plus a trivial baseline for scale."""
+    """Test metrics of the best model plus a trivial baseline for scale, and
+    ``test_networks``: how many networks they are over (the test split, else val)."""
     test = params[splits["test"]] if len(splits["test"]) else params[splits["val"]]
     decoded = reconstruct(module.model, test)
-    out: dict[str, float] = {}
+    out: dict[str, float] = {"test_networks": float(test.shape[0])}
     if isinstance(spec, SirenSpec):
         loss = RenderLoss(spec, module.cfg.loss.resolution)
         target = loss.render_targets(test)

@@ -2,5 +2,7 @@
 importers."""
 
 from symmerge.zoo.io import Zoo, as_zoo, load_zoo, save_zoo, split_indices
+from symmerge.zoo.quality import FailedNetworks, failed_networks
 
-__all__ = ["Zoo", "as_zoo", "load_zoo", "save_zoo", "split_indices"]
+__all__ = ["FailedNetworks", "Zoo", "as_zoo", "failed_networks", "load_zoo", "save_zoo",
+           "split_indices"]

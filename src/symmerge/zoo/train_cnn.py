@@ -45,6 +45,7 @@ from symmerge.data.images import ImageSet, load_images
 from symmerge.errors import SymmergeError
 from symmerge.specs.cnn import CNNSpec
 from symmerge.zoo.io import save_zoo
+from symmerge.zoo.quality import FAILED_METRIC, failed_mask
 from symmerge.zoo.shards import (
     ChunkPlan,
     Progress,
@@ -548,7 +549,8 @@ def train_cnn_zoo(
 
     The zoo stores ``params``, the metrics ``train_accuracy`` (on the network's
     own training subset), ``test_accuracy`` (held-out split), ``diverged`` (1 for a
-    network that kept its last finite parameters) and the drawn hyperparameters
+    network that kept its last finite parameters), ``failed`` (1 for a diverged network
+    or one at chance level: :mod:`symmerge.zoo.quality`) and the drawn hyperparameters
     (:data:`HPARAMS`); ``labels`` are -1. Chunking, resuming,
     ranks, ``workers`` and ``device`` behave as in :func:`symmerge.zoo.fit_inr.fit_inr_zoo`;
     on the CPU the zoo is bitwise the same for any chunk size, number of workers
@@ -578,6 +580,9 @@ def train_cnn_zoo(
         provenance = {"builder": "symmerge.zoo.train_cnn", "input_transform": "x * 2 - 1",
                       "training_inputs": prepared.transform(), **run}
         metrics = {k: t[k] for k in ("train_accuracy", "test_accuracy", "diverged", *HPARAMS)}
+        marks = failed_mask(accuracy=t["test_accuracy"], classes=prepared.n_classes,
+                            diverged=t["diverged"])
+        metrics[FAILED_METRIC] = (marks["chance"] | marks["diverged"]).float()
         return save_zoo(out, spec, t["params"], metrics=metrics, provenance=provenance)
 
     if torch.device(device).type != "cpu":
