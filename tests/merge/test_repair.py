@@ -23,6 +23,9 @@ SPECS = {
     "siren": SirenSpec((2, 8, 6, 1), w0=3.0),
     "cnn-relu": CNNSpec((2, 4, 5, 3, 10), "relu"),
     "cnn-tanh": CNNSpec((2, 4, 5, 3, 10), "tanh", kernel_size=2, stride=1),
+    # per-convolution kernels, strides and padding; a hidden dense layer after the pooling
+    "cnn-padded-dense": CNNSpec((2, 4, 5, 6, 10), "relu", kernel_size=(3, 2), stride=(2, 1),
+                                padding=(1, 0), dense_layers=2),
 }
 
 
@@ -294,23 +297,26 @@ def test_bad_arguments():
 
 
 # -------------------------------------------------------------------- merge inputs
-def test_repair_inputs(assets):
-    from symmerge.zoo import load_zoo
-    from symmerge.zoo.images import held_out_images
+def test_repair_inputs_are_the_training_side_of_the_evaluation_data(assets):
+    from symmerge.data import load_images
+    from symmerge.evaluation import DataSettings, evaluation_data
+    from symmerge.merge import load_network
 
-    zoo = load_zoo(assets.cnn_zoo)
-    x, how = repair_inputs(zoo.spec, zoo=zoo, count=50)
-    assert x.shape == (50, 1, 28, 28) and "training images" in how
-    train = held_out_images(zoo).train_images
-    assert bool((x[:, None] == train[None]).flatten(2).all(-1).any(-1).all())  # all training
+    net = load_network(f"{assets.cnn_zoo}:0")
+    settings = evaluation_data(net).settings  # the zoo's source, split and transform
+    x, how = repair_inputs(net.spec, settings, count=50)
+    assert x.shape == (50, 1, 28, 28) and "training images of mnist-embedded" in how
+    images = load_images("mnist-embedded")
+    train, test = images.split(0.2, seed=0)  # the tiny zoo's recorded split
+    rows = (x.flatten(1)[:, None] == images.images.flatten(1)[None]).all(-1)  # [50, 5000]
+    assert bool(rows[:, train].any(-1).all()) and not bool(rows[:, test].any())
     mlp = MLPSpec((784, 16, 10), "relu")
-    x, how = repair_inputs(mlp, "mnist-embedded", count=30, seed=1)
-    assert x.shape == (30, 784) and "mnist-embedded" in how
+    x, how = repair_inputs(mlp, DataSettings("classifier", "mnist-embedded"), count=30, seed=1)
+    assert x.shape == (30, 784)
     for call, message in [
-        (lambda: repair_inputs(SPECS["siren"], "mnist-embedded"), "MLPs and CNNs"),
-        (lambda: repair_inputs(mlp), "pass data=SOURCE"),
-        (lambda: repair_inputs(MLPSpec((78, 4, 2)), "mnist-embedded"), "784 values"),
-        (lambda: repair_inputs(zoo.spec, "mnist-embedded", count=0), "count must be"),
+        (lambda: repair_inputs(SPECS["siren"], settings), "MLPs and CNNs"),
+        (lambda: repair_inputs(MLPSpec((78, 4, 10)), settings), "784 values"),
+        (lambda: repair_inputs(net.spec, settings, count=0), "count must be"),
     ]:
         with pytest.raises(SymmergeError, match=message):
             call()

@@ -1,5 +1,5 @@
 """REPAIR for merged networks (Jordan et al. 2023, "REPAIR: REnormalizing Permuted
-Activations for Interpolation Repair"; METHOD.md 8.5).
+Activations for Interpolation Repair"; METHOD.md 8.7).
 
 Averaging aligned networks shrinks the spread of their hidden pre-activations (the
 "variance collapse" of interpolated networks). REPAIR measures, on a batch of data, the
@@ -25,12 +25,12 @@ rescaling by more than ``1 / eps``; constant on the data, e.g. behind dead ReLUs
 rescaled (``s = 1``); only its mean is moved to the target. A target std of 0 with a
 live merged neuron gives ``s = 0`` (a constant neuron at the target mean).
 
-Families: MLPs (ReLU, tanh), SIRENs (sine) and CNNs (ReLU, tanh).
+Families: MLPs (ReLU, tanh), SIRENs (sine) and CNNs (ReLU, tanh; their hidden dense
+layers after the pooling too).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -45,7 +45,7 @@ from symmerge.specs import CNNSpec, MLPSpec, SirenSpec, WeightSpaceSpec
 from symmerge.specs.base import activation_fn
 
 if TYPE_CHECKING:
-    from symmerge.zoo import Zoo
+    from symmerge.evaluation import DataSettings
 
 __all__ = ["REPAIR_EPS", "REPAIR_IMAGES", "LayerStats", "preactivation_stats", "repair",
            "repair_inputs", "repair_to", "sample_rows"]
@@ -123,19 +123,23 @@ def _walk(
     the parameters with every layer corrected to ``targets`` (unchanged when None)."""
     ws, bs = (list(t) for t in spec.unflatten(params))
     m = params.shape[0]
-    conv = isinstance(spec, CNNSpec)
+    convs = spec.num_convs if isinstance(spec, CNNSpec) else 0
     act = activation_fn(spec.activation, getattr(spec, "w0", 1.0))
     h = inputs.to(device=params.device, dtype=params.dtype)
     means, stds = [], []
     for layer in range(spec.num_hidden):
         w, b = ws[layer], bs[layer]
-        if conv:  # grouped layout [N, M * C, H, W]; the shared images need no grouping
+        if layer < convs:  # grouped layout [N, M * C, H, W]; the shared images need no grouping
+            assert isinstance(spec, CNNSpec)
             z = F.conv2d(h, w.reshape(-1, *w.shape[2:]), b.reshape(-1),
-                         stride=spec.stride, groups=1 if layer == 0 else m)  # type: ignore[attr-defined]
+                         stride=spec.strides[layer], padding=spec.paddings[layer],
+                         groups=1 if layer == 0 else m)
             var, mean = torch.var_mean(z.reshape(z.shape[0], m, w.shape[1], -1),
                                        dim=(0, 3), correction=0)
-            shape = (1, -1, 1, 1)
-        else:  # [M, N, n]
+            shape: tuple[int, ...] = (1, -1, 1, 1)
+        else:  # [M, N, n] (the CNNs' dense layers after the pooling too)
+            if layer == convs and convs:  # global average pooling: [N, M * C, H, W] -> [M, N, C]
+                h = h.mean(dim=(-2, -1)).reshape(h.shape[0], m, -1).transpose(0, 1)
             z = torch.matmul(h, w.mT) + b.unsqueeze(-2)
             var, mean = torch.var_mean(z, dim=-2, correction=0)
             shape = (m, 1, -1)
@@ -263,45 +267,21 @@ def sample_rows(x: Tensor, count: int, seed: int = 0) -> Tensor:
 
 def repair_inputs(
     spec: WeightSpaceSpec,
-    data: str | None = None,
-    zoo: Zoo | str | os.PathLike[str] | None = None,
+    settings: DataSettings,
     *,
     count: int = REPAIR_IMAGES,
     seed: int = 0,
 ) -> tuple[Tensor, str]:
-    """Inputs for repairing a merge of ``spec`` networks, and how they were chosen:
-    ``count`` images drawn with ``seed`` (:func:`sample_rows`).
-
-    CNNs of a ``zoo``: its training images (the complement of its held-out split,
-    :func:`symmerge.zoo.images.held_out_images`, after its input transform), from the
-    image source ``data`` if given, else the zoo's own. Otherwise the image source ``data``
-    (:func:`symmerge.data.load_images`) as it gives them: its training set where it
-    publishes a split, else all its images. MLPs take the images flattened, so their
-    input width must be ``C * H * W``.
-    """
-    from symmerge.data import load_images
-    from symmerge.zoo import as_zoo
-    from symmerge.zoo.images import held_out_images
+    """Inputs for repairing a merge of ``spec`` networks (MLPs, CNNs), and what they are:
+    ``count`` of the training images (:func:`symmerge.evaluation.training_data`) of the
+    evaluation data ``settings`` (a merge's: its inputs' zoo's, or an image source),
+    drawn with ``seed`` (:func:`sample_rows`); never the held-out evaluation images."""
+    from symmerge.evaluation.data import training_data
 
     if not isinstance(spec, CNNSpec | MLPSpec):
         raise SymmergeError(f"repair supports MLPs and CNNs, whose inputs are images; "
                             f"{spec.describe()} is neither")
-    if isinstance(spec, CNNSpec) and zoo is not None:
-        z = as_zoo(zoo)
-        held = held_out_images(z, data)
-        x, how = held.train_images, f"training images of {z.name} (`{held.source}`)"
-    elif data is None:
-        raise SymmergeError("repair needs images to measure activations on: pass data=SOURCE "
-                            "(an image source such as mnist-embedded)", params=("data",))
-    else:
-        images = load_images(data)
-        x = images.images if images.num_train is None else images.images[:images.num_train]
-        how = f"`{data}`" + ("" if images.num_train is None else " (training set)")
-        if isinstance(spec, MLPSpec):
-            x = x.reshape(x.shape[0], -1)
-            if x.shape[1] != spec.layout[0]:
-                raise SymmergeError(f"images of {data!r} have {x.shape[1]} values, but "
-                                    f"{spec.describe()} takes {spec.layout[0]} inputs")
-    x = sample_rows(x, count, seed)
+    data = training_data(settings, spec)
+    x = sample_rows(data.inputs, count, seed)
     _check(spec, x)
-    return x, f"{x.shape[0]} {how}"
+    return x, f"{x.shape[0]} of the {data.inputs.shape[0]} training images of {settings.source}"
