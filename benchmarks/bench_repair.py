@@ -5,9 +5,10 @@ tanh CNNs of the ``quick`` preset, built here as the quickstart builds them), ev
 is interpolated with ``naive``, ``wm`` and ``wm+repair`` (the registry's methods: the
 same weight matching, then REPAIR at each alpha with that alpha's targets, measured on
 ``--repair-images`` training-split images) and evaluated on the zoo's held-out images.
-Reports, per zoo and method, mean ± std over pairs of the midpoint (alpha 0.5)
-cross-entropy and accuracy and of the cross-entropy barrier, the per-pair difference
-``wm+repair - wm`` and the ratios of the means.
+Failed networks (diverged or at chance: symmerge.zoo.quality) are left out, as the
+experiments leave them out. Reports, per zoo and method, mean ± std over pairs of the
+midpoint (alpha 0.5) cross-entropy and accuracy and of the cross-entropy barrier, the
+per-pair difference ``wm+repair - wm`` and the ratios of the means.
 
     python benchmarks/bench_repair.py [--zoo ZOO ...] [--zoo-dir DIR] [--split heldout]
         [--pairs N] [--steps 11] [--repair-images 500] [--restarts 4] [--json out.json]
@@ -27,7 +28,7 @@ import torch
 from zoo_bench_common import machine
 
 from symmerge.align import MatchOptions
-from symmerge.experiments.common import classifier_curves, run_methods, split_members
+from symmerge.experiments.common import classifier_curves, run_methods, usable_members
 from symmerge.experiments.metrics import alpha_grid, barriers
 from symmerge.experiments.results import SplitSettings
 from symmerge.limits import REPAIR_IMAGES
@@ -74,7 +75,8 @@ def bench_zoo(path: Path, args: argparse.Namespace) -> dict[str, object]:
     spec = zoo.spec
     held = held_out_images(zoo, limit=args.eval_images)
     data = sample_rows(held.train_images, args.repair_images, args.seed)
-    pool = split_members(zoo, args.split, SplitSettings()).tolist()
+    members, failed = usable_members(zoo, args.split, SplitSettings())  # as the experiments
+    pool = members.tolist()
     pairs = choose_pairs(pool, args.pairs, args.seed)
     idx = torch.tensor(pairs)
     a, b = zoo.get_params(idx[:, 0]).float(), zoo.get_params(idx[:, 1]).float()
@@ -104,7 +106,8 @@ def bench_zoo(path: Path, args: argparse.Namespace) -> dict[str, object]:
              for k in ("midpoint_cross_entropy", "barrier_cross_entropy")}
     return {
         "zoo": str(path), "activation": spec.activation, "spec": spec.to_dict(),
-        "split": args.split, "networks": len(pool), "pairs": len(pairs),
+        "split": args.split, "networks": len(pool), "failed_left_out": failed,
+        "pairs": len(pairs),
         "eval_images": int(held.labels.numel()), "held_out": held.how,
         "repair_images": int(data.shape[0]), "alphas": alphas.tolist(), "midpoint_alpha":
         float(alphas[mid]), "endpoint_cross_entropy": mean_std(endpoints.mean(axis=1)),
@@ -124,7 +127,7 @@ def main() -> None:
     p.add_argument("--split", default="heldout", help="networks: train | val | test | "
                    "heldout | all, of the default zoo split (seed 0, 80/10/10)")
     p.add_argument("--pairs", type=int, default=None,
-                   help="pairs per zoo (default: every pair of the split)")
+                   help="pairs per zoo (default: every pair of the split's usable networks)")
     p.add_argument("--steps", type=int, default=11, help="alphas (odd: one at 0.5)")
     p.add_argument("--repair-images", type=int, default=REPAIR_IMAGES)
     p.add_argument("--eval-images", type=int, default=None,
