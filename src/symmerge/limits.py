@@ -2,8 +2,9 @@
 
 A value outside them makes no sense for its option (a negative count, a NaN noise level)
 or would only run for hours, exhaust memory or overflow a seed. The library refuses it
-with one :class:`SymmergeError` before any work; the CLI's options carry the same bounds.
-This module imports nothing heavy, so that the CLI can read it at start-up.
+with one :class:`SymmergeError` before any work; the CLI's options carry the same bounds
+(and the defaults both share). This module imports nothing heavy, so that the CLI can read
+it at start-up.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ MAX_STEPS = 10_000
 MAX_ORBIT = 100_000
 #: noise std of orbit interpolation's perturbed orbit; network weights are of order 1
 MAX_PERTURBATION = 1e3
+#: data images a REPAIR measures activations on by default (a merge's ``--repair``, the
+#: experiments' repaired paths): enough for the mean and std of every channel
+REPAIR_IMAGES = 500
 
 
 def _show(x: float) -> str:

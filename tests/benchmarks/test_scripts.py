@@ -45,6 +45,21 @@ def test_bench_ae_quality_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         assert r["epochs"] == 1 and math.isfinite(r["ratio"]) and r["ratio"] > 0
 
 
+def test_bench_repair_smoke(assets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "repair.json"
+    _run(monkeypatch, "bench_repair",
+         ["--zoo", str(assets.cnn_zoo), "--split", "all", "--pairs", "2", "--steps", "3",
+          "--repair-images", "40", "--eval-images", "100", "--restarts", "0", "--threads", "1",
+          "--json", str(out)])
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["pairs"] == 2 and row["repair_images"] == 40 and row["eval_images"] == 100
+    assert set(row["methods"]) == {"naive", "wm", "wm+repair"} and row["midpoint_alpha"] == 0.5
+    for summary in row["methods"].values():
+        assert summary["midpoint_cross_entropy"]["n"] == 2
+        assert math.isfinite(summary["barrier_cross_entropy"]["mean"])
+    assert math.isfinite(row["ratio_repair_to_wm"]["midpoint_cross_entropy"])
+
+
 def _device_checks(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> int:
     monkeypatch.syspath_prepend(str(BENCH_DIR))
     return _load("device_checks").main(argv)

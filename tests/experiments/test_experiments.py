@@ -351,19 +351,25 @@ def test_pair_interpolation(assets, tmp_path):
 def test_cnn_interpolation(assets, tmp_path):
     r = cnn_interpolation(assets.cnn_zoo, run=assets.cnn_run, pairs=3, steps=4,
                           top=None, split="all", eval_images=200,
-                          methods=["naive", "wm", "wm-perm", "sort", "ae", "ae-lift"])
+                          methods=["naive", "wm", "wm-perm", "wm+repair", "sort", "ae",
+                                   "ae-lift"])
     assert isinstance(r, CNNInterpolationResult)
-    assert set(r.methods) == {"naive", "wm", "wm-perm", "sort", "ae", "ae-lift"}
+    assert set(r.methods) == {"naive", "wm", "wm-perm", "wm+repair", "sort", "ae", "ae-lift"}
     assert r.curves["naive"]["accuracy"].shape == (3, 4)
     assert r.settings.held_out.startswith("seeded split") and r.activation == "relu"
     assert r.primary_metric == "cross_entropy" and r.higher_is_better == {"accuracy"}
-    for meth in ("wm", "wm-perm", "sort", "ae-lift"):  # exact endpoints
+    assert r.settings.repaired == ("wm+repair",) and r.settings.repair_images == 500
+    # repair moves the interpolants between the endpoints, not the endpoints
+    inner = r.curves["wm+repair"]["cross_entropy"][:, 1:-1]
+    assert not np.allclose(inner, r.curves["wm"]["cross_entropy"][:, 1:-1])
+    for meth in ("wm", "wm-perm", "wm+repair", "sort", "ae-lift"):  # exact endpoints
         assert r.methods[meth].exact_endpoints
         np.testing.assert_allclose(r.curves[meth]["accuracy"][:, [0, -1]],
                                    r.curves["naive"]["accuracy"][:, [0, -1]])
     assert not r.methods["ae"].exact_endpoints
     r.save(tmp_path)
     assert "accuracy barrier" in r.report_path.read_text()
+    assert "`wm+repair` repaired every interpolant" in r.report_path.read_text()
     assert json.loads(r.metrics_path.read_text())["settings"]["held_out"] == r.settings.held_out
     with pytest.raises(SymmergeError, match="needs a CNN"):
         cnn_interpolation(assets.inr_zoo)

@@ -34,41 +34,46 @@ from tests.models._util import tiny_model
 SRC = Path(symmerge.__file__).parent
 NAMES = tuple(m.name for m in REGISTRY)
 SPEC = SirenSpec((2, 6, 6, 1))
+#: for the methods that do not apply to SIRENs
+OTHER_SPEC = MLPSpec((2, 6, 6, 1), "tanh")
 
 
 def _inputs(spec=SPEC):
     model = tiny_model(spec, dtype=torch.float32)
-    return MethodInputs(spec, {"run": model, "pna_run": model}, matching=MatchOptions())
+    data = spec.probe_inputs(16, generator=torch.Generator().manual_seed(1))
+    return MethodInputs(spec, {"run": model, "pna_run": model}, matching=MatchOptions(),
+                        data=data)
 
 
 def test_names_are_unique_and_the_expected_ones():
     assert len(set(NAMES)) == len(NAMES)
-    assert set(NAMES) == {"naive", "wm", "wm-perm", "sort", "ae", "ae-latent", "ae-lift",
-                          "pna-ae", "pna-ae-latent"}
+    assert set(NAMES) == {"naive", "wm", "wm-perm", "wm+repair", "sort", "ae", "ae-latent",
+                          "ae-lift", "pna-ae", "pna-ae-latent"}
     assert method_names() == NAMES and reference_method() == "naive"
 
 
 @pytest.mark.parametrize("entry", REGISTRY, ids=lambda m: m.name)
 def test_what_an_entry_declares_is_what_it_builds(entry):
-    frame = entry.build(_inputs())
+    spec = SPEC if SPEC.family in entry.families else OTHER_SPEC
+    frame = entry.build(_inputs(spec))
     assert frame.exact == entry.exact
     if "canonicalize" in entry.uses:
         assert frame.canonicalizer is not None
     if frame.canonicalizer is not None:
         assert frame.canonicalizer.exact == entry.exact
-    a, b = SPEC.init_params(4, generator=torch.Generator().manual_seed(0)).split(2)
+    a, b = spec.init_params(4, generator=torch.Generator().manual_seed(0)).split(2)
     alphas = torch.linspace(0, 1, 3, dtype=torch.float64)
     extras: dict = {}
     paths = frame.paths(a, b, alphas, extras)
-    assert paths.shape == (2, 3, SPEC.num_params)
+    assert paths.shape == (2, 3, spec.num_params)
     if entry.exact:  # the endpoints compute the inputs' functions
         from symmerge.symmetry import assert_function_preserved
 
-        assert_function_preserved(SPEC, a, paths[:, 0])
-        assert_function_preserved(SPEC, b, paths[:, -1])
+        assert_function_preserved(spec, a, paths[:, 0])
+        assert_function_preserved(spec, b, paths[:, -1])
     if "merge" in entry.uses:
         aligned, _ = frame.align(torch.cat([a, b]), torch.full((4,), 0.25))
-        assert aligned.shape == (4, SPEC.num_params)
+        assert aligned.shape == (4, spec.num_params)
 
 
 def test_declared_needs_are_used():
@@ -87,9 +92,13 @@ def test_defaults_and_uses():
     assert method_names("interpolate") == NAMES
     assert default_methods("siren") == ("naive", "wm", "sort", "ae", "ae-latent", "ae-lift",
                                         "pna-ae")
-    assert default_methods("cnn") == ("naive", "wm", "wm-perm", "sort", "ae", "ae-latent",
-                                      "ae-lift", "pna-ae")
-    assert all(m.families == FAMILIES for m in REGISTRY)
+    assert default_methods("cnn") == ("naive", "wm", "wm-perm", "wm+repair", "sort", "ae",
+                                      "ae-latent", "ae-lift", "pna-ae")
+    assert default_methods("mlp") == ("naive", "wm", "sort", "ae", "ae-latent", "ae-lift",
+                                      "pna-ae")
+    # repaired paths need the networks' inputs: the experiments give them for CNNs only
+    assert get_method("wm+repair").families == {"mlp", "cnn"}
+    assert all(m.families == FAMILIES for m in REGISTRY if m.name != "wm+repair")
     with pytest.raises(SymmergeError, match="unknown merge method 'soup'; choose one of naive"):
         get_method("soup", "merge")
     with pytest.raises(SymmergeError, match="'wm' is no canonicalization method"):

@@ -9,9 +9,9 @@ import typer
 
 from symmerge.cli.app import app
 from symmerge.cli.devices import device_option, use_device
-from symmerge.cli.eval_commands import data_option
+from symmerge.cli.eval_commands import DATA_HELP, data_option
 from symmerge.errors import SymmergeError
-from symmerge.limits import MAX_ITER, MAX_RESTARTS, MAX_SEED
+from symmerge.limits import MAX_ITER, MAX_RESTARTS, MAX_SEED, REPAIR_IMAGES
 from symmerge.methods import default_method, get_method, method_names, methods_needing
 
 if TYPE_CHECKING:
@@ -155,7 +155,14 @@ def merge(
                                  "restarts (descent)."),
     seed: int = typer.Option(0, min=0, max=MAX_SEED,
                              help="Weight-matching seed (descent)."),
-    data: str | None = data_option(),
+    data: str | None = data_option(
+        DATA_HELP + " --repair measures on the training images of the same source and split."),
+    repair: bool = typer.Option(
+        False, "--repair", help="REPAIR the merge (MLPs, CNNs): rescale each hidden neuron so "
+        "that its pre-activation mean and std on training images (see --data) are the "
+        "weighted mix of the aligned inputs' (METHOD.md 8.7)."),
+    repair_images: int = typer.Option(REPAIR_IMAGES, min=2,
+                                      help="--repair: images measured (a seeded sample)."),
     device: str = device_option(),
 ) -> None:
     """Merge networks of one architecture by a weighted average in an aligned frame, and
@@ -185,18 +192,33 @@ def merge(
                        err=True)
     net_spec, params = stack_networks(nets)
     held, no_data = _merge_data(nets, data)  # before merging: a bad --data stops it
+    if repair:  # its images before merging too
+        from symmerge.merge.repair import REPAIR_EPS, repair_inputs
+
+        if held is None:
+            raise SymmergeError(f"repair=True needs images: {no_data}", params=("repair",))
+        images, described = repair_inputs(net_spec, held.settings, count=repair_images)
     result = run_merge(params, net_spec, method, weights=w, alpha=alpha, run=run,
                        wm_iters=wm_iters, matching=matching, device=dev)
+    merged, repaired = result.params, {}
+    if repair:
+        from symmerge.merge.repair import repair as run_repair
+
+        merged = run_repair(net_spec, merged.to(dev), result.aligned.to(dev), images.to(dev),
+                            weights=result.weights).to(result.params.device)
+        repaired = {"repair": {"images": described, "eps": REPAIR_EPS}}
     quality = None if held is None else merge_quality(
-        [(n.source, n.params) for n in nets], result.params, net_spec, held)
-    save_network(out, net_spec, result.params, provenance={
+        [(n.source, n.params) for n in nets], merged, net_spec, held)
+    save_network(out, net_spec, merged, provenance={
         "merged_from": list(networks), "method": method, "weights": result.weights.tolist(),
         **result.provenance, **({"run": str(run)} if run is not None else {}), **result.info,
+        **repaired,
     }, keys=output_keys(nets), quality=None if quality is None else quality.to_dict())
     typer.echo(
         f"merged {len(networks)} {net_spec.describe()} networks with {method} "
         f"(weights {', '.join(f'{x:.3g}' for x in result.weights.tolist())}) in "
-        f"{result.seconds:.2f}s; wrote {out}"
+        f"{result.seconds:.2f}s" + (f", repaired on {described}" if repair else "")
+        + f"; wrote {out}"
     )
     typer.echo(quality.table() if quality is not None else f"quality not measured: {no_data}")
 

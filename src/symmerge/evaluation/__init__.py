@@ -20,6 +20,7 @@ from symmerge.evaluation.data import (
     load_eval_data,
     merge_evaluation_data,
     network_kind,
+    training_data,
 )
 from symmerge.evaluation.quality import (
     METRICS,
@@ -49,4 +50,5 @@ __all__ = [
     "merge_evaluation_data",
     "merge_quality",
     "network_kind",
+    "training_data",
 ]

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from symmerge.data import load_images
+from symmerge.data.images import ImageSet
 from symmerge.errors import SymmergeError
 from symmerge.specs import CNNSpec, MLPSpec, SirenSpec, WeightSpaceSpec
 from symmerge.utils.io import safetensors_metadata
@@ -175,17 +176,36 @@ def load_eval_data(settings: DataSettings, spec: WeightSpaceSpec) -> EvalData:
                                spec.layout[-1])[0]
         return EvalData(settings, target, None, f"image {settings.image} of {settings.source}"
                         f"{assumed} ({target.shape[0]}x{target.shape[1]} pixels)")
-    _, idx, how = held_out_indices(images, settings.test_fraction, settings.split_seed)
+    return _classifier_data(settings, spec, images, held_out=True)
+
+
+def training_data(settings: DataSettings, spec: WeightSpaceSpec) -> EvalData:
+    """The other side of a classifier's evaluation data (:func:`load_eval_data`): the
+    images of the same source and split that are *not* held out (those the networks could
+    train on), in the same input transform and shape; for measuring activations (REPAIR)
+    without touching the evaluation images."""
+    if network_kind(spec) != "classifier" or settings.kind != "classifier":
+        raise SymmergeError(f"training images are for classifiers (CNNs, MLPs), not "
+                            f"{spec.describe()}")
+    return _classifier_data(settings, spec, load_images(settings.source), held_out=False)
+
+
+def _classifier_data(settings: DataSettings, spec: WeightSpaceSpec, images: ImageSet, *,
+                     held_out: bool) -> EvalData:
+    """The held-out (or the training) images of ``settings``' split, checked."""
+    train, test, how = held_out_indices(images, settings.test_fraction, settings.split_seed)
+    idx, side = (test, "held-out") if held_out else (train, "training")
     if idx.numel() == 0:
-        raise SymmergeError(f"{settings.source!r} has no held-out images")
+        raise SymmergeError(f"{settings.source!r} has no {side} images")
     x = INPUT_TRANSFORMS[settings.input_transform](images.images[idx])
     labels = images.labels[idx]
     classes = spec.layout[-1]
     if int(labels.max()) >= classes:
         raise SymmergeError(f"{settings.source!r} has labels up to {int(labels.max())}, the "
                             f"network has {classes} outputs")
+    assumed = " (assumed: the zoo names no data)" if settings.assumed else ""
     return EvalData(settings, _classifier_inputs(spec, x, settings.source), labels,
-                    f"{idx.numel()} held-out images of {settings.source}{assumed} ({how}, "
+                    f"{idx.numel()} {side} images of {settings.source}{assumed} ({how}, "
                     f"input transform {settings.input_transform})")
 
 

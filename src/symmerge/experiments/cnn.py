@@ -27,6 +27,8 @@ from symmerge.experiments.common import (
 from symmerge.experiments.interpolation import _numpy, summarize
 from symmerge.experiments.metrics import alpha_grid
 from symmerge.experiments.results import CNNInterpolationResult, CNNInterpolationSettings
+from symmerge.merge.repair import REPAIR_IMAGES, sample_rows
+from symmerge.methods import Repaired
 from symmerge.models.runs import RunLike
 from symmerge.specs import CNNSpec
 from symmerge.utils.device import resolve_device
@@ -86,7 +88,10 @@ def cnn_interpolation(
     ``eval_images`` held-out images (:func:`held_out_images`): accuracy and mean
     cross-entropy at ``steps`` alphas, mean ± SEM over pairs. The default methods are the
     registry's for CNNs, the permutation-only weight matching (the paper's baseline)
-    among them. ``matching`` as :func:`~symmerge.experiments.orbit_interpolation`.
+    and repaired weight matching among them; repaired paths measure activations on
+    :data:`~symmerge.merge.repair.REPAIR_IMAGES` training-split images (a seeded sample,
+    never the evaluation images). ``matching`` as
+    :func:`~symmerge.experiments.orbit_interpolation`.
 
     Failed networks (diverged or at chance level: :mod:`symmerge.zoo.quality`, the zoo's
     stored mark or the rule) are left out before pairs are drawn; ``result.selection``
@@ -112,7 +117,9 @@ def cnn_interpolation(
     chosen, acc_metric = cnn_pairs(z, pool, pairs, top, gen, excluded=excluded)
     n = chosen.shape[0]
     params = z.get_params(chosen.reshape(-1)).float().reshape(n, 2, -1).to(dev)
-    frames = aes.frames(todo, matching)
+    repair_data = sample_rows(held.train_images, REPAIR_IMAGES, seed).to(dev)
+    frames = aes.frames(todo, matching, data=repair_data)
+    repaired = tuple(m for m, f in frames.items() if isinstance(f, Repaired))
     curve_fn = classifier_curves(spec, held.images, held.labels, net_chunk=net_chunk,
                                  image_chunk=image_chunk)
     with progress_bar(len(frames), f"cnn-interpolation ({spec.activation})", progress) as bar:
@@ -122,6 +129,7 @@ def cnn_interpolation(
         top=top, split=split, split_settings=aes.split, seed=seed, matching=matching,
         images=held.source, ae_lift_strategy=lift_strategy(frames),
         images_assumed=held.assumed, held_out=held.how, eval_images=int(held.labels.numel()),
+        repaired=repaired, repair_images=int(repair_data.shape[0]) if repaired else 0,
     )
     higher = frozenset({"accuracy"})
     return CNNInterpolationResult(

@@ -60,10 +60,12 @@ class Autoencoders:
         return AECanonicalizer(self.spec, self.models[role], batch_size=self.batch_size,
                                device=self.device)
 
-    def frames(self, methods: Sequence[str], matching: MatchOptions) -> dict[str, Frame]:
-        """Each method's frame (:mod:`symmerge.methods`), built from these runs."""
+    def frames(self, methods: Sequence[str], matching: MatchOptions,
+               data: Tensor | None = None) -> dict[str, Frame]:
+        """Each method's frame (:mod:`symmerge.methods`), built from these runs (and
+        ``data``, the networks' inputs, for the methods that measure activations)."""
         inputs = MethodInputs(self.spec, self.models, matching=matching,
-                              batch_size=self.batch_size, device=self.device)
+                              batch_size=self.batch_size, device=self.device, data=data)
         return {m: get_method(m).build(inputs) for m in methods}
 
 

@@ -301,7 +301,8 @@ class PairInterpolationSettings(InterpolationSettings):
 @dataclass(frozen=True, kw_only=True)
 class CNNInterpolationSettings(InterpolationSettings):
     """CNN interpolation: the zoo, pairs, the ``top`` filter, the evaluation images
-    (source, whether assumed, how they are held out, how many)."""
+    (source, whether assumed, how they are held out, how many), the methods whose paths
+    were repaired and the number of training-split images they measured activations on."""
 
     zoo: str
     pairs: int
@@ -310,6 +311,8 @@ class CNNInterpolationSettings(InterpolationSettings):
     images_assumed: bool
     held_out: str
     eval_images: int
+    repaired: tuple[str, ...] = ()
+    repair_images: int = 0
 
 
 @dataclass(frozen=True)

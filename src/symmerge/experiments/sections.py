@@ -306,6 +306,13 @@ def _cnn_text(r: CNNInterpolationResult) -> tuple[str, list[str], str | None]:
         f"accuracy). Mean ± SEM over the {r.pairs} pairs (tables and plots). "
         + selection_text(r.selection)
     )
+    if s.repaired:
+        text += (
+            " " + ", ".join(f"`{m}`" for m in s.repaired) + " repaired every interpolant "
+            "(REPAIR, Jordan et al. 2023): each hidden channel's pre-activation mean and std "
+            f"over {s.repair_images} training-split images were reset to the "
+            "(1 - alpha, alpha) mix of the two endpoints' by rescaling its convolution."
+        )
     return text, [], s.images if s.images_assumed else None
 
 

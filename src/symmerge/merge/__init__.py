@@ -1,4 +1,5 @@
-"""Merging networks (raw, weight-matched or canonical frames) and single-network files."""
+"""Merging networks (raw, weight-matched or canonical frames), REPAIR of merged networks
+and single-network files."""
 
 from symmerge.merge.core import MergeResult, check_merge_options, merge, merge_weights
 from symmerge.merge.io import (
@@ -11,6 +12,13 @@ from symmerge.merge.io import (
     parse_spec,
     save_network,
 )
+from symmerge.merge.repair import (
+    REPAIR_IMAGES,
+    LayerStats,
+    preactivation_stats,
+    repair,
+    repair_to,
+)
 from symmerge.merge.state_dicts import (
     ArchitectureHints,
     StateKeys,
@@ -19,7 +27,9 @@ from symmerge.merge.state_dicts import (
 )
 
 __all__ = [
+    "REPAIR_IMAGES",
     "ArchitectureHints",
+    "LayerStats",
     "MergeResult",
     "Network",
     "StateKeys",
@@ -34,5 +44,8 @@ __all__ = [
     "merge_weights",
     "output_keys",
     "parse_spec",
+    "preactivation_stats",
+    "repair",
+    "repair_to",
     "save_network",
 ]

@@ -27,8 +27,8 @@ from symmerge.methods.base import (
 #: The frames (:mod:`symmerge.methods.frames`) load the autoencoders and torch_geometric;
 #: they are imported on first use, so that reading the registry (the CLI's help texts at
 #: start-up) stays light.
-_FRAMES = ("Canonical", "Frame", "Latent", "Matched", "Raw", "align_networks", "lerp",
-           "weighted_mean")
+_FRAMES = ("Canonical", "Frame", "Latent", "Matched", "Raw", "Repaired", "align_networks",
+           "lerp", "weighted_mean")
 
 
 def __getattr__(name: str) -> object:
@@ -50,6 +50,7 @@ __all__ = [
     "Method",
     "MethodInputs",
     "Raw",
+    "Repaired",
     "align_networks",
     "default_method",
     "default_methods",

@@ -33,7 +33,9 @@ FAMILIES = frozenset(s.family for s in (SirenSpec, MLPSpec, CNNSpec))
 class MethodInputs:
     """What a method is built from: the networks' spec, the loaded autoencoders it needs
     (by resource, e.g. ``{"run": model}``), the weight-matching settings, merge's
-    re-matching ``rounds`` (N > 2 networks), the batch size and the device of its work."""
+    re-matching ``rounds`` (N > 2 networks), the batch size, the device of its work and
+    ``data``: inputs of the networks for methods that measure activations (repair;
+    CNNs: training-split images ``[N, C, H, W]``)."""
 
     spec: WeightSpaceSpec
     models: Mapping[str, nn.Module] = field(default_factory=dict)
@@ -41,6 +43,7 @@ class MethodInputs:
     rounds: int = 5
     batch_size: int = 1024
     device: str | torch.device | None = None
+    data: torch.Tensor | None = None
 
     def model(self, resource: str) -> nn.Module:
         """The loaded model of ``resource``; a missing one is a :class:`SymmergeError`."""

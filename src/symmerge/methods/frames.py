@@ -6,7 +6,9 @@ interpolating (:meth:`Frame.paths`) and canonicalizing (:attr:`Frame.canonicaliz
   reference (one network, or the weighted mean of N);
 * :class:`Canonical`: a :class:`~symmerge.canon.Canonicalizer`'s representatives;
 * :class:`Latent`: the autoencoder's latent space (interpolation only: paths are decoded
-  latent interpolants).
+  latent interpolants);
+* :class:`Repaired`: another frame's straight paths with REPAIR at every alpha
+  (:mod:`symmerge.merge.repair`; interpolation only).
 """
 
 from __future__ import annotations
@@ -151,3 +153,35 @@ class Latent(Frame):
         z = ae.encode(torch.cat([a, b]))
         zt = lerp(z[:n], z[n:], alphas)
         return ae.decode(zt.reshape(n * alphas.numel(), -1)).reshape(n, alphas.numel(), -1)
+
+
+class Repaired(Frame):
+    """``inner``'s straight paths with every interpolant repaired
+    (:func:`symmerge.merge.repair.repair_to`): at each alpha, each hidden neuron's
+    pre-activation mean and std on ``data`` are reset to the ``(1 - alpha, alpha)`` mix of
+    the two endpoints' (the ``inner`` frame's endpoints, aligned to each other)."""
+
+    def __init__(self, inner: Frame, spec: WeightSpaceSpec, data: Tensor | None,
+                 batch_size: int = 16) -> None:
+        self.inner, self.spec, self.data, self.batch_size = inner, spec, data, batch_size
+        self.exact = inner.exact
+
+    def paths(self, a: Tensor, b: Tensor, alphas: Tensor,
+              extras: dict[str, Tensor] | None = None) -> Tensor:
+        from symmerge.merge.repair import LayerStats, preactivation_stats, repair_to
+
+        if self.data is None:
+            raise SymmergeError("repaired paths need data to measure activations on: "
+                                "pass data (MethodInputs)", params=("data",))
+        ends = torch.tensor([0.0, 1.0], dtype=alphas.dtype, device=alphas.device)
+        both = self.inner.paths(a, b, torch.cat([alphas, ends]), extras)
+        paths = both[:, :-2]
+        stats = preactivation_stats(self.spec, both[:, -2:].transpose(0, 1), self.data,
+                                    batch_size=self.batch_size)
+        first = LayerStats(tuple(m[0] for m in stats.mean), tuple(s[0] for s in stats.std))
+        last = LayerStats(tuple(m[1] for m in stats.mean), tuple(s[1] for s in stats.std))
+        return repair_to(self.spec, paths, LayerStats.lerp(first, last, alphas), self.data,
+                         batch_size=self.batch_size)
+
+    def provenance(self) -> dict[str, Any]:
+        return self.inner.provenance()

@@ -4,13 +4,14 @@ experiments read it. Adding a method is adding one :class:`Method` here."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from symmerge.methods.base import ALL, Method, MethodInputs
 
 if TYPE_CHECKING:
-    from symmerge.methods.frames import Canonical, Latent, Matched, Raw
+    from symmerge.methods.frames import Canonical, Frame, Latent, Matched, Raw, Repaired
 
 # The builders import the frames and canonicalizers when a method is built: those load
 # the autoencoders (and torch_geometric), while the CLI reads this registry for its help
@@ -29,6 +30,14 @@ def _matched(mode: str | None = None):
 
         matching = i.matching if mode is None else replace(i.matching, mode=mode)
         return Matched(i.spec, matching, i.rounds)
+    return build
+
+
+def _repaired(inner: Callable[[MethodInputs], Frame]):
+    def build(i: MethodInputs) -> Repaired:
+        from symmerge.methods.frames import Repaired
+
+        return Repaired(inner(i), i.spec, i.data)
     return build
 
 
@@ -85,6 +94,13 @@ REGISTRY: tuple[Method, ...] = (
         build=_matched("permutation"),
         exact=True, uses=frozenset({"interpolate"}), color="#17becf",
         default_for=frozenset({"cnn"}),
+    ),
+    Method(
+        "wm+repair", "weight matching, then REPAIR at every alpha: each hidden neuron's "
+                     "pre-activation mean and std on training data reset to the endpoints' "
+                     "interpolated ones",
+        build=_repaired(_matched()), exact=True, uses=frozenset({"interpolate"}),
+        families=frozenset({"mlp", "cnn"}), default_for=frozenset({"cnn"}), color="#bcbd22",
     ),
     Method(
         "sort", "exact canonical form, no learning: fixed signs / scales, sorted neurons",
