@@ -461,6 +461,26 @@ def test_held_out_images_reproduce_the_zoo_builders_test_accuracy(tmp_path):
                                z.metric("test_accuracy"))
 
 
+def test_held_out_images_limit_is_a_sample_across_classes(tmp_path):
+    """``mnist-embedded`` is sorted by class: a limit takes a fixed random sample of the
+    held-out images (every class present, same images every call), not the first ones."""
+    from symmerge.experiments import held_out_images
+    from symmerge.zoo.train_cnn import CNNTrainConfig, train_cnn_zoo
+
+    path = tmp_path / "cnn.safetensors"
+    train_cnn_zoo("mnist-embedded", out=path, n=2, activation="relu", progress=False,
+                  config=CNNTrainConfig(hidden=(4, 4), steps=2), workers=1)
+    z = load_zoo(path)
+    every = held_out_images(z)
+    some = held_out_images(z, limit=100)
+    assert some.images.shape[0] == 100
+    assert set(some.labels.tolist()) == set(range(10))
+    assert set(every.labels[:100].tolist()) != set(range(10))  # why a sample is needed
+    torch.testing.assert_close(held_out_images(z, limit=100).images, some.images)
+    rows = {tuple(x.flatten().tolist()) for x in every.images}
+    assert all(tuple(x.flatten().tolist()) in rows for x in some.images)
+
+
 def test_without_umap_learn_maps_are_tsne_and_say_so(assets, tmp_path, monkeypatch, capsys):
     """umap-learn is optional: a UMAP map asked for is made with t-SNE, and the result, its
     metrics.json, the report and the command say so."""

@@ -104,9 +104,10 @@ def held_out_images(zoo: Zoo, images: str | None = None, limit: int | None = Non
     """Images the zoo's CNNs did not train on, by :func:`held_out_rule`.
 
     Split: the zoo builder's seeded split if recorded, else the source's published test
-    set, else :meth:`ImageSet.split` with its defaults (:func:`held_out_indices`). The
-    first ``limit`` held-out images (in index order) are used, after the provenance's
-    ``input_transform`` (e.g. ``x * 2 - 1``).
+    set, else :meth:`ImageSet.split` with its defaults (:func:`held_out_indices`). With a
+    ``limit``, a fixed random sample of that many held-out images is used (seed 0, kept in
+    index order): sources may be sorted by class, and the first images alone would miss
+    classes. Images go through the provenance's ``input_transform`` (e.g. ``x * 2 - 1``).
     """
     rule = held_out_rule(zoo, images)
     source = rule.source
@@ -115,7 +116,9 @@ def held_out_images(zoo: Zoo, images: str | None = None, limit: int | None = Non
     if limit is not None:
         if limit < 1:
             raise SymmergeError(f"need at least one evaluation image, got {limit}")
-        idx = idx[:limit]
+        if limit < idx.numel():
+            pick = torch.randperm(idx.numel(), generator=torch.Generator().manual_seed(0))
+            idx = idx[pick[:limit].sort().values]
     if idx.numel() == 0:
         raise SymmergeError(f"{source!r} has no held-out images")
     transform = INPUT_TRANSFORMS[rule.input_transform]
