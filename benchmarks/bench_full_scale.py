@@ -50,6 +50,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "lat64": {"encoder": {"d_latent": 64}, "decoder_widths": (4, 8)},
     # a wider encoder
     "wide32": {"encoder": {"d_hidden": 32, "d_latent": 128}, "decoder_widths": (4, 8)},
+    # the readout's hidden layer is d_hidden wide: the latent has rank <= d_hidden
+    "d32-b64": {"encoder": {"d_hidden": 32, "d_latent": 64}, "decoder_widths": (4, 8),
+                "optim": {"batch_size": 64}},
+    "d64-b64": {"encoder": {"d_hidden": 64, "d_latent": 128}, "decoder_widths": (2, 4),
+                "optim": {"batch_size": 64}},
+    "d48-b64": {"encoder": {"d_hidden": 48, "d_latent": 96}, "decoder_widths": (3, 6),
+                "optim": {"batch_size": 64}},
+    "d32": {"encoder": {"d_hidden": 32, "d_latent": 64}, "decoder_widths": (4, 8)},
+    "d64": {"encoder": {"d_hidden": 64, "d_latent": 128}, "decoder_widths": (2, 4)},
     "lat128-b64": {"encoder": {"d_latent": 128}, **_BIG_DECODER,
                    "optim": {"batch_size": 64}},
     "lat128-noprobe": {"encoder": {"d_latent": 128, "probe_points": 0}, **_BIG_DECODER},
@@ -130,13 +139,14 @@ def cmd_steptime(args: argparse.Namespace) -> None:
                     test_count=args.val_networks)
     for name in args.variants:
         load0 = load_average()
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         r = train(small, preset="quick", overrides=VARIANTS[name], max_epochs=1,
                   progress=False)
-        wall = time.perf_counter() - t
+        wall, cpu = time.perf_counter() - t, time.process_time() - cpu
         fit = r.timings["fit_s"]
         per_net = fit / (args.train_networks + args.val_networks)
-        emit({"variant": name, "wall_s": round(wall, 2), "fit_s": round(fit, 2),
+        emit({"variant": name, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+              "fit_s": round(fit, 2),
               "s_per_network": per_net, "full_train_networks": full_train,
               "est_epoch_s": round(per_net * full_train * 1.125, 1),
               "load_before": load0, "load_after": load_average()})
@@ -145,7 +155,7 @@ def cmd_steptime(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     """A full run (resumes if RUN exists), its test metrics and validation curve."""
     load0 = load_average()
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     zoo: Zoo | Path = args.zoo
     if args.train_size is not None:
         zoo = sub_zoo(load_zoo(args.zoo), args.train_size)
@@ -154,6 +164,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     wall = time.perf_counter() - t
     emit({"variant": args.variant, "overrides": VARIANTS[args.variant], "zoo": str(args.zoo),
           "train_size": args.train_size, "run": str(args.out), "wall_s": round(wall, 1),
+          "cpu_s": round(time.process_time() - cpu, 1),
           "epochs": r.timings.get("epochs"), "num_networks": r.num_networks,
           "metrics": summarize(r.metrics), "load_before": load0, "load_after": load_average(),
           "val_curve": val_curve(Path(args.out)), "machine": machine()})
