@@ -187,7 +187,7 @@ def cmd_cnn_merge(args: argparse.Namespace) -> None:
     for m, per in r.methods.items():
         out["methods"][m] = {metric: {k: getattr(s, k) for k in (
             "barrier_mean", "barrier_sem", "start_mean", "end_mean", "mid_mean",
-            "worst_mean", "barrier_vs_naive")} for metric, s in per.items()}
+            "worst_mean", "barrier_vs_naive")} for metric, s in per.metrics.items()}
     out.update({"load_before": load0, "load_after": load_average(), "machine": machine()})
     emit(out)
 
