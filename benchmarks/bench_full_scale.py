@@ -192,6 +192,40 @@ def cmd_cnn_merge(args: argparse.Namespace) -> None:
     emit(out)
 
 
+def cmd_cnn_quality(args: argparse.Namespace) -> None:
+    """Per-network accuracies of the run's test CNNs and their reconstructions on the
+    zoo's held-out images: mean gap and Kendall tau over all test networks and over
+    those above chance level (original accuracy > ``--chance``)."""
+    from scipy.stats import kendalltau
+
+    from symmerge.models.runs import load_run, reconstruct
+    from symmerge.training.losses import accuracy
+    from symmerge.zoo.images import held_out_images
+
+    model, spec, cfg = load_run(args.run)
+    zoo = load_zoo(args.zoo)
+    test = zoo.splits(seed=cfg.split.seed, fractions=cfg.split.fractions,
+                      by_image=cfg.split.by_image)["test"]
+    held = held_out_images(zoo, cfg.loss.images)
+    params = zoo.get_params(test).float()
+    acc_o = accuracy(spec, params, held.images, held.labels)
+    acc_d = accuracy(spec, reconstruct(model, params), held.images, held.labels)
+    out: dict[str, Any] = {"zoo": str(args.zoo), "run": str(args.run),
+                           "held_out_images": int(held.labels.shape[0])}
+    for name, keep in (("all", torch.ones_like(acc_o, dtype=torch.bool)),
+                       (f"above_{args.chance:g}", acc_o > args.chance)):
+        o, d = acc_o[keep], acc_d[keep]
+        out[name] = {"n": int(keep.sum()), "acc_original": float(o.mean()),
+                     "acc_decoded": float(d.mean()),
+                     "gap_points": float(100 * (d.mean() - o.mean())),
+                     "l1_points": float(100 * (d - o).abs().mean()),
+                     "kendall_tau": float(kendalltau(o.numpy(), d.numpy()).statistic)}
+    chance = acc_o <= args.chance
+    out["chance_level"] = {"n": int(chance.sum()),
+                           "decoded_acc": acc_d[chance].tolist()}
+    emit(out)
+
+
 def _shift_recipes() -> dict[str, tuple[Any, float]]:
     """Recipes other than the zoo's (``quick``): (INR fit config, init scale)."""
     from symmerge.zoo.fit_inr import INR_PRESETS, INRFitConfig
@@ -287,6 +321,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval-images", type=int, default=1000)
     p.add_argument("--methods", nargs="+", default=["naive", "wm", "ae", "ae-lift"])
     p.set_defaults(fn=cmd_cnn_merge)
+    p = sub.add_parser("cnn-quality", help="decoded vs original accuracies, per network")
+    p.add_argument("--zoo", type=Path, required=True)
+    p.add_argument("--run", type=Path, required=True)
+    p.add_argument("--chance", type=float, default=0.2)
+    p.set_defaults(fn=cmd_cnn_quality)
     p = sub.add_parser("shift", help="render ratio on INRs fitted with other recipes")
     p.add_argument("--zoo", type=Path, required=True)
     p.add_argument("--run", type=Path, required=True)
