@@ -53,6 +53,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # the readout's hidden layer is d_hidden wide: the latent has rank <= d_hidden
     "d32-b64": {"encoder": {"d_hidden": 32, "d_latent": 64}, "decoder_widths": (4, 8),
                 "optim": {"batch_size": 64}},
+    "d32-b64-noprobe": {"encoder": {"d_hidden": 32, "d_latent": 64, "probe_points": 0},
+                        "decoder_widths": (4, 8), "optim": {"batch_size": 64}},
     "d32-b64-pna": {"encoder": {"mode": "pna", "d_hidden": 32, "d_latent": 64},
                     "decoder_widths": (4, 8), "optim": {"batch_size": 64}},
     "d64-b64": {"encoder": {"d_hidden": 64, "d_latent": 128}, "decoder_widths": (2, 4),
