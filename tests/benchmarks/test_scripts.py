@@ -128,3 +128,34 @@ def test_device_checks_header_matches_steps(monkeypatch: pytest.MonkeyPatch) -> 
         row = re.search(rf"^#\s+{step.name}\s+(\d+)\s+(\d+)\s", header, re.MULTILINE)
         assert row, f"no header row for {step.name}"
         assert (float(row[1]), float(row[2])) == (step.cap_s, step.expected_s), step.name
+
+
+def test_bench_full_scale_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    """steptime, train on a training subset (tested on the full zoo's test split) and
+    shift run end to end at toy sizes and print JSON."""
+    from symmerge.zoo import load_zoo
+    from symmerge.zoo.fit_inr import fit_inr_zoo
+
+    zoo = tmp_path / "zoo.safetensors"
+    fit_inr_zoo("mnist-embedded", out=zoo, limit=30, stride=100, config="quick", progress=False)
+    monkeypatch.syspath_prepend(str(BENCH_DIR))
+    bench = _load("bench_full_scale")
+    small = bench.sub_zoo(load_zoo(zoo), 5)
+    full, sub = load_zoo(zoo).splits(), small.splits()
+    assert len(sub["train"]) == 5 and len(sub["test"]) == len(full["test"])
+    assert torch.equal(small.params[sub["test"]], load_zoo(zoo).params[full["test"]])
+    bench.main(["--threads", "1", "steptime", "--zoo", str(zoo), "--variants", "quick",
+                "--train-networks", "8", "--val-networks", "2"])
+    run = tmp_path / "run"
+    bench.main(["--threads", "1", "train", "--zoo", str(zoo), "--out", str(run),
+                "--epochs", "1", "--train-size", "10"])
+    bench.main(["--threads", "1", "shift", "--zoo", str(zoo), "--run", str(run), "--n", "2",
+                "--recipes", "init2-lr5e-3"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+            if line.startswith("{")]
+    assert rows[0]["variant"] == "quick" and rows[0]["cpu_s"] > 0
+    assert rows[1]["num_networks"]["train"] == 10 and math.isfinite(rows[1]["metrics"]["ratio"])
+    assert [r.get("recipe") for r in rows[2:4]] == [
+        "quick (the zoo's, in distribution)", "init2-lr5e-3"]
+    assert all(math.isfinite(r["ratio"]) for r in rows[2:4])
