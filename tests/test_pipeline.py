@@ -1,16 +1,26 @@
-"""The one-call quickstart pipeline."""
+"""The one-call quickstart pipeline: sizes, stages with ETA, resume, determinism."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import torch
 
 from symmerge.cli.app import main
 from symmerge.errors import SymmergeError
-from symmerge.pipeline import SIZES, quickstart
+from symmerge.pipeline import SIZES, STAGES, _Ledger, _run_stages, _Stage, quickstart
+from symmerge.zoo import Zoo, split_indices
+
+#: framework chatter that must not reach the console
+CHATTER = ("Tip:", "💡", "GPU available", "TPU available", "LOCAL_RANK", "You are using a CUDA",
+           "litlogger", "tensorboard", "Warning", "warn(", "deprecat", "Deprecat")
 
 
 def test_unknown_size_is_a_clear_error(tmp_path):
-    with pytest.raises(SymmergeError, match="size must be one of default, tiny"):
+    with pytest.raises(SymmergeError, match="size must be one of default, full, tiny"):
         quickstart(tmp_path / "qs", size="huge")
 
 
@@ -21,10 +31,91 @@ def test_cli_unknown_size_exits_nonzero(tmp_path, capsys):
     assert capsys.readouterr().err.strip().startswith("error: --size must be one of default")
 
 
-def test_default_size_is_consistent():
-    s = SIZES["default"]
+@pytest.mark.parametrize("name", list(SIZES))
+def test_sizes_are_consistent(name):
+    s = SIZES[name]
     assert s.per_image >= 2  # pairs of independently fitted INRs for pair-interpolation
     assert (s.images - 1) * s.stride < 5000  # within the embedded digits
+    # held-out images (val + test of the INR runs' 0.8/0.1/0.1 split by image) hold the pairs
+    assert round(s.images * 0.1) * 2 >= s.pairs
+    # the CNN pairs come from the CNN runs' test split, with a margin for excluded networks
+    test = len(split_indices(s.cnn_networks, fractions=s.cnn_split)["test"])
+    assert test >= 2 * s.cnn_pairs + max(1, test // 20)
+    assert set(s.stage_seconds) == set(STAGES) and min(s.stage_seconds.values()) > 0
+    assert set(s.run_overrides) <= {"scalegmn", "pna", "cnn-relu", "cnn-tanh"}
+
+
+def test_full_size_is_the_whole_embedded_data():
+    s = SIZES["full"]
+    # the zoo stages' arguments: prebuilt zoos of exactly these calls are reused
+    assert (s.images, s.stride, s.per_image, s.inr_config) == (5000, 1, 2, "quick")
+    assert (s.cnn_networks, s.cnn_config) == (1000, "quick")
+    assert s.orbit_runs >= 16 and s.orbit_size >= 64 and s.pairs >= 256 and s.cnn_pairs >= 64
+    assert s.map_points is None  # orbit collapse and latent maps: the whole test split
+    assert sum(s.stage_seconds.values()) <= 90 * 60
+
+
+def test_run_settings_merge_in_order():
+    s = SIZES["tiny"]
+    pna = s.overrides("pna", 7)
+    assert pna["seed"] == 7 and pna["encoder"] == {"d_hidden": 8, "num_layers": 1,
+                                                   "d_latent": 8, "mode": "pna"}
+    assert s.overrides("cnn-tanh", 0)["split"] == {"fractions": list(s.cnn_split)}
+    assert "split" not in s.overrides("scalegmn", 0)
+    assert (s.epochs("scalegmn"), s.epochs("pna"), s.epochs("cnn-relu")) == (
+        s.ae_epochs, s.pna_epochs, s.cnn_ae_epochs)
+    from dataclasses import replace
+
+    tuned = replace(s, run_overrides={"cnn-relu": {"optim": {"max_epochs": 5, "lr": 1e-4}}})
+    assert tuned.epochs("cnn-relu") == 5 and tuned.epochs("cnn-tanh") == s.cnn_ae_epochs
+    assert tuned.overrides("cnn-relu", 0)["optim"] == {"batch_size": 16, "warmup_steps": 2,
+                                                      "lr": 1e-4}
+    assert s.run_overrides == {}  # the size itself is not changed by merging
+
+
+def test_stages_print_index_elapsed_and_a_scaled_eta(tmp_path):
+    ticks = iter(range(0, 1000, 10))  # every reading of the clock advances 10 s
+    ledger = _Ledger.open(tmp_path, 0, "tiny", SIZES["tiny"])
+    ran = []
+    stages = [_Stage("a", lambda: True, lambda: ran.append("a")),
+              _Stage("b", lambda: False, lambda: ran.append("b"), lambda: "resumes"),
+              _Stage("c", lambda: False, lambda: ran.append("c"))]
+    lines: list[str] = []
+    _run_stages(stages, {"a": 100.0, "b": 5.0, "c": 20.0}, ledger, lines.append,
+                clock=lambda: next(ticks))
+    assert ran == ["b", "c"]
+    assert lines[0] == "[1/3] a: done earlier, reused"
+    assert lines[1] == "[2/3] b (resumes) ... elapsed 0:10, ETA 0:25"  # estimates as they are
+    assert lines[2] == "[2/3] b: 0:10"
+    # b took twice its estimate: c's estimate is doubled
+    assert lines[3] == "[3/3] c ... elapsed 0:40, ETA 0:40"
+    assert ledger.timings() == {} and json.loads(ledger.path.read_text())["stages"] == {
+        "b": 10, "c": 10}
+
+
+def test_another_seed_or_size_in_the_same_directory_is_an_error(tmp_path):
+    _Ledger.open(tmp_path, 0, "tiny", SIZES["tiny"])
+    with pytest.raises(SymmergeError, match="holds a quickstart of seed 0, size 'tiny'.*seed"):
+        quickstart(tmp_path, seed=1, size="tiny", progress=False, log=lambda m: None)
+    with pytest.raises(SymmergeError, match="differs in: size"):
+        quickstart(tmp_path, seed=0, size="default", progress=False, log=lambda m: None)
+    data = json.loads((tmp_path / "quickstart.json").read_text())
+    data["settings"]["pairs"] += 1  # made by an older definition of the size
+    (tmp_path / "quickstart.json").write_text(json.dumps(data))
+    with pytest.raises(SymmergeError, match="pairs: 9 -> 8"):
+        quickstart(tmp_path, seed=0, size="tiny", progress=False, log=lambda m: None)
+
+
+def test_a_zoo_from_another_call_is_an_error(tmp_path):
+    from tests.assets import inr_zoo
+
+    z = inr_zoo()
+    Zoo.from_tensors(z.params, z.spec, z.labels, image_index=z.image_index,
+                     provenance={"limit": 40, "stride": 100, "per_image": 2, "seed": 3}
+                     ).save(tmp_path / "zoo" / "inrs.safetensors")
+    with pytest.raises(SymmergeError, match=r"inrs.safetensors was built with other settings: "
+                                            r"seed 3 \(wanted 0\), config None"):
+        quickstart(tmp_path, size="tiny", progress=False, log=lambda m: None)
 
 
 @pytest.mark.slow

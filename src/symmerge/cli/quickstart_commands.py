@@ -15,11 +15,16 @@ def quickstart(
     out: Path = typer.Option(Path("quickstart-out"), help="Output directory."),
     seed: int = typer.Option(0, min=0, max=MAX_SEED, help="Seed of every stage."),
     size: str = typer.Option(
-        "default", help="default (sized for a 10-minute budget on 2 CPU cores; measured "
-        "times in BENCHMARKS.md) | tiny (for tests)."
+        "default", help="default (sized for a 10-minute budget on 2 CPU cores) | full (all "
+        "5,000 digits x 2 INRs, 1,000 CNNs per activation; sized for 90 minutes) | tiny "
+        "(for tests). Measured times in BENCHMARKS.md."
     ),
 ) -> None:
-    """Zoo -> autoencoder -> experiments -> report, on the embedded MNIST digits."""
+    """Zoo -> autoencoder -> experiments -> report, on the embedded MNIST digits.
+
+    Each stage prints its number, the time so far and an ETA. Rerunning the same command
+    into the same --out resumes an interrupted run from its finished stages.
+    """
     from symmerge.pipeline import quickstart as run_quickstart
 
     result = run_quickstart(out, seed=seed, size=size, log=lambda m: typer.echo(m, err=True))
