@@ -118,13 +118,33 @@ def test_a_zoo_from_another_call_is_an_error(tmp_path):
         quickstart(tmp_path, size="tiny", progress=False, log=lambda m: None)
 
 
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted tiny quickstart (in this process) and its log lines. One thread,
+    as every run it is compared with: training sums in another order with another number
+    of threads, and its numbers move in the last digits."""
+    lines: list[str] = []
+    out = tmp_path_factory.mktemp("reference") / "qs"
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return quickstart(out, size="tiny", progress=False, log=lines.append), lines
+    finally:
+        torch.set_num_threads(before)
+
+
+def _metrics(out: Path) -> str:
+    """``result.json``'s metrics as comparable text (NaN equals NaN)."""
+    return json.dumps(json.loads((out / "result.json").read_text())["metrics"], sort_keys=True)
+
+
 @pytest.mark.slow
-def test_tiny_quickstart_end_to_end(tmp_path):
+def test_tiny_quickstart_end_to_end(reference, tmp_path):
     from symmerge.experiments import OrbitInterpolationResult
     from symmerge.training import TrainResult
 
-    out = tmp_path / "qs"
-    result = quickstart(out, size="tiny", progress=False, log=lambda m: None)
+    result, lines = reference
+    out = result.out_dir
     assert (out / "report.md").is_file() and (out / "result.json").is_file()
     assert result.report == out / "report.md" and result.out_dir == out
     saved = json.loads((out / "result.json").read_text())
@@ -150,6 +170,114 @@ def test_tiny_quickstart_end_to_end(tmp_path):
     copy = result.save(tmp_path / "copy")
     assert json.loads(copy.read_text())["metrics"] == saved["metrics"]
     assert (tmp_path / "copy" / "experiments" / "latent-map" / "latent_map.png").is_file()
+    # every stage ran once, with its number and an ETA, and its seconds are recorded
+    assert [ln.split(" ...")[0] for ln in lines if " ... elapsed " in ln] == [
+        f"[{i}/{len(STAGES)}] {label}" for i, label in enumerate(STAGES, 1)]
+    assert list(saved["timings"]) == [*STAGES, "total"]
+    # the CNN pairs are networks of the CNN autoencoders' test split only
+    for act, r in result.cnn_interpolation.items():
+        assert r.settings.split == "test"
+        z = Zoo(out / "zoo" / f"cnn-{act}.safetensors")
+        test = z.split("test", fractions=SIZES["tiny"].cnn_split, by_image=True)
+        assert set(r.networks.ravel().tolist()) <= set(test.tolist())
+
+
+class Killed(Exception):
+    """Stands for a run killed in the middle of a stage."""
+
+
+def _spy(monkeypatch, target: str, calls: list, fail_if=lambda *a, **k: False):
+    """Replace ``module.attr`` by a wrapper that records its calls (and raises
+    :class:`Killed` where ``fail_if`` says so)."""
+    import importlib
+
+    module, name = target.rsplit(".", 1)
+    mod = importlib.import_module(module)
+    real = getattr(mod, name)
+
+    def wrapper(*args, **kwargs):
+        calls.append(name)
+        if fail_if(*args, **kwargs):
+            raise Killed(name)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(mod, name, wrapper)
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_and_gives_the_same_metrics(reference, tmp_path,
+                                                                monkeypatch):
+    from symmerge.training.module import AutoencoderModule
+
+    out = tmp_path / "qs"
+    lines: list[str] = []
+
+    def run():
+        return quickstart(out, size="tiny", progress=False, log=lines.append)
+
+    # 1. killed in the ScaleGMN autoencoder's second epoch (its first one is checkpointed)
+    real_end = AutoencoderModule.on_train_epoch_end
+
+    def end_of_epoch(self):
+        real_end(self)
+        if self.current_epoch == 1:
+            raise Killed("epoch 2")
+    with monkeypatch.context() as m:
+        m.setattr(AutoencoderModule, "on_train_epoch_end", end_of_epoch)
+        with pytest.raises(Killed):
+            run()
+    assert (out / "runs" / "scalegmn" / "checkpoints" / "last.ckpt").is_file()
+    assert not (out / "runs" / "scalegmn" / "result.json").is_file()
+
+    # 2. resumed, then killed in the tanh CNN interpolation
+    calls: list[str] = []
+    with monkeypatch.context() as m:
+        _spy(m, "symmerge.zoo.fit_inr.fit_inr_zoo", calls)
+        _spy(m, "symmerge.experiments.cnn_interpolation", calls,
+             fail_if=lambda zoo, **kw: "tanh" in str(zoo))
+        with pytest.raises(Killed):
+            run()
+    assert "fit_inr_zoo" not in calls
+    assert "[1/13] fit INR zoo: done earlier, reused" in lines
+    assert any(ln.startswith("[2/13] train autoencoder (scalegmn) (resumes from its last "
+                             "epoch) ... elapsed") for ln in lines)
+    assert (out / "experiments" / "cnn-interpolation-relu" / "record.safetensors").is_file()
+    assert not (out / "experiments" / "cnn-interpolation-tanh").exists()
+    # a finished experiment whose record is gone is computed again
+    (out / "experiments" / "pair-interpolation" / "record.safetensors").unlink()
+
+    # 3. finished: only the stages left are computed
+    calls.clear()
+    lines.clear()
+    with monkeypatch.context() as m:
+        for target in ("symmerge.zoo.fit_inr.fit_inr_zoo", "symmerge.zoo.train_cnn.train_cnn_zoo",
+                       "symmerge.training.train", "symmerge.experiments.orbit_interpolation",
+                       "symmerge.experiments.pair_interpolation",
+                       "symmerge.experiments.cnn_interpolation",
+                       "symmerge.experiments.orbit_collapse", "symmerge.experiments.latent_map"):
+            _spy(m, target, calls)
+        result = run()
+    assert calls == ["pair_interpolation", "cnn_interpolation", "orbit_collapse", "latent_map"]
+    assert sum("done earlier, reused" in ln for ln in lines) == len(STAGES) - 4
+    # the same numbers as the uninterrupted run, and every stage's seconds recorded
+    assert _metrics(out) == _metrics(reference[0].out_dir)
+    assert list(result.timings) == [*STAGES, "total"]
+
+
+@pytest.mark.slow
+def test_the_cli_run_is_quiet_and_gives_the_same_metrics(reference, tmp_path):
+    """The console shows the stages and progress, no framework chatter; a second run of
+    the same seed (another process) gives the same metrics."""
+    out = tmp_path / "qs"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"),
+           "OMP_NUM_THREADS": "1"}  # as the reference run
+    proc = subprocess.run([sys.executable, "-m", "symmerge", "quickstart", "--size", "tiny",
+                           "--out", str(out)], capture_output=True, text=True, env=env,
+                          timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = proc.stdout + proc.stderr
+    assert [c for c in CHATTER if c in console] == []
+    assert "[13/13] latent-map ... elapsed" in proc.stderr and "ETA" in proc.stderr
+    assert _metrics(out) == _metrics(reference[0].out_dir)
 
 
 def test_autoencoder_table_reports_the_ratio_and_its_n():
