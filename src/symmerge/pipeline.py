@@ -119,13 +119,14 @@ SIZES: dict[str, QuickstartSize] = {
     "full": QuickstartSize(
         images=5000, stride=1, per_image=2, cnn_networks=1000,
         cnn_split=(0.75, 0.1, 0.15),  # 150 test CNNs for 64 pairs
-        # tuned: see BENCHMARKS.md "Full-size quickstart"
-        ae_epochs=8, pna_epochs=4, cnn_ae_epochs=40, ae_overrides={}, run_overrides={},
+        # tuned: see BENCHMARKS.md "Full-size quickstart" (placeholders until then)
+        ae_epochs=30, pna_epochs=10, cnn_ae_epochs=50, ae_overrides={}, run_overrides={},
         presets={},
         orbit_runs=16, orbit_size=64, pairs=256, cnn_pairs=64, eval_images=1000,
         collapse_networks=16, collapse_orbit=64, map_points=None,
+        # with the autoencoders' epochs above; update them with the epochs
         stage_seconds=dict(zip(STAGES, (
-            330, 1500, 600, 150, 150, 700, 700, 60, 20, 120, 120, 90, 60), strict=True)),
+            320, 1460, 515, 150, 150, 505, 505, 136, 46, 190, 190, 110, 60), strict=True)),
     ),
     "tiny": QuickstartSize(
         images=40, stride=100, per_image=2, ae_epochs=2, pna_epochs=1, cnn_networks=12,
