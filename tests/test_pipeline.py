@@ -94,7 +94,7 @@ def test_stages_print_index_elapsed_and_a_scaled_eta(tmp_path):
 
 
 def test_another_seed_or_size_in_the_same_directory_is_an_error(tmp_path):
-    _Ledger.open(tmp_path, 0, "tiny", SIZES["tiny"])
+    _Ledger.open(tmp_path, 0, "tiny", SIZES["tiny"]).save()
     with pytest.raises(SymmergeError, match="holds a quickstart of seed 0, size 'tiny'.*seed"):
         quickstart(tmp_path, seed=1, size="tiny", progress=False, log=lambda m: None)
     with pytest.raises(SymmergeError, match="differs in: size"):
@@ -113,9 +113,21 @@ def test_a_zoo_from_another_call_is_an_error(tmp_path):
     Zoo.from_tensors(z.params, z.spec, z.labels, image_index=z.image_index,
                      provenance={"limit": 40, "stride": 100, "per_image": 2, "seed": 3}
                      ).save(tmp_path / "zoo" / "inrs.safetensors")
+    before = sorted(tmp_path.rglob("*"))
     with pytest.raises(SymmergeError, match=r"inrs.safetensors was built with other settings: "
-                                            r"seed 3 \(wanted 0\), config None"):
+                                            r"seed 3 \(wanted 0\); delete it"):
         quickstart(tmp_path, size="tiny", progress=False, log=lambda m: None)
+    assert sorted(tmp_path.rglob("*")) == before  # refused before anything is written
+
+
+def test_a_run_of_another_seed_is_an_error(tmp_path):
+    run = tmp_path / "runs" / "pna"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("seed: 5\n")
+    with pytest.raises(SymmergeError, match="run .*pna was trained with seed 5, this "
+                                            "quickstart's seed is 0"):
+        quickstart(tmp_path, size="tiny", progress=False, log=lambda m: None)
+    assert not (tmp_path / "quickstart.json").exists()
 
 
 @pytest.fixture(scope="module")

@@ -276,6 +276,9 @@ def quickstart(
                    activation=act)
     sgmn, pna = run_dir / "scalegmn", run_dir / "pna"
     cnn_runs = {act: run_dir / f"cnn-{act}" for act in cnn_zoos}
+    for run in (sgmn, pna, *cnn_runs.values()):  # before anything is written
+        _check_run(run, seed)
+    ledger.save()
     matching = MatchOptions(restarts=s.restarts, seed=seed)
     experiments: dict[str, ExperimentResult] = {}
 
@@ -285,8 +288,6 @@ def quickstart(
                       lambda: "resumes from its finished chunks" if shards.is_dir() else "")
 
     def train_stage(label: str, zoo: Path, run: Path) -> _Stage:
-        _check_run(run, seed)
-
         def fit() -> object:
             return train(zoo, run, preset=s.presets.get(run.name, "quick"),
                          overrides=s.overrides(run.name, seed),
@@ -420,7 +421,7 @@ def _run_stages(stages: list[_Stage], estimates: dict[str, float], ledger: _Ledg
 @dataclass
 class _Ledger:
     """``OUT/quickstart.json``: the seed, size and size settings an output directory was
-    made with, and the seconds each finished stage took; written atomically."""
+    made with, and the seconds each finished stage took; written by :meth:`save`."""
 
     path: Path
     data: dict[str, Any]
@@ -429,16 +430,15 @@ class _Ledger:
 
     @classmethod
     def open(cls, root: Path, seed: int, size: str, settings: QuickstartSize) -> _Ledger:
-        """The directory's ledger, created if new; another seed or size is an error."""
+        """The directory's ledger (a new one if it has none; nothing is written);
+        another seed or size than the ledger's is an error."""
         from symmerge.utils.io import read_text
 
         path = root / cls.FILE
         made = {"seed": seed, "size": size, "settings": json.loads(json.dumps(asdict(settings)))}
         made["settings"].pop("stage_seconds")  # the ETA's estimates change no result
         if not path.is_file():
-            ledger = cls(path, {**made, "stages": {}})
-            ledger._write()
-            return ledger
+            return cls(path, {**made, "stages": {}})
         try:
             data = json.loads(read_text(path, "quickstart ledger"))
             old = {k: data[k] for k in made}
@@ -458,15 +458,17 @@ class _Ledger:
         return cls(path, data)
 
     def finish(self, label: str, seconds: float) -> None:
+        """Record that stage ``label`` took ``seconds``."""
         self.data["stages"][label] = round(seconds, 2)
-        self._write()
+        self.save()
 
     def timings(self) -> dict[str, float]:
         """Each finished stage's seconds, in the stages' order."""
         stages = self.data["stages"]
         return {k: stages[k] for k in STAGES if k in stages}
 
-    def _write(self) -> None:
+    def save(self) -> None:
+        """Write the ledger (atomically)."""
         with atomic_path(self.path) as tmp:
             tmp.write_text(json.dumps({**self.data, "version": __version__}, indent=2))
 
@@ -485,20 +487,20 @@ def _cnn_config(name: str) -> dict[str, Any]:
 
 def _check_zoo(path: Path, expected: dict[str, Any], config: dict[str, Any],
                activation: str | None = None) -> None:
-    """A zoo already at ``path`` must come from the call this quickstart would make
-    (its provenance); else one clear error. A missing zoo passes."""
+    """A zoo already at ``path`` must not come from another call than this quickstart's
+    (what its provenance records of the call); else one clear error. A missing zoo, and
+    what a zoo does not record, pass."""
     from symmerge.zoo import Zoo
 
     if not path.is_file():
         return
     zoo = Zoo(path)
-    made = {k: zoo.provenance.get(k) for k in expected}
-    made["config"] = zoo.provenance.get("config")
+    made = {k: zoo.provenance[k] for k in (*expected, "config") if k in zoo.provenance}
     want = {**expected, "config": config}
     if activation is not None:
         made["activation"] = getattr(zoo.spec, "activation", None)
         want["activation"] = activation
-    diff = [f"{k} {made[k]!r} (wanted {want[k]!r})" for k in want
+    diff = [f"{k} {made[k]!r} (wanted {want[k]!r})" for k in made
             if json.dumps(made[k], sort_keys=True) != json.dumps(want[k], sort_keys=True)]
     if diff:
         raise SymmergeError(f"zoo {path} was built with other settings: {', '.join(diff)}; "
@@ -506,9 +508,12 @@ def _check_zoo(path: Path, expected: dict[str, Any], config: dict[str, Any],
 
 
 def _check_run(run: Path, seed: int) -> None:
-    """A training run already in ``run`` must have this quickstart's seed."""
+    """A training run already in ``run`` must have this quickstart's seed, and a finished
+    one a readable result; else one clear error."""
     from symmerge.models.train_config import load_config
 
+    if (run / "result.json").is_file():
+        _finished_run(run)
     if (run / "config.yaml").is_file() and (found := load_config(run / "config.yaml").seed) != seed:
         raise SymmergeError(f"run {run} was trained with seed {found}, this quickstart's "
                             f"seed is {seed}; delete it, or choose another --out")
