@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 from dataclasses import dataclass, field
@@ -15,6 +16,11 @@ from safetensors import safe_open
 
 from symmerge.errors import SymmergeError
 from symmerge.utils.records import FORMAT, RecordError, load_record, save_record
+
+
+class Colour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,8 @@ class Record:
     maybe: Leaf | None
     optional_number: float | None
     loose: dict[str, Any]
+    colour: Colour = Colour.RED
+    scalar: np.float32 = np.float32(0.5)
     directory: Path | None = field(default=None, compare=False)
 
 
@@ -69,6 +77,7 @@ def _record(cls=Record, **extra) -> Record:
                 gen.integers(0, 9, (2, 2)).astype(np.int64), np.array([1, 2], np.uint8)[::-1]),
         tensor=torch.arange(6.0).reshape(2, 3).t(), leaf=Leaf("leaf", -1.0),
         maybe=None, optional_number=np.float64(2.5), loose={"a": [1, 2], "b": math.nan},
+        colour=Colour.BLUE, scalar=np.float32(1 / 3),
         directory=Path("/nowhere"), **extra)
 
 

@@ -1,7 +1,8 @@
 """Dataclass records: a typed result saved whole and read back by its fields' type hints.
 
 :func:`save_record` writes a dataclass (frozen or not, nested dataclasses, tuples, lists,
-dicts, sets, paths, numbers, strings, NumPy arrays and torch tensors in its fields) into
+dicts, sets, paths, enums, numbers, strings, NumPy arrays and scalars and torch tensors
+in its fields) into
 one safetensors file, written atomically: the arrays as tensors and everything else as
 JSON in the file's metadata. :func:`load_record` rebuilds it from the class's type hints,
 field by field: no pickle, and nothing the file names is imported or called. The class
@@ -14,6 +15,7 @@ field the class no longer has is ignored.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import math
 import os
@@ -92,6 +94,8 @@ def _fields_tree(obj: Any, arrays: dict[str, torch.Tensor], path: str,
 
 def _tree(value: Any, arrays: dict[str, torch.Tensor], path: str) -> Any:
     """``value`` as JSON data; arrays and tensors go into ``arrays`` under ``path``."""
+    if isinstance(value, enum.Enum):
+        return _tree(value.value, arrays, path)
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
@@ -208,6 +212,10 @@ def _value(tree: Any, hint: Any, arrays: Mapping[str, torch.Tensor], path: str) 
     if hint is str:
         _expect(isinstance(tree, str), path, "text")
         return tree
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint(_untyped(tree, arrays))
+    if isinstance(hint, type) and issubclass(hint, np.generic):
+        return hint(_untyped(tree, arrays))
     if isinstance(hint, type) and issubclass(hint, os.PathLike):
         _expect(isinstance(tree, str), path, "a path")
         return Path(tree)
