@@ -79,16 +79,19 @@ def test_stages_print_index_elapsed_and_a_scaled_eta(tmp_path):
     ran = []
     stages = [_Stage("a", lambda: True, lambda: ran.append("a")),
               _Stage("b", lambda: False, lambda: ran.append("b"), lambda: "resumes"),
-              _Stage("c", lambda: False, lambda: ran.append("c"))]
+              _Stage("c", lambda: False, lambda: ran.append("c")),
+              _Stage("d", lambda: True, lambda: ran.append("d"))]
     lines: list[str] = []
-    _run_stages(stages, {"a": 100.0, "b": 5.0, "c": 20.0}, ledger, lines.append,
+    _run_stages(stages, {"a": 100.0, "b": 5.0, "c": 20.0, "d": 50.0}, ledger, lines.append,
                 clock=lambda: next(ticks))
     assert ran == ["b", "c"]
-    assert lines[0] == "[1/3] a: done earlier, reused"
-    assert lines[1] == "[2/3] b (resumes) ... elapsed 0:10, ETA 0:25"  # estimates as they are
-    assert lines[2] == "[2/3] b: 0:10"
+    assert lines[0] == "[1/4] a: done earlier, reused"
+    # the estimates of the stages left to run (not d's, done already)
+    assert lines[1] == "[2/4] b (resumes) ... elapsed 0:10, ETA 0:25"
+    assert lines[2] == "[2/4] b: 0:10"
     # b took twice its estimate: c's estimate is doubled
-    assert lines[3] == "[3/3] c ... elapsed 0:40, ETA 0:40"
+    assert lines[3] == "[3/4] c ... elapsed 0:40, ETA 0:40"
+    assert lines[5] == "[4/4] d: done earlier, reused"
     assert ledger.timings() == {} and json.loads(ledger.path.read_text())["stages"] == {
         "b": 10, "c": 10}
 

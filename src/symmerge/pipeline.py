@@ -392,18 +392,19 @@ def _clock(seconds: float) -> str:
 def _run_stages(stages: list[_Stage], estimates: dict[str, float], ledger: _Ledger,
                 log: Callable[[str], None], clock: Callable[[], float] = time.perf_counter
                 ) -> None:
-    """Run the stages that are not done, in order, recording each one's seconds; log a
-    line as each starts (index, time so far, ETA of the rest) and ends. The ETA is the
-    size's estimates of the stages left, scaled by how this call's finished stages
-    compared with theirs."""
+    """Run the stages that are not done (when this call starts), in order, recording
+    each one's seconds; log a line as each starts (index, time so far, ETA of the rest)
+    and ends. The ETA is the size's estimates of the stages left to run, scaled by how
+    this call's finished stages compared with theirs."""
     n, t_start = len(stages), clock()
+    todo = [not st.done() for st in stages]
     spent = expected = 0.0
     for i, st in enumerate(stages, 1):
         head = f"[{i}/{n}] {st.label}"
-        if st.done():
+        if not todo[i - 1]:
             log(f"{head}: done earlier, reused")
             continue
-        left = [x.label for x in stages[i - 1:]]
+        left = [x.label for x, t in zip(stages[i - 1:], todo[i - 1:], strict=True) if t]
         scale = spent / expected if expected > 0 else 1.0
         eta = scale * sum(estimates.get(label, 0.0) for label in left)
         note = st.resumes()
