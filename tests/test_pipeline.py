@@ -338,3 +338,15 @@ def test_autoencoder_findings_say_what_is_too_small():
                                   "networks",)
     assert "over 100 test networks" in texts[2] and TOO_SMALL not in texts[2]
     assert not found[2].too_small
+
+
+def test_cli_ctrl_c_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("symmerge.pipeline.quickstart", interrupted)
+    with pytest.raises(SystemExit) as exc:
+        main(["quickstart", "--out", str(tmp_path / "qs"), "--size", "tiny"])
+    assert exc.value.code == 130
+    err = capsys.readouterr().err
+    assert f"`symmerge quickstart --out {tmp_path / 'qs'} --seed 0 --size tiny` resumes" in err
+    assert "Traceback" not in err

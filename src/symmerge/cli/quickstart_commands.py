@@ -27,7 +27,13 @@ def quickstart(
     """
     from symmerge.pipeline import quickstart as run_quickstart
 
-    result = run_quickstart(out, seed=seed, size=size, log=lambda m: typer.echo(m, err=True))
+    try:
+        result = run_quickstart(out, seed=seed, size=size,
+                                log=lambda m: typer.echo(m, err=True))
+    except KeyboardInterrupt:
+        again = f"symmerge quickstart --out {out} --seed {seed} --size {size}"
+        typer.echo(f"\ninterrupted: `{again}` resumes from the finished stages", err=True)
+        raise typer.Exit(130) from None
     typer.echo("PD-orbit loss barriers: " + ", ".join(
         f"{m}={v:.3g}" for m, v in result.orbit_interpolation.barriers().items()))
     typer.echo(f"total {result.timings['total']:.0f}s; report: {result.report}")
