@@ -129,7 +129,7 @@ SIZES: dict[str, QuickstartSize] = {
             320, 1460, 515, 150, 150, 505, 505, 136, 46, 190, 190, 110, 60), strict=True)),
     ),
     "tiny": QuickstartSize(
-        images=40, stride=100, per_image=2, ae_epochs=2, pna_epochs=1, cnn_networks=12,
+        images=40, stride=100, per_image=2, ae_epochs=2, pna_epochs=1, cnn_networks=16,
         cnn_ae_epochs=2, orbit_runs=1,
         orbit_size=8, pairs=8, cnn_pairs=2, collapse_networks=2, collapse_orbit=4,
         map_points=60,
