@@ -55,6 +55,22 @@ def test_full_size_is_the_whole_embedded_data():
     assert sum(s.stage_seconds.values()) <= 90 * 60
 
 
+@pytest.mark.parametrize("name", list(SIZES))
+def test_every_run_of_every_size_has_a_valid_configuration(name):
+    from symmerge.models.train_config import resolve_config
+
+    s = SIZES[name]
+    for run in ("scalegmn", "pna", "cnn-relu", "cnn-tanh"):
+        cfg = resolve_config(s.presets.get(run, "quick"), None,
+                             {**s.overrides(run, 0), "optim": {
+                                 **s.overrides(run, 0).get("optim", {}),
+                                 "max_epochs": s.epochs(run)}})
+        assert cfg.seed == 0 and cfg.optim.max_epochs == s.epochs(run)
+        assert (cfg.encoder.mode == "pna") == (run == "pna")
+        if run.startswith("cnn-"):
+            assert tuple(cfg.split.fractions) == s.cnn_split
+
+
 def test_run_settings_merge_in_order():
     s = SIZES["tiny"]
     pna = s.overrides("pna", 7)

@@ -108,6 +108,10 @@ STAGES = (
     "cnn-interpolation (relu)", "cnn-interpolation (tanh)", "orbit-collapse", "latent-map",
 )
 
+#: the full size's INR autoencoders (ScaleGMN and PNA): a wider code, larger batches
+_FULL_INR = {"encoder": {"d_hidden": 32, "d_latent": 64}, "decoder_widths": [4, 8],
+             "optim": {"batch_size": 64}}
+
 #: ``default`` is sized for a 10-minute budget on 2 CPU cores (its measured time:
 #: BENCHMARKS.md, "Quickstart"); ``full`` uses all 5,000 embedded digits and 1,000 CNNs
 #: per activation, sized for 90 minutes (BENCHMARKS.md, "Full-size quickstart");
@@ -118,15 +122,20 @@ SIZES: dict[str, QuickstartSize] = {
     # The zoo stages' arguments are fixed: prebuilt zoos of these calls are reused.
     "full": QuickstartSize(
         images=5000, stride=1, per_image=2, cnn_networks=1000,
-        cnn_split=(0.75, 0.1, 0.15),  # 150 test CNNs for 64 pairs
-        # tuned: see BENCHMARKS.md "Full-size quickstart" (placeholders until then)
-        ae_epochs=30, pna_epochs=10, cnn_ae_epochs=50, ae_overrides={}, run_overrides={},
-        presets={},
+        cnn_split=(0.7, 0.1, 0.2),  # 200 test CNNs for 64 pairs
+        # tuned: see BENCHMARKS.md "Full-size quickstart"
+        ae_epochs=30, pna_epochs=6, cnn_ae_epochs=30, run_overrides={
+            "scalegmn": _FULL_INR, "pna": _FULL_INR,
+            "cnn-relu": {"encoder": {"d_hidden": 64, "d_latent": 128},
+                         "decoder_widths": [2, 4], "checkpoint": {"monitor": "val_l1"}},
+            "cnn-tanh": {"encoder": {"d_hidden": 32, "d_latent": 64},
+                         "decoder_widths": [4, 8]},
+        },
         orbit_runs=16, orbit_size=64, pairs=256, cnn_pairs=64, eval_images=1000,
         collapse_networks=16, collapse_orbit=64, map_points=None,
-        # with the autoencoders' epochs above; update them with the epochs
+        # for the epochs and autoencoders above (update them together)
         stage_seconds=dict(zip(STAGES, (
-            320, 1460, 515, 150, 150, 505, 505, 136, 46, 190, 190, 110, 60), strict=True)),
+            320, 2150, 440, 150, 150, 320, 230, 200, 70, 200, 200, 130, 80), strict=True)),
     ),
     "tiny": QuickstartSize(
         images=40, stride=100, per_image=2, ae_epochs=2, pna_epochs=1, cnn_networks=16,
@@ -329,28 +338,29 @@ def quickstart(
             "orbit-interpolation (PD)", "orbit-interpolation", OrbitInterpolationResult,
             lambda: orbit_interpolation(
                 inrs, run=sgmn, pna_run=pna, runs=s.orbit_runs, orbit_size=s.orbit_size,
-                transform="PD", seed=seed, matching=matching)),
+                transform="PD", seed=seed, matching=matching, progress=progress)),
         experiment_stage(  # images the autoencoders never saw
             "pair-interpolation", "pair-interpolation", PairInterpolationResult,
             lambda: pair_interpolation(inrs, run=sgmn, pna_run=pna, pairs=s.pairs,
-                                       split="heldout", seed=seed, matching=matching)),
+                                       split="heldout", seed=seed, matching=matching,
+                                       progress=progress)),
         *(experiment_stage(  # networks the CNN autoencoder never saw
             f"cnn-interpolation ({act})", f"cnn-interpolation-{act}", CNNInterpolationResult,
             lambda path=path, act=act: cnn_interpolation(
                 path, run=cnn_runs[act], pairs=s.cnn_pairs, split="test", top=None,
-                eval_images=s.eval_images, seed=seed, matching=matching))
+                eval_images=s.eval_images, seed=seed, matching=matching, progress=progress))
           for act, path in cnn_zoos.items()),
         experiment_stage(
             "orbit-collapse", "orbit-collapse", OrbitCollapseResult,
             lambda: orbit_collapse(inrs, run=sgmn, pna_run=pna, networks=s.collapse_networks,
                                    orbit_size=s.collapse_orbit,
                                    background=_test_split_size(inrs, sgmn, s.map_points),
-                                   seed=seed)),
+                                   seed=seed, progress=progress)),
         experiment_stage(
             "latent-map", "latent-map", LatentMapResult,
             lambda: latent_map(inrs, run=sgmn, pna_run=pna,
                                max_points=_test_split_size(inrs, sgmn, s.map_points),
-                               seed=seed)),
+                               seed=seed, progress=progress)),
     ]
     assert [st.label for st in stages] == list(STAGES)
     _run_stages(stages, s.stage_seconds, ledger, log)
