@@ -51,7 +51,7 @@ class Size:
 
 
 #: ``small`` shows the path in seconds: its autoencoder, trained on 32 networks, does not
-#: yet beat the mean image on held-out ones; ``full`` (the quickstart's sizes) does.
+#: yet beat the mean image on held-out ones; ``full`` (the default quickstart's sizes) does.
 SIZES = {
     "small": Size(images=20, stride=250, fit_steps=120, ae_epochs=8, restarts=1),
     "full": Size(images=500, stride=10, fit_steps=300, ae_epochs=30, restarts=4),

@@ -145,7 +145,8 @@ def test_save_writes_exactly_its_files_and_nothing_else_writes(assets, tmp_path,
     assert all(img == [] for img in (s.images for s in r.sections()))  # no files to show
     files = r.save(tmp_path / "a" / "b")
     assert sorted(p.name for p in files) == sorted(
-        ["curves.safetensors", "curves.png", "barriers.png", "report.md", "metrics.json"])
+        ["curves.safetensors", "curves.png", "barriers.png", "report.md", "metrics.json",
+         "record.safetensors"])
     assert sorted(p.name for p in (tmp_path / "a" / "b").iterdir()) == sorted(
         p.name for p in files)
     assert r.directory == tmp_path / "a" / "b"
@@ -392,7 +393,8 @@ def test_orbit_collapse_and_latent_map(assets, tmp_path):
     assert [o.shape for o in r.maps["run"]["tsne"].overlay] == [(5, 2)]
     files = r.save(tmp_path / "c")
     assert sorted(p.name for p in files) == ["distances.png", "distances.safetensors",
-                                             "maps.png", "metrics.json", "report.md"]
+                                             "maps.png", "metrics.json", "record.safetensors",
+                                             "report.md"]
     saved = json.loads(r.metrics_path.read_text())
     assert saved["encoders"]["run"]["ratio"] == enc["run"].ratio
     lm = latent_map(assets.inr_zoo, run=assets.run, split="all", maps=["tsne"])
@@ -405,7 +407,8 @@ def test_orbit_collapse_and_latent_map(assets, tmp_path):
                                atol=1e-6)
     lm.save(tmp_path / "l")
     assert sorted(p.name for p in (tmp_path / "l").iterdir()) == [
-        "latent_map.png", "latents.safetensors", "metrics.json", "report.md"]
+        "latent_map.png", "latents.safetensors", "metrics.json", "record.safetensors",
+        "report.md"]
     again = latent_map(assets.inr_zoo, run=assets.run, split="all", maps=["tsne"])
     assert again.encoders == lm.encoders
     report = write_report(tmp_path / "report.md", [r, lm])

@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from symmerge.experiments.evidence import Finding
+
+
+_R = TypeVar("_R", bound="ExperimentResult")
 
 
 # ------------------------------------------------------------ shared parts
@@ -149,6 +152,8 @@ class ExperimentResult:
     experiment: ClassVar[str] = ""
     #: the file of arrays :meth:`save` writes (None: none)
     arrays_file: ClassVar[str | None] = None
+    #: the whole result, written last by :meth:`save`, read back by :meth:`load`
+    record_file: ClassVar[str] = "record.safetensors"
 
     settings: ExperimentSettings
     runs: tuple[RunInfo, ...] = ()
@@ -203,9 +208,22 @@ class ExperimentResult:
         where = directory if directory is not None else self.directory
         return None if where is None else Path(where)
 
+    @classmethod
+    def load(cls: type[_R], directory: str | os.PathLike[str]) -> _R:
+        """The result :meth:`save` wrote into ``directory`` (its :attr:`record_file`; the
+        class asked for or a subclass), with ``directory`` set. A missing, damaged or
+        mismatched record is a :class:`SymmergeError` (:class:`RecordError`)."""
+        from symmerge.utils.records import load_record
+
+        d = Path(directory)
+        result = load_record(cls, d / cls.record_file)
+        result.directory = d
+        return result
+
     def save(self, directory: str | os.PathLike[str]) -> list[Path]:
-        """Write the arrays file, the plots, ``report.md`` and (last) ``metrics.json`` into
-        ``directory`` (created if missing), each atomically; returns the files."""
+        """Write the arrays file, the plots, ``report.md``, ``metrics.json`` and (last) the
+        whole result (:attr:`record_file`, for :meth:`load`) into ``directory`` (created if
+        missing), each atomically; returns the files."""
         d = prepare_directory(directory)
         files = []
         arrays = self.arrays()
@@ -220,6 +238,9 @@ class ExperimentResult:
         files.append(write_report(d / "report.md", self.sections(d), title=None,
                                   findings=self.findings()))
         files.append(write_json(d / "metrics.json", self.to_json()))
+        from symmerge.utils.records import save_record
+
+        files.append(save_record(self, d / self.record_file, exclude=("directory",)))
         self.directory = d
         return files
 

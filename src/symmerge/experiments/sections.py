@@ -457,11 +457,13 @@ def quickstart_intro(*, version: str, seed: int, size: str, images: int, per_ima
     timing_lines = "\n".join(f"| {k} | {v:.1f} |" for k, v in timings.items())
     return (
         f"symmerge {version} quickstart, seed {seed}, size `{size}`: an INR zoo of "
-        f"{images * per_image} SIRENs fitted to {images} embedded MNIST digits (every "
-        f"{stride}th) ({per_image} per digit), a ScaleGMN autoencoder and a permutation-only "
+        f"{images * per_image} SIRENs fitted to {images} embedded MNIST digits "
+        + (f"(every {stride}th) " if stride > 1 else "")
+        + f"({per_image} per digit), a ScaleGMN autoencoder and a permutation-only "
         f"(PNA) baseline trained on it, and {cnn_networks} ReLU + {cnn_networks} tanh CNNs "
         "with a ScaleGMN autoencoder each.\n\n"
-        f"Rerun: `symmerge quickstart --out {root} --seed {seed}`\n\n"
+        f"Rerun: `symmerge quickstart --out {root} --seed {seed}"
+        + (f" --size {size}" if size != "default" else "") + "`\n\n"
         "| stage | seconds |\n|---|---|\n" + timing_lines + "\n\n"
         + autoencoder_table(training)
     )

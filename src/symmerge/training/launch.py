@@ -7,6 +7,8 @@ import contextlib
 import importlib.util
 import logging
 import os
+import signal
+import threading
 import warnings
 from collections.abc import Iterator
 
@@ -127,6 +129,27 @@ def quiet_lightning() -> Iterator[None]:
         finally:
             for lg, level in zip(loggers, levels, strict=True):
                 lg.setLevel(level)
+
+
+@contextlib.contextmanager
+def interrupt_kept(trainer: L.Trainer) -> Iterator[None]:
+    """Run a fit so that Ctrl+C stays a :class:`KeyboardInterrupt` for the caller.
+
+    Lightning answers one inside a fit by ignoring SIGINT from then on and calling
+    ``sys.exit(1)``, which would end the caller's process (or leave a notebook unable to
+    interrupt anything); here the handler is put back and the interrupt raised again
+    (the fit's last checkpoint is kept: a run resumes from it)."""
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGINT) if main else None
+    try:
+        yield
+    except SystemExit:
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        if main and handler is not None and signal.getsignal(signal.SIGINT) is not handler:
+            signal.signal(signal.SIGINT, handler)
 
 
 #: what Lightning's ``seed_everything`` writes to the environment (read by DDP workers)

@@ -55,6 +55,7 @@ from symmerge.training.launch import (
     check_hardware,
     check_logger,
     describe_accelerator,
+    interrupt_kept,
     owns_run,
     quiet_lightning,
     resolve_accelerator,
@@ -508,7 +509,7 @@ def _fit(
     if resume and owner:
         stash_history(run / "logs", ckpt["epoch"])
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), interrupt_kept(trainer):
             if resume:  # expected there; the metrics history is kept (metrics_log)
                 warnings.filterwarnings("ignore", r"(Experiment logs|Checkpoint) directory .* "
                                         "exists and is not empty")
