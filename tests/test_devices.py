@@ -66,6 +66,8 @@ CPU_BY_DESIGN = {
                  "to the host when writing",
     "zoo/importers.py": "importers read published files into CPU memory",
     "zoo/shards.py": "resumable chunks are files in CPU memory",
+    "zoo/quality.py": "failed-network marks: bookkeeping of a zoo's metrics, in CPU memory "
+                      "as the zoo",
     "zoo/images.py": "index bookkeeping of the held-out images (CPU, as the images)",
     "zoo/fit_inr.py": "zoo builder: per-network seeded CPU draws and host bookkeeping; the "
                       "fits run on their device= and come back on the CPU, as documented",

@@ -261,7 +261,8 @@ def sample_rows(x: Tensor, count: int, seed: int = 0) -> Tensor:
         raise SymmergeError(f"count must be at least 1, got {count}")
     if x.shape[0] <= count:
         return x
-    pick = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))[:count]
+    pick = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed),
+                          device="cpu")[:count]  # a CPU draw: the same rows on any device
     return x[torch.sort(pick).values.to(x.device)]
 
 

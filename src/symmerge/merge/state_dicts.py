@@ -96,9 +96,10 @@ class StateKeys:
         """The flat ``[P]`` parameters of ``spec`` from ``state`` (the user's state dict)."""
         self.check(spec)
         ours: dict[str, Tensor] = {}
+        device = next(iter(state.values())).device if state else torch.device("cpu")
         for (name, shape), key in zip(spec.param_shapes, self.keys, strict=True):
             if key is None:
-                ours[name] = torch.zeros(shape, dtype=torch.float32)
+                ours[name] = torch.zeros(shape, dtype=torch.float32, device=device)
             elif key not in state:
                 raise SymmergeError(f"state dict has no entry {key!r}")
             else:
