@@ -138,7 +138,8 @@ def interrupt_kept(trainer: L.Trainer) -> Iterator[None]:
     Lightning answers one inside a fit by ignoring SIGINT from then on and calling
     ``sys.exit(1)``, which would end the caller's process (or leave a notebook unable to
     interrupt anything); here the handler is put back and the interrupt raised again
-    (the fit's last checkpoint is kept: a run resumes from it)."""
+    (the fit's last checkpoint is kept: a run resumes from it). A SIGTERM, which
+    Lightning ends the fit with as a ``SystemExit`` (exit status 0), is one too."""
     main = threading.current_thread() is threading.main_thread()
     handler = signal.getsignal(signal.SIGINT) if main else None
     try:
