@@ -16,6 +16,7 @@ over), an interrupted zoo or run continues where it stopped.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -95,7 +96,8 @@ class QuickstartSize:
             own["encoder"] = {"mode": "pna"}
         if run.startswith("cnn-"):
             own["split"] = {"fractions": list(self.cnn_split)}
-        out = _merge(_merge(self.ae_overrides, own), self.run_overrides.get(run, {}))
+        out = copy.deepcopy(_merge(_merge(self.ae_overrides, own),
+                                   self.run_overrides.get(run, {})))
         out.get("optim", {}).pop("max_epochs", None)  # given as max_epochs
         return out
 
