@@ -131,7 +131,7 @@ SIZES: dict[str, QuickstartSize] = {
         collapse_networks=16, collapse_orbit=64, map_points=None,
         # for the epochs and autoencoders above (update them together)
         stage_seconds=dict(zip(STAGES, (
-            320, 2150, 440, 150, 150, 320, 230, 200, 70, 200, 200, 130, 80), strict=True)),
+            320, 2150, 440, 150, 150, 230, 230, 200, 70, 200, 200, 130, 80), strict=True)),
     ),
     "tiny": QuickstartSize(
         images=40, stride=100, per_image=2, ae_epochs=2, pna_epochs=1, cnn_networks=16,
