@@ -87,6 +87,9 @@ def test_run_settings_merge_in_order():
     assert tuned.overrides("cnn-relu", 0)["optim"] == {"batch_size": 16, "warmup_steps": 2,
                                                       "lr": 1e-4}
     assert s.run_overrides == {}  # the size itself is not changed by merging
+    bare = replace(tuned, ae_overrides={})
+    assert bare.overrides("cnn-relu", 0)["optim"] == {"lr": 1e-4}
+    assert bare.run_overrides["cnn-relu"]["optim"] == {"max_epochs": 5, "lr": 1e-4}
 
 
 def test_stages_print_index_elapsed_and_a_scaled_eta(tmp_path):

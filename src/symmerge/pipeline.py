@@ -16,6 +16,7 @@ over), an interrupted zoo or run continues where it stopped.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -95,7 +96,8 @@ class QuickstartSize:
             own["encoder"] = {"mode": "pna"}
         if run.startswith("cnn-"):
             own["split"] = {"fractions": list(self.cnn_split)}
-        out = _merge(_merge(self.ae_overrides, own), self.run_overrides.get(run, {}))
+        out = copy.deepcopy(_merge(_merge(self.ae_overrides, own),
+                                   self.run_overrides.get(run, {})))
         out.get("optim", {}).pop("max_epochs", None)  # given as max_epochs
         return out
 
@@ -129,7 +131,7 @@ SIZES: dict[str, QuickstartSize] = {
         collapse_networks=16, collapse_orbit=64, map_points=None,
         # for the epochs and autoencoders above (update them together)
         stage_seconds=dict(zip(STAGES, (
-            320, 2150, 440, 150, 150, 320, 230, 200, 70, 200, 200, 130, 80), strict=True)),
+            320, 2150, 440, 150, 150, 230, 230, 200, 70, 200, 200, 130, 80), strict=True)),
     ),
     "tiny": QuickstartSize(
         images=40, stride=100, per_image=2, ae_epochs=2, pna_epochs=1, cnn_networks=16,
