@@ -210,11 +210,13 @@ def _classifier_data(settings: DataSettings, spec: WeightSpaceSpec, images: Imag
 
 
 def _zoo_reference(source: str) -> tuple[Path, int] | None:
-    """``(zoo, index)`` of a loaded network's ``ZOO:index`` source; None for a file."""
-    head, sep, tail = source.rpartition(":")
-    if Path(source).exists() or not sep or not tail.lstrip("-").isdigit():
-        return None
-    return Path(head), int(tail)
+    """``(zoo, index)`` of a loaded network's ``ZOO:index`` source (read as
+    :func:`~symmerge.merge.io.split_zoo_ref` reads it; ``load_network`` has checked the
+    index); None for a file."""
+    from symmerge.merge.io import split_zoo_ref
+
+    ref = split_zoo_ref(source)
+    return None if ref is None else (ref[0], int(ref[1]))
 
 
 def stored_settings(path: str | Path) -> DataSettings | None:

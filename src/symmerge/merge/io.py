@@ -137,7 +137,7 @@ def _unwrap(obj: Any, source: str) -> dict[str, Tensor]:
     return {str(k): v for k, v in obj.items()}
 
 
-def _split_zoo_ref(source: str) -> tuple[Path, str] | None:
+def split_zoo_ref(source: str) -> tuple[Path, str] | None:
     """``(zoo, index text)`` of ``ZOO:INDEX`` (an existing zoo file, any index text; or an
     integer index); None for a file name."""
     head, sep, tail = source.rpartition(":")
@@ -176,7 +176,7 @@ def load_network(
         raise SymmergeError("give either spec or the architecture hints (activation, w0, "
                             "stride, padding), not both",
                             params=("spec", "activation", "w0", "stride", "padding"))
-    ref = _split_zoo_ref(source)
+    ref = split_zoo_ref(source)
     if ref is not None:
         zoo_path, text = ref
         zoo = load_zoo(zoo_path)
