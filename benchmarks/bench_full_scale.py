@@ -12,8 +12,9 @@ issue 17 items 2-4. Every subcommand prints JSON (one line per row, then a summa
         # ae vs wm on held-out CNN pairs, and why (endpoint reconstruction vs path)
     python benchmarks/bench_full_scale.py shift --zoo Z --run RUN [--n 300]
         # render ratio on INRs fitted with another recipe to held-out digits
-    python benchmarks/bench_full_scale.py train ... --train-size N
-        # ablation: the first N networks of the training split, tested on the full test split
+    python benchmarks/bench_full_scale.py train ... --train-size N [--val-size M]
+        # ablation: the first N networks of the training split (and M of the validation
+        # split, for checkpoint selection), tested on the full test split
 
 Variants (``--variant``) are named overrides of the ``quick`` preset (:data:`VARIANTS`).
 """
@@ -40,6 +41,10 @@ from symmerge.zoo import Zoo, load_zoo
 #: the decoder's hidden widths are these multiples of ``d_hidden``
 _BIG_DECODER: dict[str, Any] = {"decoder_widths": (8, 16)}
 
+#: the CNN autoencoders of ``--size full`` (``symmerge.pipeline.SIZES["full"]``)
+_CNN_FULL: dict[str, Any] = {"encoder": {"d_hidden": 32, "d_latent": 64},
+                             "decoder_widths": (4, 8), "split": {"fractions": (0.75, 0.1, 0.15)}}
+
 #: Named overrides of the ``quick`` preset.
 VARIANTS: dict[str, dict[str, Any]] = {
     "quick": {},
@@ -55,6 +60,19 @@ VARIANTS: dict[str, dict[str, Any]] = {
                 "optim": {"batch_size": 64}},
     "d32-b64-noprobe": {"encoder": {"d_hidden": 32, "d_latent": 64, "probe_points": 0},
                         "decoder_widths": (4, 8), "optim": {"batch_size": 64}},
+    # the latent's width alone, at the chosen d_hidden 32 (ablation)
+    "d32-b64-lat32": {"encoder": {"d_hidden": 32, "d_latent": 32}, "decoder_widths": (4, 8),
+                      "optim": {"batch_size": 64}},
+    "d32-b64-lat128": {"encoder": {"d_hidden": 32, "d_latent": 128}, "decoder_widths": (4, 8),
+                       "optim": {"batch_size": 64}},
+    # a learning rate that decays (half cosine to 0 over the run) instead of a constant one
+    "d32-b64-cos": {"encoder": {"d_hidden": 32, "d_latent": 64}, "decoder_widths": (4, 8),
+                    "optim": {"batch_size": 64, "schedule": "cosine"}},
+    # CNN runs as `--size full` trains them (split 75/10/15), then one change each
+    "d32-cnn": _CNN_FULL,
+    "d32-cnn-cos": {**_CNN_FULL, "optim": {"schedule": "cosine"}},
+    "d32-cnn-t2": {**_CNN_FULL, "loss": {"temperature": 2.0}},
+    "d32-cnn-l1": {**_CNN_FULL, "checkpoint": {"monitor": "val_l1"}},
     "d32-b64-pna": {"encoder": {"mode": "pna", "d_hidden": 32, "d_latent": 64},
                     "decoder_widths": (4, 8), "optim": {"batch_size": 64}},
     "d64-b64": {"encoder": {"d_hidden": 64, "d_latent": 128}, "decoder_widths": (2, 4),
@@ -167,13 +185,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     load0 = load_average()
     t, cpu = time.perf_counter(), time.process_time()
     zoo: Zoo | Path = args.zoo
-    if args.train_size is not None:
-        zoo = sub_zoo(load_zoo(args.zoo), args.train_size)
+    if args.train_size is not None or args.val_size is not None:
+        zoo = sub_zoo(load_zoo(args.zoo), args.train_size, val_count=args.val_size)
     r = train(zoo, args.out, preset="quick", overrides=VARIANTS[args.variant],
               max_epochs=args.epochs, progress=args.progress)
     wall = time.perf_counter() - t
     emit({"variant": args.variant, "overrides": VARIANTS[args.variant], "zoo": str(args.zoo),
-          "train_size": args.train_size, "run": str(args.out), "wall_s": round(wall, 1),
+          "train_size": args.train_size, "val_size": args.val_size, "run": str(args.out),
+          "wall_s": round(wall, 1),
           "cpu_s": round(time.process_time() - cpu, 1),
           "epochs": r.timings.get("epochs"), "num_networks": r.num_networks,
           "metrics": summarize(r.metrics), "load_before": load0, "load_after": load_average(),
@@ -322,6 +341,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--variant", default="quick", choices=sorted(VARIANTS))
     p.add_argument("--epochs", type=int)
     p.add_argument("--train-size", type=int, help="first N networks of the training split")
+    p.add_argument("--val-size", type=int,
+                   help="first N networks of the validation split (checkpoint selection)")
     p.add_argument("--progress", action="store_true")
     p.set_defaults(fn=cmd_train)
     p = sub.add_parser("cnn-merge", help="ae vs wm on held-out CNN pairs")

@@ -89,14 +89,14 @@ class QuickstartSize:
 
     def overrides(self, run: str, seed: int) -> dict[str, Any]:
         """The configuration overrides of the autoencoder run ``run``."""
-        from symmerge.models.train_config import _merge
+        from symmerge.models.train_config import merge_overrides
 
         own: dict[str, Any] = {"seed": seed}
         if run == "pna":
             own["encoder"] = {"mode": "pna"}
         if run.startswith("cnn-"):
             own["split"] = {"fractions": list(self.cnn_split)}
-        out = copy.deepcopy(_merge(_merge(self.ae_overrides, own),
+        out = copy.deepcopy(merge_overrides(merge_overrides(self.ae_overrides, own),
                                    self.run_overrides.get(run, {})))
         out.get("optim", {}).pop("max_epochs", None)  # given as max_epochs
         return out

@@ -1,16 +1,17 @@
 """The Lightning module's optimizer, schedule and CNN accuracy metric."""
 
 import csv
+import math
 
 import pytest
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from symmerge import CNNSpec, SirenSpec
+from symmerge import CNNSpec, SirenSpec, SymmergeError
 from symmerge.models.train_config import load_config, resolve_config
 from symmerge.training import train
 from symmerge.training.losses import accuracy
-from symmerge.training.module import AutoencoderModule
+from symmerge.training.module import AutoencoderModule, lr_factor
 from symmerge.training.rundir import last_checkpoint
 from symmerge.zoo import load_zoo, save_zoo
 from symmerge.zoo.images import held_out_images
@@ -88,3 +89,37 @@ def test_val_l1_is_the_mean_accuracy_error_over_every_validation_network(recorde
               else accuracy(spec, params[val], held.images, held.labels))
     expected = (accuracy(spec, decoded, held.images, held.labels) - target).abs().mean()
     assert logged == pytest.approx([float(expected)], abs=1e-6)
+
+
+def test_constant_schedule_is_the_warmup_rule():
+    for step in range(12):
+        assert lr_factor(step, warmup_steps=4) == min(1.0, (step + 1) / 4)
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    kw = {"warmup_steps": 4, "schedule": "cosine", "total_steps": 20}
+    f = [lr_factor(s, **kw) for s in range(21)]
+    assert f[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])  # the warm-up is unchanged
+    after = f[3:20]
+    assert all(a > b for a, b in zip(after, after[1:], strict=False))  # strictly falling
+    assert 0 < f[19] < 0.02 and f[20] == pytest.approx(0.0, abs=1e-12)
+    assert f[11] == pytest.approx(0.5 * (1 + math.cos(math.pi * 8 / 17)))
+    with pytest.raises(SymmergeError, match="schedule"):
+        resolve_config("quick", overrides={"optim": {"schedule": "linear"}})
+
+
+def test_cosine_run_ends_at_the_last_step_of_max_epochs(siren_zoo, tmp_path):
+    """In a run the cosine spans every optimizer step of ``max_epochs``: the learning rate
+    after the last step is the rule's at that step, and near zero."""
+    run = tmp_path / "run"
+    lr = 3e-3
+    train(siren_zoo, run, overrides={**TINY, "optim": {**TINY["optim"], "lr": lr,
+                                                       "schedule": "cosine"}},
+          max_epochs=3, progress=False)
+    ckpt = torch.load(last_checkpoint(run), weights_only=True)
+    steps = ckpt["global_step"]
+    assert steps > 4
+    sched = ckpt["lr_schedulers"][0]
+    assert sched["last_epoch"] == steps
+    want = lr * lr_factor(steps, warmup_steps=2, schedule="cosine", total_steps=steps)
+    assert sched["_last_lr"][0] == pytest.approx(want, abs=1e-12) and want < 1e-4 * lr + 1e-12

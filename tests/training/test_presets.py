@@ -83,6 +83,7 @@ PAPER_INR = {
         "grad_clip": 10.0,  # clip_grad_max_norm
         "batch_size": 128,  # batch_size
         "max_epochs": 150,  # train_args.num_epochs
+        "schedule": "constant",  # WarmupLRScheduler: lr after the warm-up, to the end
     },
     # image_size [28, 28], pixel_expansion 1; the CNN loss keys are unused for INRs
     "loss": {"resolution": 28, "temperature": 0.6, "images_per_step": 128, "images": None},
@@ -131,7 +132,8 @@ PAPER_CNN_RELU = {
     },
     "decoder_widths": [2, 4],  # decoder_args.d_hidden
     "optim": {"lr": 1e-3, "weight_decay": 0.01, "amsgrad": False, "warmup_steps": 1000,
-              "grad_clip": 5.0, "batch_size": 64, "max_epochs": 300},
+              "grad_clip": 5.0, "batch_size": 64, "max_epochs": 300,
+              "schedule": "constant"},  # WarmupLRScheduler
     # KnowledgeDistillation with the loss's default temperature 0.6; images: symmerge
     # draws 128 training images per step where the reference uses the test set (a fix)
     "loss": {"resolution": 28, "temperature": 0.6, "images_per_step": 128, "images": None},
@@ -189,6 +191,7 @@ PAPER_NG_INR = {
         "grad_clip": 10.0,  # clip_grad_max_norm
         "batch_size": 128,  # batch_size
         "max_epochs": 300,  # n_epochs
+        "schedule": "constant",  # the warm-up scheduler only
     },
     "loss": {"resolution": 28, "temperature": 0.6, "images_per_step": 128, "images": None},
     "split": SEEDED_SPLIT,  # data.splits_path mnist_splits.json when the zoo stores it

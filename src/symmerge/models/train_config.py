@@ -27,9 +27,12 @@ class _Strict(BaseModel):
 
 
 class OptimConfig(_Strict):
-    """AdamW (``amsgrad``: its AMSGrad variant) with linear warm-up to a constant learning
-    rate, ``lr * min(1, (s + 1) / warmup_steps)`` at optimizer step ``s`` (0-based, as the
-    reference's ``WarmupLRScheduler``), and gradient-norm clipping."""
+    """AdamW (``amsgrad``: its AMSGrad variant) with linear warm-up,
+    ``lr * min(1, (s + 1) / warmup_steps)`` at optimizer step ``s`` (0-based, as the
+    reference's ``WarmupLRScheduler``), and gradient-norm clipping. ``schedule`` says what
+    follows the warm-up: ``constant`` (the reference's: ``lr`` to the end) or ``cosine``
+    (ours, opt-in: a half cosine from ``lr`` towards 0 at the run's last step of
+    ``max_epochs``; a run extended with a larger ``max_epochs`` stretches its curve)."""
 
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.01, ge=0)
@@ -38,6 +41,7 @@ class OptimConfig(_Strict):
     grad_clip: float = Field(10.0, gt=0)
     batch_size: int = Field(128, gt=0)
     max_epochs: int = Field(150, gt=0)
+    schedule: Literal["constant", "cosine"] = "constant"
 
 
 class LossConfig(_Strict):
@@ -164,10 +168,13 @@ class TrainConfig(_Strict):
             )
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+def merge_overrides(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` laid on top, nested dictionaries merged key by key (a new
+    dictionary; neither argument changes)."""
     out = dict(base)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        nested = isinstance(v, dict) and isinstance(out.get(k), dict)
+        out[k] = merge_overrides(out[k], v) if nested else v
     return out
 
 
@@ -192,7 +199,7 @@ _PAPER: dict[str, Any] = {
     "decoder_template": False,
 }
 #: what the ScaleGMN autoencoder configurations have in common
-_SCALEGMN: dict[str, Any] = _merge(_PAPER, {
+_SCALEGMN: dict[str, Any] = merge_overrides(_PAPER, {
     "seed": 0,
     "encoder": {"num_layers": 4, "dropout": 0.2, "ablate": False, "bidirectional": False,
                 "node_pos_embed": True, "update_edges": True, **_NO_ADDITIONS},
@@ -200,7 +207,7 @@ _SCALEGMN: dict[str, Any] = _merge(_PAPER, {
     "eval_every_n_epochs": 1,
     "scale_params": False,
 })
-_PAPER_INR: dict[str, Any] = _merge(_SCALEGMN, {
+_PAPER_INR: dict[str, Any] = merge_overrides(_SCALEGMN, {
     "family": "siren",
     "encoder": {"mode": "sign", "d_hidden": 128, "d_latent": 128, "num_io_mlps": 2,
                 "skip": True, "edge_pos_embed": True, "mlp_on_io": False,
@@ -211,7 +218,7 @@ _PAPER_INR: dict[str, Any] = _merge(_SCALEGMN, {
                        "patience": 50},
     "checkpoint": {"monitor": "val_loss"},
 })
-_PAPER_CNN: dict[str, Any] = _merge(_SCALEGMN, {
+_PAPER_CNN: dict[str, Any] = merge_overrides(_SCALEGMN, {
     "family": "cnn",
     "encoder": {"d_hidden": 256, "d_latent": 256, "skip": False, "edge_pos_embed": False,
                 "mlp_on_io": True, "input_node_value": 0.0},
@@ -222,7 +229,7 @@ _PAPER_CNN: dict[str, Any] = _merge(_SCALEGMN, {
     "checkpoint": {"monitor": "val_l1"},
 })
 #: the Neural Graphs configurations (``model=pna``)
-_PAPER_NG: dict[str, Any] = _merge(_PAPER, {
+_PAPER_NG: dict[str, Any] = merge_overrides(_PAPER, {
     "seed": 42,
     "encoder": {"mode": "pna", "num_layers": 4, "d_latent": None, "dropout": 0.0,
                 "skip": False, "edge_pos_embed": False, "node_pos_embed": True,
@@ -231,7 +238,7 @@ _PAPER_NG: dict[str, Any] = _merge(_PAPER, {
     "optim": {"weight_decay": 5e-4, "amsgrad": True, "max_epochs": 300},
     "early_stopping": {"enabled": False},
 })
-_PAPER_NG_CNN: dict[str, Any] = _merge(_PAPER_NG, {
+_PAPER_NG_CNN: dict[str, Any] = merge_overrides(_PAPER_NG, {
     "family": "cnn",
     "encoder": {"d_hidden": 256},
     "optim": {"lr": 1e-4, "grad_clip": 5.0, "batch_size": 64},
@@ -253,17 +260,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         "loss": {"images_per_step": 64},
     },
     "paper-inr": _PAPER_INR,
-    "paper-inr-ablation": _merge(_PAPER_INR, {"encoder": {"ablate": True}}),
-    "paper-inr-permutation": _merge(_PAPER_INR, {"encoder": {"mode": "permutation"},
-                                                 "optim": {"max_epochs": 100}}),
-    "paper-cnn-relu": _merge(_PAPER_CNN, {
+    "paper-inr-ablation": merge_overrides(_PAPER_INR, {"encoder": {"ablate": True}}),
+    "paper-inr-permutation": merge_overrides(_PAPER_INR, {"encoder": {"mode": "permutation"},
+                                                          "optim": {"max_epochs": 100}}),
+    "paper-cnn-relu": merge_overrides(_PAPER_CNN, {
         "activation": "relu", "encoder": {"mode": "scale", "num_io_mlps": 2},
     }),
-    "paper-cnn-tanh": _merge(_PAPER_CNN, {
+    "paper-cnn-tanh": merge_overrides(_PAPER_CNN, {
         "activation": "tanh", "encoder": {"mode": "sign", "num_io_mlps": 3},
         "early_stopping": {"enabled": True},
     }),
-    "paper-ng-inr": _merge(_PAPER_NG, {
+    "paper-ng-inr": merge_overrides(_PAPER_NG, {
         "family": "siren",
         "encoder": {"d_hidden": 128},
         "optim": {"lr": 1e-3, "grad_clip": 10.0, "batch_size": 128},
@@ -272,13 +279,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "checkpoint": {"monitor": "val_loss"},
         "scale_params": True,  # per-layer mean/std of the training networks, as the reference
     }),
-    "paper-ng-cnn-relu": _merge(_PAPER_NG_CNN, {"activation": "relu"}),
-    "paper-ng-cnn-tanh": _merge(_PAPER_NG_CNN, {"activation": "tanh"}),
+    "paper-ng-cnn-relu": merge_overrides(_PAPER_NG_CNN, {"activation": "relu"}),
+    "paper-ng-cnn-tanh": merge_overrides(_PAPER_NG_CNN, {"activation": "tanh"}),
 }
 _OURS: dict[str, Any] = {"encoder": {"decode_standardized": True}, "scale_params": True}
-PRESETS["inr"] = _merge(PRESETS["paper-inr"], {**_OURS, "decoder_template": True})
-PRESETS["cnn-relu"] = _merge(PRESETS["paper-cnn-relu"], _OURS)
-PRESETS["cnn-tanh"] = _merge(PRESETS["paper-cnn-tanh"], _OURS)
+PRESETS["inr"] = merge_overrides(PRESETS["paper-inr"], {**_OURS, "decoder_template": True})
+PRESETS["cnn-relu"] = merge_overrides(PRESETS["paper-cnn-relu"], _OURS)
+PRESETS["cnn-tanh"] = merge_overrides(PRESETS["paper-cnn-tanh"], _OURS)
 
 
 #: Preset values that depend on the zoo's family, applied before files and overrides.
@@ -323,15 +330,15 @@ def resolve_config(
     file, then explicit overrides; ``mode: auto`` resolved from ``spec``."""
     if preset not in PRESETS:
         raise SymmergeError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    data = _merge({"preset": preset}, PRESETS[preset])
+    data = merge_overrides({"preset": preset}, PRESETS[preset])
     if spec is not None:
-        data = _merge(data, FAMILY_PRESETS.get(preset, {}).get(spec.family, {}))
+        data = merge_overrides(data, FAMILY_PRESETS.get(preset, {}).get(spec.family, {}))
     if config_file is not None:
-        data = _merge(data, read_yaml(config_file))
+        data = merge_overrides(data, read_yaml(config_file))
     if overrides:
-        data = _merge(data, overrides)
+        data = merge_overrides(data, overrides)
     if spec is not None and data.get("encoder", {}).get("mode", "auto") == "auto":
-        data = _merge(data, {"encoder": {"mode": spec.symmetry}})
+        data = merge_overrides(data, {"encoder": {"mode": spec.symmetry}})
     cfg = validate_config(data, f"preset {preset}" + (f" + {config_file}" if config_file else ""))
     if spec is not None:
         cfg.check_spec(spec)

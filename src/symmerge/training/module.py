@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from functools import partial
 from typing import Any
 
 import lightning as L
@@ -224,6 +226,24 @@ class AutoencoderModule(L.LightningModule):
         o = self.cfg.optim
         opt = torch.optim.AdamW(self.parameters(), lr=o.lr, weight_decay=o.weight_decay,
                                 amsgrad=o.amsgrad)
-        warm = max(o.warmup_steps, 1)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warm))
+        # the cosine's length: every optimizer step of max_epochs (Lightning's count)
+        total = int(self.trainer.estimated_stepping_batches) if o.schedule == "cosine" else 0
+        factor = partial(lr_factor, warmup_steps=o.warmup_steps, schedule=o.schedule,
+                         total_steps=total)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def lr_factor(step: int, *, warmup_steps: int, schedule: str = "constant",
+              total_steps: int = 0) -> float:
+    """The learning rate of optimizer step ``step`` (0-based) as a fraction of ``lr``
+    (:class:`symmerge.models.train_config.OptimConfig`): linear warm-up over
+    ``warmup_steps``, then 1 (``constant``) or a half cosine that reaches 0 one step after
+    ``total_steps`` (``cosine``)."""
+    warm = max(warmup_steps, 1)
+    factor = min(1.0, (step + 1) / warm)
+    if schedule == "cosine" and step + 1 > warm:
+        span = max(total_steps - warm + 1, 1)
+        done = min((step + 1 - warm) / span, 1.0)
+        factor *= 0.5 * (1.0 + math.cos(math.pi * done))
+    return factor
