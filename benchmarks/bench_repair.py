@@ -32,8 +32,8 @@ from symmerge.experiments.common import classifier_curves, run_methods, usable_m
 from symmerge.experiments.metrics import alpha_grid, barriers
 from symmerge.experiments.results import SplitSettings
 from symmerge.limits import REPAIR_IMAGES
-from symmerge.merge.repair import sample_rows
 from symmerge.methods import MethodInputs, get_method
+from symmerge.utils.seed import sample_rows
 from symmerge.zoo import load_zoo
 from symmerge.zoo.images import held_out_images
 from symmerge.zoo.train_cnn import train_cnn_zoo

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,10 @@ def test_run_settings_merge_in_order():
     bare = replace(tuned, ae_overrides={})
     assert bare.overrides("cnn-relu", 0)["optim"] == {"lr": 1e-4}
     assert bare.run_overrides["cnn-relu"]["optim"] == {"max_epochs": 5, "lr": 1e-4}
+    # max_epochs in the shared overrides counts for every run; a run's own wins
+    shared = replace(tuned, ae_overrides={"optim": {"max_epochs": 7}})
+    assert (shared.epochs("scalegmn"), shared.epochs("cnn-relu")) == (7, 5)
+    assert "max_epochs" not in shared.overrides("scalegmn", 0).get("optim", {})
 
 
 def test_stages_print_index_elapsed_and_a_scaled_eta(tmp_path):
@@ -113,6 +118,38 @@ def test_stages_print_index_elapsed_and_a_scaled_eta(tmp_path):
     assert lines[5] == "[4/4] d: done earlier, reused"
     assert ledger.timings() == {} and json.loads(ledger.path.read_text())["stages"] == {
         "b": 10, "c": 10}
+
+
+def test_a_stage_runs_again_when_a_stage_it_needs_runs(tmp_path):
+    """A finished stage whose input is made again in this call (e.g. a deleted training
+    run) is not reused: its saved output came from the old input."""
+    ledger = _Ledger.open(tmp_path, 0, "tiny", SIZES["tiny"])
+    ran: list[str] = []
+    stages = [_Stage("zoo", lambda: True, lambda: ran.append("zoo")),
+              _Stage("run", lambda: False, lambda: ran.append("run"), needs=("zoo",)),
+              _Stage("other", lambda: True, lambda: ran.append("other"), needs=("zoo",)),
+              _Stage("exp", lambda: True, lambda: ran.append("exp"), needs=("zoo", "run")),
+              _Stage("exp2", lambda: True, lambda: ran.append("exp2"), needs=("other",))]
+    lines: list[str] = []
+    _run_stages(stages, {}, ledger, lines.append)
+    assert ran == ["run", "exp"]
+    assert "[3/5] other: done earlier, reused" in lines
+    assert "[5/5] exp2: done earlier, reused" in lines
+
+
+def test_an_experiment_saved_by_another_version_is_computed_again(tmp_path, monkeypatch):
+    from symmerge import pipeline
+    from symmerge.experiments.results import LatentMapResult
+
+    saved = types.SimpleNamespace(version="0.0.1", seed=0)
+    monkeypatch.setattr(LatentMapResult, "record_file", "record.json")
+    (tmp_path / "record.json").write_text("{}")
+    monkeypatch.setattr(LatentMapResult, "load", classmethod(lambda cls, d: saved))
+    lines: list[str] = []
+    assert pipeline._saved_experiment(LatentMapResult, tmp_path, 0, lines.append) is None
+    assert "saved by symmerge 0.0.1" in lines[0]
+    saved.version = pipeline.__version__
+    assert pipeline._saved_experiment(LatentMapResult, tmp_path, 0, lines.append) is saved
 
 
 def test_another_seed_or_size_in_the_same_directory_is_an_error(tmp_path):

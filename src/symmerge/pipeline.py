@@ -81,8 +81,12 @@ class QuickstartSize:
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
     def epochs(self, run: str) -> int:
-        """How many epochs the autoencoder run ``run`` trains."""
-        override = self.run_overrides.get(run, {}).get("optim", {}).get("max_epochs")
+        """How many epochs the autoencoder run ``run`` trains (``optim.max_epochs`` of its
+        overrides, the run's own over the shared ``ae_overrides``, else the size's)."""
+        from symmerge.models.train_config import merge_overrides
+
+        override = merge_overrides(self.ae_overrides, self.run_overrides.get(run, {})).get(
+            "optim", {}).get("max_epochs")
         if override is not None:
             return int(override)
         return {"scalegmn": self.ae_epochs, "pna": self.pna_epochs}.get(run, self.cnn_ae_epochs)
@@ -129,9 +133,10 @@ SIZES: dict[str, QuickstartSize] = {
                        "pna": {"optim": {"batch_size": 64}}},
         orbit_runs=16, orbit_size=64, pairs=256, cnn_pairs=64, eval_images=1000,
         collapse_networks=16, collapse_orbit=64, map_points=None,
-        # for the epochs and autoencoders above (update them together)
+        # measured in one call, 2 cores, OMP_NUM_THREADS=1 (BENCHMARKS.md "Full-size
+        # quickstart"); for the epochs and autoencoders above (update them together)
         stage_seconds=dict(zip(STAGES, (
-            320, 2150, 440, 150, 150, 230, 230, 200, 70, 200, 200, 130, 80), strict=True)),
+            560, 2120, 450, 320, 360, 210, 230, 80, 20, 165, 175, 100, 30), strict=True)),
     ),
     "tiny": QuickstartSize(
         images=40, stride=100, per_image=2, ae_epochs=2, pna_epochs=1, cnn_networks=16,
@@ -204,6 +209,7 @@ class QuickstartResult:
         (default: ``out_dir``); returns ``result.json``'s path."""
         from symmerge.experiments import write_report
         from symmerge.experiments.findings import autoencoder_findings
+        from symmerge.experiments.report import write_json
         from symmerge.experiments.sections import quickstart_intro
 
         root = Path(directory if directory is not None else self.out_dir)
@@ -222,10 +228,8 @@ class QuickstartResult:
             root / "report.md", list(self.experiments.values()), title="symmerge quickstart "
             "report", intro=intro, findings=autoencoder_findings(
                 {name: r.metrics for name, r in self.training.items()}))
-        path = root / "result.json"
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True, default=str))
-        return path
+        # strict JSON (a NaN, e.g. a Kendall tau over fewer than 2 networks, is null)
+        return write_json(root / "result.json", self.to_json())
 
 
 def quickstart(
@@ -292,17 +296,18 @@ def quickstart(
         return _Stage(label, path.is_file, build,
                       lambda: "resumes from its finished chunks" if shards.is_dir() else "")
 
-    def train_stage(label: str, zoo: Path, run: Path) -> _Stage:
+    def train_stage(label: str, zoo: Path, run: Path, zoo_stage: str) -> _Stage:
         def fit() -> object:
             return train(zoo, run, preset=s.presets.get(run.name, "quick"),
                          overrides=s.overrides(run.name, seed),
                          max_epochs=s.epochs(run.name), progress=progress)
         return _Stage(label, (run / "result.json").is_file, fit,
                       lambda: ("resumes from its last epoch"
-                               if last_checkpoint(run).is_file() else ""))
+                               if last_checkpoint(run).is_file() else ""), (zoo_stage,))
 
     def experiment_stage(label: str, folder: str, kind: type[ExperimentResult],
-                         compute: Callable[[], ExperimentResult]) -> _Stage:
+                         compute: Callable[[], ExperimentResult], needs: tuple[str, ...],
+                         ) -> _Stage:
         where = exp_dir / folder
 
         def done() -> bool:
@@ -317,46 +322,48 @@ def quickstart(
             result.save(where)
             experiments[folder] = result
             return result
-        return _Stage(label, done, run_and_save)
+        return _Stage(label, done, run_and_save, needs=needs)
 
+    inr_runs = ("fit INR zoo", "train autoencoder (scalegmn)", "train autoencoder (pna)")
     stages = [
         zoo_stage("fit INR zoo", inrs, lambda: fit_inr_zoo(
             "mnist-embedded", out=inrs, limit=s.images, stride=s.stride,
             per_image=s.per_image, seed=seed, config=s.inr_config, progress=progress)),
-        train_stage("train autoencoder (scalegmn)", inrs, sgmn),
-        train_stage("train autoencoder (pna)", inrs, pna),
+        train_stage("train autoencoder (scalegmn)", inrs, sgmn, "fit INR zoo"),
+        train_stage("train autoencoder (pna)", inrs, pna, "fit INR zoo"),
         *(zoo_stage(f"train CNN zoo ({act})", path, lambda path=path, act=act: train_cnn_zoo(
             "mnist-embedded", out=path, n=s.cnn_networks, activation=act, seed=seed,
             config=s.cnn_config, progress=progress)) for act, path in cnn_zoos.items()),
-        *(train_stage(f"train CNN autoencoder ({act})", path, cnn_runs[act])
-          for act, path in cnn_zoos.items()),
+        *(train_stage(f"train CNN autoencoder ({act})", path, cnn_runs[act],
+                      f"train CNN zoo ({act})") for act, path in cnn_zoos.items()),
         experiment_stage(
             "orbit-interpolation (PD)", "orbit-interpolation", OrbitInterpolationResult,
             lambda: orbit_interpolation(
                 inrs, run=sgmn, pna_run=pna, runs=s.orbit_runs, orbit_size=s.orbit_size,
-                transform="PD", seed=seed, matching=matching, progress=progress)),
+                transform="PD", seed=seed, matching=matching, progress=progress), inr_runs),
         experiment_stage(  # images the autoencoders never saw
             "pair-interpolation", "pair-interpolation", PairInterpolationResult,
             lambda: pair_interpolation(inrs, run=sgmn, pna_run=pna, pairs=s.pairs,
                                        split="heldout", seed=seed, matching=matching,
-                                       progress=progress)),
+                                       progress=progress), inr_runs),
         *(experiment_stage(  # networks the CNN autoencoder never saw
             f"cnn-interpolation ({act})", f"cnn-interpolation-{act}", CNNInterpolationResult,
             lambda path=path, act=act: cnn_interpolation(
                 path, run=cnn_runs[act], pairs=s.cnn_pairs, split="test", top=None,
-                eval_images=s.eval_images, seed=seed, matching=matching, progress=progress))
+                eval_images=s.eval_images, seed=seed, matching=matching, progress=progress),
+            (f"train CNN zoo ({act})", f"train CNN autoencoder ({act})"))
           for act, path in cnn_zoos.items()),
         experiment_stage(
             "orbit-collapse", "orbit-collapse", OrbitCollapseResult,
             lambda: orbit_collapse(inrs, run=sgmn, pna_run=pna, networks=s.collapse_networks,
                                    orbit_size=s.collapse_orbit,
                                    background=_test_split_size(inrs, sgmn, s.map_points),
-                                   seed=seed, progress=progress)),
+                                   seed=seed, progress=progress), inr_runs),
         experiment_stage(
             "latent-map", "latent-map", LatentMapResult,
             lambda: latent_map(inrs, run=sgmn, pna_run=pna,
                                max_points=_test_split_size(inrs, sgmn, s.map_points),
-                               seed=seed, progress=progress)),
+                               seed=seed, progress=progress), inr_runs),
     ]
     assert [st.label for st in stages] == list(STAGES)
     _run_stages(stages, s.stage_seconds, ledger, log)
@@ -386,6 +393,9 @@ class _Stage:
     done: Callable[[], bool]
     run: Callable[[], object]
     resumes: Callable[[], str] = lambda: ""
+    #: the labels of the stages whose outputs this one reads: when one of them runs in a
+    #: call, this one runs too (a finished training run is then only read back)
+    needs: tuple[str, ...] = ()
 
 
 def _clock(seconds: float) -> str:
@@ -398,12 +408,16 @@ def _clock(seconds: float) -> str:
 def _run_stages(stages: list[_Stage], estimates: dict[str, float], ledger: _Ledger,
                 log: Callable[[str], None], clock: Callable[[], float] = time.perf_counter
                 ) -> None:
-    """Run the stages that are not done (when this call starts), in order, recording
+    """Run the stages that are not done (when this call starts) and those that need
+    one of them (:attr:`_Stage.needs`), in order, recording
     each one's seconds; log a line as each starts (index, time so far, ETA of the rest)
     and ends. The ETA is the size's estimates of the stages left to run, scaled by how
     this call's finished stages compared with theirs."""
     n, t_start = len(stages), clock()
     todo = [not st.done() for st in stages]
+    position = {st.label: i for i, st in enumerate(stages)}
+    for i, st in enumerate(stages):  # stages in order: what they need comes first
+        todo[i] = todo[i] or any(todo[position[label]] for label in st.needs)
     spent = expected = 0.0
     for i, st in enumerate(stages, 1):
         head = f"[{i}/{n}] {st.label}"
@@ -528,14 +542,18 @@ def _check_run(run: Path, seed: int) -> None:
 
 def _saved_experiment(kind: type[ExperimentResult], where: Path, seed: int,
                       log: Callable[[str], None]) -> ExperimentResult | None:
-    """The experiment saved in ``where`` by an earlier run of this seed, or None (none
-    saved, or a record this version cannot read: it is computed again)."""
+    """The experiment saved in ``where`` by an earlier run of this seed and this symmerge
+    version, or None (none saved, or a record of another version or one this version
+    cannot read: it is computed again)."""
     if not (where / kind.record_file).is_file():
         return None
     try:
         result = kind.load(where)
     except SymmergeError as exc:
         log(f"{where} is computed again: {exc}")
+        return None
+    if result.version != __version__:
+        log(f"{where} is computed again: it was saved by symmerge {result.version}")
         return None
     return result if result.seed == seed else None
 

@@ -73,3 +73,24 @@ def test_repair_needs_data_and_a_supported_family(assets, tmp_path, capsys):
                                  "--out", tmp_path / "again.safetensors"], capsys)
     assert code == 0, err
     assert "repaired on 50 of the 4000 training images of mnist-embedded" in stdout
+
+
+def test_repair_refuses_bias_free_hidden_layers_before_merging(tmp_path, capsys):
+    """REPAIR gives hidden layers biases: a user layout without them is refused at once
+    (not after merging, with advice that does not apply), and nothing is written."""
+    torch.manual_seed(0)
+    nets = [torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, bias=False), torch.nn.ReLU(),
+                                torch.nn.Conv2d(4, 4, 3), torch.nn.ReLU(),
+                                torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                torch.nn.Linear(4, 10)) for _ in range(2)]
+    files = []
+    for i, n in enumerate(nets):
+        torch.save(n.state_dict(), tmp_path / f"n{i}.pth")
+        files.append(tmp_path / f"n{i}.pth")
+    out = tmp_path / "o.pth"
+    code, _, err = run_cli(["merge", *files, "--activation", "relu", "--repair", "--data",
+                            "mnist-embedded", "--out", out], capsys)
+    assert code == 2 and "repair sets the biases of the hidden layers" in err
+    assert "layer(s) 0 of" in err and err.count("error") == 1 and not out.exists()
+    code, _, err = run_cli(["merge", *files, "--activation", "relu", "--out", out], capsys)
+    assert code == 0, err  # without repair the zero biases stay zero

@@ -218,3 +218,33 @@ def test_zoo_networks_keep_our_layout_and_pth_names_a_torch_file(assets, tmp_pat
     assert list(state) == [k for k, _ in zoo.spec.param_shapes]
     assert all(torch.equal(state[k], ours[k]) for k in ours)
     zoo.spec.build_module().load_state_dict(state, strict=True)
+
+
+def test_a_pth_output_of_another_family_says_how_to_read_it_back(tmp_path, capsys):
+    """A torch state dict keeps no architecture: merging zoo-less ReLU MLPs into a .pth
+    of our own layout says so, and reading it back needs the activation."""
+    from symmerge import MLPSpec
+    from symmerge.merge import load_module, save_network
+
+    spec = MLPSpec((6, 5, 3), "relu")
+    params = spec.init_params(2, generator=torch.Generator().manual_seed(0))
+    files = [save_network(tmp_path / f"n{i}.safetensors", spec, params[i]) for i in range(2)]
+    out = tmp_path / "m.pth"
+    code, _, err = run_cli(["merge", *files, "--out", out], capsys)
+    assert code == 0 and "records no architecture" in err and "--activation" in err
+    module = load_module(out, hints=ArchitectureHints(activation="relu"))
+    x = torch.randn(4, 6)
+    net = load_network(out, hints=ArchitectureHints(activation="relu"))
+    torch.testing.assert_close(module(x), spec.forward(net.params, x))
+
+
+def test_hints_that_contradict_a_recorded_architecture_are_refused(assets, tmp_path, capsys):
+    refs = [f"{assets.cnn_zoo}:0", f"{assets.cnn_zoo}:1"]
+    act = load_zoo(assets.cnn_zoo).spec.activation
+    other = "tanh" if act == "relu" else "relu"
+    out = tmp_path / "m.safetensors"
+    code, _, err = run_cli(["merge", *refs, "--activation", other, "--out", out], capsys)
+    assert code == 2 and f"but the activation given is {other}" in err
+    assert "--activation" in err and not out.exists()
+    code, _, err = run_cli(["merge", *refs, "--activation", act, "--out", out], capsys)
+    assert code == 0, err  # agreeing hints are fine

@@ -162,6 +162,8 @@ def test_settings_are_validated():
         DataSettings("classifier", "mnist-embedded", test_fraction=1.5)
     with pytest.raises(SymmergeError, match="evaluation data must be an object"):
         DataSettings.from_dict({"kind": "classifier", "source": "x", "extra": 1})
+    with pytest.raises(SymmergeError, match="required: kind, source"):  # not a TypeError
+        DataSettings.from_dict({"kind": "classifier"})
     s = DataSettings("classifier", "mnist-embedded", 0.3, 4, "x * 2 - 1")
     assert DataSettings.from_dict(s.to_dict()) == s
     with pytest.raises(SymmergeError, match="image 5000 is out of range"):

@@ -30,7 +30,12 @@ from symmerge.experiments.evidence import (
     Count,
     Finding,
 )
-from symmerge.experiments.findings import paired_difference
+from symmerge.experiments.findings import (
+    clear_difference,
+    pair_units,
+    paired_difference,
+    unit_means,
+)
 from symmerge.zoo import Zoo, load_zoo
 
 #: the stored split of the INR copies: images 0-9 train, 10-12 val, 13-15 test (2 INRs each)
@@ -100,6 +105,40 @@ def test_interpolation_reports_state_n_and_judge_only_above_the_minimum(assets, 
     assert "too few" not in big.figures()["barriers.png"].axes[0].get_title()
 
 
+def test_paired_differences_are_judged_by_a_t_interval_over_independent_units():
+    # t quantiles (97.5%): 4.30 for 3 units, 2.26 for 10: the same mean and SEM can be
+    # clear with many units and not with few
+    assert not clear_difference(-1.0, 0.3, 3) and clear_difference(-1.0, 0.3, 10)
+    assert clear_difference(1.0, 0.2, 3) and not clear_difference(1.0, float("nan"), 10)
+    assert not clear_difference(5.0, 0.1, 1)
+    units = np.array([0, 0, 0, 1, 1, 2])
+    np.testing.assert_allclose(unit_means(np.array([1.0, 2, 3, 10, 20, 7]), units),
+                               [2.0, 15.0, 7.0])
+    np.testing.assert_array_equal(unit_means(np.array([1.0, 2]), None), [1.0, 2.0])
+
+
+def test_orbit_interpolation_compares_methods_over_orbits_not_pairs(inrs, assets, tmp_path):
+    """The pairs of one orbit share its network: the summary's n is the orbits, and a
+    run with many pairs from too few orbits cannot be judged."""
+    kw = {"run": assets.run, "orbit_size": 6, "steps": 3, "methods": ["naive", "wm"],
+          "split": "all"}
+    few = orbit_interpolation(inrs, runs=MIN_ORBITS - 1, **kw)
+    assert few.pairs >= MIN_PAIRS  # enough pairs, too few orbits
+    np.testing.assert_array_equal(pair_units(few), np.repeat(np.arange(MIN_ORBITS - 1), 6))
+    few.save(tmp_path / "few")
+    summary = _summary(few.report_path.read_text())
+    assert f"({MIN_ORBITS - 1} orbits, {few.pairs} pairs; compared over the orbits' mean" \
+        in summary
+    assert TOO_SMALL in summary and f"at least {MIN_ORBITS} orbits" in summary
+    enough = orbit_interpolation(inrs, runs=MIN_ORBITS, **kw)
+    enough.save(tmp_path / "enough")
+    summary = _summary(enough.report_path.read_text())
+    assert TOO_SMALL not in summary and "lowest barrier" in summary
+    # a record without pair_orbits (older versions): equal consecutive blocks
+    old = type(enough)(**{**enough.__dict__, "pair_orbits": np.zeros(0, dtype=np.int64)})
+    np.testing.assert_array_equal(pair_units(old), pair_units(enough))
+
+
 def test_latent_reports_state_n(inrs, assets, tmp_path):
     lm = latent_map(inrs, run=assets.run, maps=[])
     lm.save(tmp_path / "l")
@@ -158,6 +197,14 @@ def test_networks_from_the_training_split_are_flagged(inrs, assets, tmp_path):
     text = r.report_path.read_text()
     assert "**2 of the 2 networks were in the autoencoder's training split**" in text
     assert "2 of the 2 networks used were in the autoencoder's training split" in _summary(text)
+    # too few to judge, one encoder: the summary still says where the networks came from
+    for small in (orbit_collapse(inrs, run=assets.run, networks=2, orbit_size=3, background=6,
+                                 maps=[], split="train"),
+                  latent_map(inrs, run=assets.run, maps=[], split="train")):
+        small.save(tmp_path / small.experiment)
+        summary = _summary(small.report_path.read_text())
+        assert TOO_SMALL in summary
+        assert "networks used were in the autoencoder's training split" in summary
     cnn = cnn_interpolation(_copy(assets.cnn_zoo, CNN_SPLIT), run=assets.cnn_run, pairs=3,
                             steps=3, top=None, split="all", eval_images=50,
                             methods=["naive", "ae"])
@@ -300,3 +347,17 @@ def test_progress_bars_on_stderr_and_off_on_request(assets, capsys):
     latent_map(assets.inr_zoo, run=assets.run, split="all", maps=[])
     assert "latent-map" in capsys.readouterr().err
     assert "tqdm" in sys.modules
+
+
+@pytest.mark.parametrize("per_orbit", [np.zeros(0), np.array([np.nan, np.nan])])
+def test_the_within_orbit_panel_says_when_it_has_nothing_to_show(per_orbit):
+    """A record without per-orbit distances (written before they were kept) still draws."""
+    import matplotlib.figure
+
+    from symmerge.experiments.plots import within_panel
+    from symmerge.experiments.results import DistanceHistogram
+
+    ax = matplotlib.figure.Figure().subplots()
+    h = DistanceHistogram(np.ones(3), np.ones(3), "between-orbit pair", per_orbit)
+    within_panel(ax, h, 2)
+    assert "no within-orbit distances recorded" in ax.texts[0].get_text()

@@ -12,7 +12,8 @@ from torch import Tensor
 
 from symmerge import CNNSpec, MLPSpec, SirenSpec, SymmergeError
 from symmerge.merge import LayerStats, preactivation_stats, repair, repair_to
-from symmerge.merge.repair import repair_inputs, sample_rows
+from symmerge.merge.repair import repair_inputs
+from symmerge.utils.seed import sample_rows
 from tests.devices import assert_on
 
 TOL = {torch.float64: {"rtol": 1e-10, "atol": 1e-10}, torch.float32: {"rtol": 2e-4, "atol": 2e-5}}

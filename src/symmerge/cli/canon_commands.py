@@ -171,7 +171,14 @@ def merge(
     from symmerge.evaluation import merge_quality
     from symmerge.merge import check_merge_options, parse_spec
     from symmerge.merge import merge as run_merge
-    from symmerge.merge.io import load_network, output_keys, save_network, stack_networks
+    from symmerge.merge.io import (
+        TORCH_SUFFIXES,
+        load_network,
+        output_keys,
+        save_network,
+        stack_networks,
+    )
+    from symmerge.specs import SirenSpec
     from symmerge.utils.io import check_output_path
 
     _check_method(method, "merge", run)
@@ -192,9 +199,18 @@ def merge(
                        err=True)
     net_spec, params = stack_networks(nets)
     held, no_data = _merge_data(nets, data)  # before merging: a bad --data stops it
+    keys = output_keys(nets)
     if repair:  # its images before merging too
         from symmerge.merge.repair import REPAIR_EPS, repair_inputs
 
+        # REPAIR gives every hidden layer a bias: the user's layout must have one to write
+        bias_less = [i // 2 for i, k in enumerate(keys.keys[:-1]) if i % 2 and k is None] \
+            if keys is not None else []
+        if bias_less:
+            raise SymmergeError(
+                f"repair sets the biases of the hidden layers, and layer(s) "
+                f"{', '.join(map(str, bias_less))} of {nets[0].source} have none (bias=False); "
+                "merge without repair, or give those layers biases", params=("repair",))
         if held is None:
             raise SymmergeError(f"repair=True needs images: {no_data}", params=("repair",))
         images, described = repair_inputs(net_spec, held.settings, count=repair_images)
@@ -213,7 +229,7 @@ def merge(
         "merged_from": list(networks), "method": method, "weights": result.weights.tolist(),
         **result.provenance, **({"run": str(run)} if run is not None else {}), **result.info,
         **repaired,
-    }, keys=output_keys(nets), quality=None if quality is None else quality.to_dict())
+    }, keys=keys, quality=None if quality is None else quality.to_dict())
     typer.echo(
         f"merged {len(networks)} {net_spec.describe()} networks with {method} "
         f"(weights {', '.join(f'{x:.3g}' for x in result.weights.tolist())}) in "
@@ -221,6 +237,11 @@ def merge(
         + f"; wrote {out}"
     )
     typer.echo(quality.table() if quality is not None else f"quality not measured: {no_data}")
+    if keys is None and Path(out).suffix.lower() in TORCH_SUFFIXES \
+            and not isinstance(net_spec, SirenSpec):
+        typer.echo(f"note: {out} is a plain state dict, which records no architecture; read "
+                   f"it back with the flags of a {net_spec.describe()} (--activation ...)",
+                   err=True)
 
 
 def _merge_data(nets: list[Network], data: str | None) -> tuple[EvalData | None, str | None]:

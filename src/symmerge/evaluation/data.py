@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,9 +114,13 @@ class DataSettings:
 
     @classmethod
     def from_dict(cls, d: Any) -> DataSettings:
-        if not isinstance(d, Mapping) or set(d) - {f.name for f in fields(cls)}:
+        names = {f.name for f in fields(cls)}
+        required = {f.name for f in fields(cls)
+                    if f.default is MISSING and f.default_factory is MISSING}
+        if not isinstance(d, Mapping) or set(d) - names or required - set(d):
             raise SymmergeError(f"evaluation data must be an object with keys among "
-                                f"{', '.join(f.name for f in fields(cls))}; got {d!r}")
+                                f"{', '.join(f.name for f in fields(cls))} (required: "
+                                f"{', '.join(sorted(required))}); got {d!r}")
         return cls(**d)
 
 

@@ -27,11 +27,12 @@ from symmerge.experiments.common import (
 from symmerge.experiments.interpolation import _numpy, summarize
 from symmerge.experiments.metrics import alpha_grid
 from symmerge.experiments.results import CNNInterpolationResult, CNNInterpolationSettings
-from symmerge.merge.repair import REPAIR_IMAGES, sample_rows
+from symmerge.merge.repair import REPAIR_IMAGES
 from symmerge.methods import Repaired
 from symmerge.models.runs import RunLike
 from symmerge.specs import CNNSpec
 from symmerge.utils.device import resolve_device
+from symmerge.utils.seed import sample_rows
 from symmerge.zoo import Zoo
 from symmerge.zoo.images import held_out_images
 from symmerge.zoo.quality import accuracy_metric

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 #: the words every report uses for a statistic below its minimum n
 TOO_SMALL = "cannot be judged at this size"
 
+#: how tables and plots name the spread of their error bars and bands
+BAND_NAMES = {"std": "std", "sem": "SEM"}
+
 MIN_PAIRS = 10
 """Fewest pairs for a mean barrier (and its ratio to the reference method's) to be read
 as a finding: below 10 a single pair moves the mean by a tenth or more of the spread,

@@ -32,9 +32,9 @@ if TYPE_CHECKING:
         OrbitCollapseResult,
     )
 
-#: a paired difference counts as real when it is more than this many SEMs from 0
-#: (about a two-sided 95% interval for ten or more pairs)
-SEMS = 2.0
+#: the two-sided level of the paired comparisons: a difference counts as real when it
+#: lies outside the 95% t interval around 0 (2.26 SEMs for 10 pairs, 3.18 for 4 orbits)
+LEVEL = 0.95
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -45,9 +45,40 @@ def paired_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(d.mean()), sem
 
 
-def _clear(mean: float, sem: float) -> bool:
-    """Whether a paired difference is further than :data:`SEMS` SEMs from 0."""
-    return math.isfinite(sem) and abs(mean) > SEMS * sem
+def clear_difference(mean: float, sem: float, n: int) -> bool:
+    """Whether a paired difference over ``n`` independent units is outside the
+    :data:`LEVEL` t interval around 0 (``n - 1`` degrees of freedom)."""
+    from scipy.stats import t
+
+    if n < 2 or not math.isfinite(sem):
+        return False
+    return abs(mean) > float(t.ppf(0.5 + LEVEL / 2, n - 1)) * sem
+
+
+def unit_means(values: np.ndarray, units: np.ndarray | None) -> np.ndarray:
+    """``values`` (one per pair) averaged within each unit (``units``: each pair's unit,
+    e.g. its orbit); unchanged without units."""
+    if units is None:
+        return np.asarray(values, dtype=np.float64)
+    ids, inverse = np.unique(units, return_inverse=True)
+    sums = np.bincount(inverse, weights=np.asarray(values, dtype=np.float64),
+                       minlength=ids.size)
+    return sums / np.bincount(inverse, minlength=ids.size)
+
+
+def pair_units(r: InterpolationResult) -> np.ndarray | None:
+    """Each pair's orbit for an orbit interpolation (the pairs of one orbit share its base
+    network, so they are not independent: its statistics are over orbits); None for
+    experiments whose pairs are the units."""
+    orbits = getattr(r, "pair_orbits", None)
+    if orbits is None:
+        return None
+    if len(orbits) == r.pairs:
+        return np.asarray(orbits)
+    runs = getattr(r.settings, "runs", None)  # records written before pair_orbits
+    if runs and r.pairs % runs == 0:
+        return np.repeat(np.arange(runs), r.pairs // runs)
+    return None
 
 
 def selection_warning(sel: NetworkSelection | None) -> str:
@@ -81,9 +112,13 @@ def interpolation_findings(r: InterpolationResult) -> list[Finding]:
     metric = r.primary_metric
     label = table_labels(r)[0][1]
     hib = metric in r.higher_is_better
-    n = Count(r.pairs, "pairs", MIN_PAIRS)
-    per_pair = {m: barriers(r.curves[m][metric], r.alphas, higher_is_better=hib)
-                for m in r.methods}
+    units = pair_units(r)
+    # per independent unit (pair, or orbit: the mean over its pairs), paired by unit
+    per_pair = {m: unit_means(barriers(r.curves[m][metric], r.alphas, higher_is_better=hib),
+                              units) for m in r.methods}
+    n = (Count(r.pairs, "pairs", MIN_PAIRS) if units is None else
+         Count(int(np.unique(units).size), "orbits", MIN_ORBITS))
+    n_units = n.n
     mean = {m: s[metric].barrier_mean for m, s in r.methods.items()}
     exact = sorted((m for m, s in r.methods.items() if s.exact_endpoints), key=mean.__getitem__)
     recon = [m for m, s in r.methods.items() if not s.exact_endpoints]
@@ -96,11 +131,12 @@ def interpolation_findings(r: InterpolationResult) -> list[Finding]:
 
     ranking = (f"mean barrier ({label}){f' relative to `{ref}`' if relative else ''}: "
                + ", ".join(value(m) for m in exact)) if exact else ""
-    orbits = getattr(r.settings, "runs", None)
-    of = f" from {orbits} orbit{'s' if orbits != 1 else ''}" if orbits is not None else ""
+    of = (f", {plural(r.pairs, 'pair')}; compared over the orbits' mean barriers, since "
+          "the pairs of one orbit share its network" if units is not None else "")
     head = f"**{title(r)}** ({n}{of}{_where(r.selection)})"
     if not n.judged:
-        text = (f"{head}: {TOO_SMALL} (a mean barrier needs at least {MIN_PAIRS} pairs). "
+        text = (f"{head}: {TOO_SMALL} (a mean barrier needs at least {n.minimum} "
+                f"{n.unit}). "
                 f"Observed, not a finding: {ranking or 'no method keeps its endpoints'}.")
         return [Finding(text + selection_warning(r.selection),
                         (f"{title(r)}: barriers over {n}",))]
@@ -112,12 +148,12 @@ def interpolation_findings(r: InterpolationResult) -> list[Finding]:
             second = exact[1]
             d, sem = paired_difference(per_pair[best], per_pair[second])
             verdict += (f", clearly below `{second}` (paired difference {fmt(d)} ± {fmt(sem, 2)}"
-                        " SEM)" if _clear(d, sem) else
+                        " SEM)" if clear_difference(d, sem, n_units) else
                         f", within noise of `{second}` (paired difference {fmt(d)} ± "
                         f"{fmt(sem, 2)} SEM)")
         if ref in per_pair and best != ref:
             d, sem = paired_difference(per_pair[best], per_pair[ref])
-            verdict += (f"; it beats `{ref}`" if _clear(d, sem) and d < 0 else
+            verdict += (f"; it beats `{ref}`" if clear_difference(d, sem, n_units) and d < 0 else
                         f"; not clearly better than `{ref}`")
         elif best == ref:
             verdict += f": no alignment lowers the barrier below `{ref}`'s"
@@ -152,10 +188,11 @@ def collapse_findings(r: OrbitCollapseResult) -> list[Finding]:
     what += "closer than unrelated networks)"
     if not orbits.judged:
         return [Finding(f"{head}: {TOO_SMALL} (a distance ratio needs at least {MIN_ORBITS} "
-                        f"orbits). Observed, not a finding: {what}: {values}.",
+                        f"orbits). Observed, not a finding: {what}: {values}."
+                        + selection_warning(r.selection),
                         (f"orbit collapse: ratio over {orbits}",))]
     if len(encs) == 1:
-        return [Finding(f"{head}: {what}: {values}.")]
+        return [Finding(f"{head}: {what}: {values}." + selection_warning(r.selection))]
     return [Finding(f"{head}: {encs[0].encoder} collapses orbits most; {what}: {values}."
                     + selection_warning(r.selection))]
 
@@ -169,12 +206,14 @@ def latent_map_findings(r: LatentMapResult) -> list[Finding]:
     encs = sorted(r.encoders.values(),
                   key=lambda e: -e.knn_accuracy if math.isfinite(e.knn_accuracy) else math.inf)
     if labels.size < 2 or not any(math.isfinite(e.knn_accuracy) for e in encs):
-        return [Finding(f"{head}: no labels to separate; the maps show the latents only.")]
+        return [Finding(f"{head}: no labels to separate; the maps show the latents only."
+                        + selection_warning(r.selection))]
     values = ", ".join(f"{e.encoder} {fmt(e.knn_accuracy)}" for e in encs)
     what = f"5-NN label accuracy (chance {fmt(1.0 / labels.size, 2)}): {values}"
     if not points.judged:
         return [Finding(f"{head}: {TOO_SMALL} (5-NN accuracy needs at least {MIN_POINTS} "
-                        f"networks). Observed, not a finding: {what}.",
+                        f"networks). Observed, not a finding: {what}."
+                        + selection_warning(r.selection),
                         (f"latent map: 5-NN accuracy over {points}",))]
     best = f"{encs[0].encoder} separates labels best; " if len(encs) > 1 else ""
     return [Finding(f"{head}: {best}{what}." + selection_warning(r.selection))]

@@ -9,6 +9,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -245,7 +246,7 @@ def orbit_interpolation(
     orbit_seeds = torch.randint(0, 2**62, (n_runs,), generator=gen, device=gen.device).tolist()
     frames = aes.frames(todo, matching)
 
-    parts = []
+    parts, sizes = [], []
     with progress_bar(n_runs * len(frames), "orbit-interpolation", progress) as bar:
         for r in range(n_runs):
             clean, noisy = (t.to(dev) for t in orbits.pairs(r, orbit_seeds[r]))  # on the CPU
@@ -255,6 +256,7 @@ def orbit_interpolation(
                 targets = {"mse": images[r].expand(k, *images.shape[1:]), **targets}
             fn = render_curves(spec, targets, chunk=chunk)
             parts.append(run_methods(frames, clean, noisy.roll(-1, dims=0), alphas, fn, bar))
+            sizes.append(k)
     results = MethodRuns.concat(parts)
     pairs = int(results.distances[todo[0]].numel())
     settings = OrbitInterpolationSettings(
@@ -273,6 +275,7 @@ def orbit_interpolation(
         curves=_numpy(results), methods=summarize(results, alphas, pairs), skipped=skipped,
         primary_metric=target.metric, pairs=pairs, networks=orbits.rows.numpy(),
         labels=orbits.labels.numpy(), image_index=orbits.image_index.numpy(),
+        pair_orbits=np.repeat(np.arange(n_runs), sizes),  # metadata: NumPy, on the CPU
         base_fit_mse=base_fit, loss_target=target, selection=orbits.selection,
         seconds=time.perf_counter() - t0,
     )

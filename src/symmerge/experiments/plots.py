@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from symmerge.experiments.evidence import BAND_NAMES
 from symmerge.utils.io import atomic_path
 
 if TYPE_CHECKING:
@@ -31,7 +32,6 @@ OVERLAP_NOTE = "line styles and markers differ per method, so overlapping curves
 #: the legend entry of a reconstruction-endpoint bar
 RECONSTRUCTED_NOTE = ("hatched: endpoints are reconstructions; the barrier measures flatness "
                       "between decoded networks, not a win")
-_BAND_NAMES = {"std": "std", "sem": "SEM"}
 
 
 def method_color(name: str) -> str:
@@ -96,7 +96,7 @@ def plot_curves(
 
 def spread_phrase(band: str, n: int | None, unit: str = "pairs") -> str:
     """E.g. ``mean ± SEM over 8 pairs`` (``mean ± std`` without ``n``)."""
-    return f"mean ± {_BAND_NAMES[band]}" + ("" if n is None else f" over {n} {unit}")
+    return f"mean ± {BAND_NAMES[band]}" + ("" if n is None else f" over {n} {unit}")
 
 
 def curves_figure(
@@ -210,13 +210,18 @@ def within_panel(ax: Axes, h: DistanceHistogram, shown: int, *, title: str = "")
     in their star colours: a collapsed orbit sits orders of magnitude below 1 whatever
     the map beside it shows."""
     values = np.maximum(np.asarray(h.per_orbit, dtype=np.float64), 1e-12)
+    if values.size == 0 or not np.isfinite(values).any():  # e.g. a record without them
+        ax.text(0.5, 0.5, "no within-orbit distances recorded", ha="center", va="center",
+                transform=ax.transAxes, fontsize=8)
+        ax.set_axis_off()
+        return
     x = np.arange(values.size)
     colors = [orbit_color(i) if i < shown else (0.6, 0.6, 0.6, 1.0) for i in x]
     ax.scatter(x, values, c=colors, marker="*", s=90, edgecolors="black", linewidths=0.6,
                zorder=3)
     ax.axhline(1.0, color="black", lw=0.8, ls="--", label=f"1 = mean {h.reference_name}")
     ax.set_yscale("log")
-    lo = min(float(values.min()), 1.0)
+    lo = min(float(np.nanmin(values)), 1.0)
     ax.set_ylim(lo / 10, 10)
     ax.set_xticks(x, [str(i) for i in x], fontsize=7)
     ax.set_xlabel(f"orbit ({values.size} orbits; coloured: on the maps)", fontsize=8)

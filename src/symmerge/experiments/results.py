@@ -428,7 +428,9 @@ class InterpolationResult(ExperimentResult):
 @dataclass(kw_only=True)
 class OrbitInterpolationResult(InterpolationResult):
     """Orbit interpolation: also each orbit's label and image, how well the orbits' base
-    networks fit their images (None: no ground truth) and what the loss measures."""
+    networks fit their images (None: no ground truth), what the loss measures and each
+    pair's orbit (the pairs of one orbit are not independent: the summary compares
+    methods over orbits)."""
 
     experiment: ClassVar[str] = "orbit-interpolation"
 
@@ -437,6 +439,9 @@ class OrbitInterpolationResult(InterpolationResult):
     image_index: np.ndarray
     base_fit_mse: float | None
     loss_target: LossTarget
+    #: each pair's orbit (an index into ``labels``); empty in records written before it
+    #: was kept (then the orbits are taken as equal consecutive blocks of pairs)
+    pair_orbits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def to_json(self) -> dict[str, Any]:
         from symmerge.experiments.sections import loss_target_description

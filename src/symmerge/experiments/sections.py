@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from symmerge.experiments.evidence import (
+    BAND_NAMES,
     MIN_NETWORKS,
     MIN_ORBITS,
     MIN_PAIRS,
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
         RunInfo,
     )
 
-_BAND_NAMES = {"std": "std", "sem": "SEM"}
 
 
 def split_phrase(split: str | None) -> str:
@@ -180,7 +180,7 @@ def results_table(methods: Mapping[str, MethodSummary], metric: str, label: str,
         })
     n = next(iter(methods.values()))[metric].pairs
     cols = [("method", "method"),
-            ("barrier", f"barrier ({label}, mean ± {_BAND_NAMES[band]}, n = {n} pairs)"),
+            ("barrier", f"barrier ({label}, mean ± {BAND_NAMES[band]}, n = {n} pairs)"),
             ("vs_reference", f"÷ {reference_method()}"),
             ("mean_curve", "barrier of mean curve"),
             ("auc", "AUC"), ("start", f"{symbol}(0)"), ("end", f"{symbol}(1)"),
@@ -225,7 +225,7 @@ def interpolation_notes(r: InterpolationResult, assumed_source: str | None) -> l
             f"The zoo's provenance names no data source; `{assumed_source}` was assumed "
             "(for INRs, the zoo's labels were checked against the images')."
         )
-    band = _BAND_NAMES[r.band]
+    band = BAND_NAMES[r.band]
     notes.append(
         "Barrier: max over alpha of L(alpha) minus the straight line between L(0) and L(1) "
         f"(not clipped at 0), per pair, then mean ± {band} over pairs (error bars "
@@ -311,7 +311,8 @@ def _cnn_text(r: CNNInterpolationResult) -> tuple[str, list[str], str | None]:
             " " + ", ".join(f"`{m}`" for m in s.repaired) + " repaired every interpolant "
             "(REPAIR, Jordan et al. 2023): each hidden channel's pre-activation mean and std "
             f"over {s.repair_images} training-split images were reset to the "
-            "(1 - alpha, alpha) mix of the two endpoints' by rescaling its convolution."
+            "(1 - alpha, alpha) mix of the two endpoints' by rescaling and shifting its "
+            "incoming weights and bias (convolutions and hidden dense layers)."
         )
     return text, [], s.images if s.images_assumed else None
 
@@ -408,7 +409,8 @@ def collapse_section(r: OrbitCollapseResult, directory: str | os.PathLike[str] |
 _MAP_FIT = {
     "umap": ("UMAP map: fitted on the background networks alone (random_state={seed}); the "
              "members of the first {k} orbits (stars) are placed with the fitted map's "
-             "`transform`, so a collapsed orbit lands on one spot."),
+             "`transform`, so a collapsed orbit lands on one spot (below 5 background "
+             "networks UMAP is fitted on everything jointly instead)."),
     "tsne": ("t-SNE map: fitted jointly on the background and the first {k} orbits (stars), "
              "random_state={seed}; t-SNE has no `transform` and spreads any tight group "
              "into a cloud, so the spread of the stars there says nothing about the latent "

@@ -182,6 +182,7 @@ def load_network(
         zoo = load_zoo(zoo_path)
         index = _zoo_index(source, text, len(zoo))
         _check_same(spec, zoo.spec, source)
+        _check_hints(hints, zoo.spec, source)
         params = zoo.get_params([index])[0].float()
         require_finite(params, f"network {source}")
         return Network(zoo.spec, params, source)
@@ -210,6 +211,7 @@ def load_network(
         state = _unwrap(load_weights_only(path, "state dict"), str(path))
     if file_spec is not None:
         _check_same(spec, file_spec, source)
+        _check_hints(hints, file_spec, source)
     try:
         if file_spec is not None:
             use = file_spec
@@ -223,6 +225,20 @@ def load_network(
     require_finite(params, f"network {source}")  # float64 beyond float32's range too
     inferred = file_spec is None and spec is None and hints is None
     return Network(use, params, source, inferred=inferred, keys=keys)
+
+
+def _check_hints(hints: ArchitectureHints | None, found: WeightSpaceSpec, source: str) -> None:
+    """Hints given for a network that records its architecture must agree with it."""
+    if hints is None:
+        return
+    act = getattr(found, "activation", None)
+    if act is not None and hints.activation != act:
+        raise SymmergeError(f"{source} holds {found.describe()}, but the activation given is "
+                            f"{hints.activation}", params=("activation",))
+    w0 = getattr(found, "w0", None)
+    if hints.w0 is not None and w0 is not None and float(hints.w0) != float(w0):
+        raise SymmergeError(f"{source} holds {found.describe()}, but the w0 given is "
+                            f"{hints.w0:g}", params=("w0",))
 
 
 def _check_same(given: WeightSpaceSpec | None, found: WeightSpaceSpec, source: str) -> None:
@@ -278,7 +294,8 @@ def save_network(
     float32. A ``.pth`` / ``.pt`` name gets a plain torch state dict, anything else a
     safetensors file with the spec (and ``keys``) in its metadata; ``quality`` (a merge's
     :meth:`~symmerge.evaluation.MergeQuality.to_dict`) goes into that metadata too (a torch
-    state dict has no metadata: it is not stored there).
+    state dict has no metadata: neither the spec nor ``quality`` is stored there, so
+    reading it back needs the architecture: :func:`load_network`'s ``spec`` or ``hints``).
     """
     spec.check_params(params)
     if keys is not None:
@@ -300,7 +317,14 @@ def save_network(
     return Path(path)
 
 
-def load_module(path: str | os.PathLike[str]) -> nn.Module:
-    """An ``nn.Module`` loaded with a network written by :func:`save_network`."""
-    net = load_network(path)
+def load_module(
+    path: str | os.PathLike[str],
+    spec: WeightSpaceSpec | None = None,
+    hints: ArchitectureHints | None = None,
+) -> nn.Module:
+    """An ``nn.Module`` loaded with a network written by :func:`save_network`. A
+    safetensors file records its architecture; a ``.pth`` / ``.pt`` file does not, so
+    for one that is not a SIREN give ``spec`` or ``hints`` (as :func:`load_network`:
+    without them a plain state dict is read as a SIREN)."""
+    net = load_network(path, spec, hints)
     return net.spec.module(net.params)

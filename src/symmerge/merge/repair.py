@@ -43,12 +43,13 @@ from symmerge.errors import SymmergeError
 from symmerge.limits import REPAIR_IMAGES
 from symmerge.specs import CNNSpec, MLPSpec, SirenSpec, WeightSpaceSpec
 from symmerge.specs.base import activation_fn
+from symmerge.utils.seed import sample_rows
 
 if TYPE_CHECKING:
     from symmerge.evaluation import DataSettings
 
 __all__ = ["REPAIR_EPS", "REPAIR_IMAGES", "LayerStats", "preactivation_stats", "repair",
-           "repair_inputs", "repair_to", "sample_rows"]
+           "repair_inputs", "repair_to"]
 #: default of ``eps`` (dead-neuron rule): no rescaling by more than ``1 / eps``
 REPAIR_EPS = 1e-5
 
@@ -251,19 +252,6 @@ def repair(
     w = merge_weights(ends.shape[0], alpha=alpha, weights=weights).to(merged.device)
     stats = preactivation_stats(spec, ends.to(merged), inputs, batch_size=batch_size)
     return repair_to(spec, merged, stats.mix(w), inputs, eps=eps, batch_size=batch_size)
-
-
-def sample_rows(x: Tensor, count: int, seed: int = 0) -> Tensor:
-    """``count`` rows of ``x`` (all if it holds fewer) drawn at random with ``seed``, in
-    index order: a class-balanced sample from sources sorted by class (the embedded
-    digits)."""
-    if count < 1:
-        raise SymmergeError(f"count must be at least 1, got {count}")
-    if x.shape[0] <= count:
-        return x
-    pick = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed),
-                          device="cpu")[:count]  # a CPU draw: the same rows on any device
-    return x[torch.sort(pick).values.to(x.device)]
 
 
 def repair_inputs(

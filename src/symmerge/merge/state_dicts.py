@@ -46,8 +46,8 @@ class ArchitectureHints:
     """What a plain state dict does not say: the hidden ``activation`` (``relu``, ``tanh``
     or ``sine``), the sine frequency ``w0`` (sine only; default: :class:`SirenSpec`'s) and
     the convolutions' ``stride`` and ``padding`` (CNNs only: one integer, or one per
-    convolution; default 1 and 0, as ``nn.Conv2d``'s). Stride and padding matter for
-    evaluating a CNN, not for merging it."""
+    convolution; default 1 and 0, as ``nn.Conv2d``'s). Stride and padding matter wherever
+    a CNN is run (evaluation, REPAIR's statistics), not for aligning its weights."""
 
     activation: str
     w0: float | None = None

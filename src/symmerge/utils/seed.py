@@ -8,6 +8,9 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
+from torch import Tensor
+
+from symmerge.errors import SymmergeError
 
 
 def seed_everything(seed: int) -> None:
@@ -59,3 +62,16 @@ def draw_device(
     if generator is not None:
         return generator.device
     return torch.device("cpu") if device is None else torch.device(device)
+
+
+def sample_rows(x: Tensor, count: int, seed: int = 0) -> Tensor:
+    """``count`` rows of ``x`` (all if it holds fewer) drawn at random with ``seed``, in
+    index order: a class-balanced sample from sources sorted by class (the embedded
+    digits)."""
+    if count < 1:
+        raise SymmergeError(f"count must be at least 1, got {count}")
+    if x.shape[0] <= count:
+        return x
+    pick = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed),
+                          device="cpu")[:count]  # a CPU draw: the same rows on any device
+    return x[torch.sort(pick).values.to(x.device)]

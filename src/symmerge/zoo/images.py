@@ -13,6 +13,7 @@ from torch import Tensor
 from symmerge.data import load_images
 from symmerge.data.images import ImageSet
 from symmerge.errors import SymmergeError
+from symmerge.utils.seed import sample_rows
 from symmerge.zoo.io import Zoo
 
 #: Input transforms a zoo's provenance may record (``input_transform``).
@@ -116,9 +117,7 @@ def held_out_images(zoo: Zoo, images: str | None = None, limit: int | None = Non
     if limit is not None:
         if limit < 1:
             raise SymmergeError(f"need at least one evaluation image, got {limit}")
-        if limit < idx.numel():
-            pick = torch.randperm(idx.numel(), generator=torch.Generator().manual_seed(0))
-            idx = idx[pick[:limit].sort().values]
+        idx = sample_rows(idx, limit, seed=0)
     if idx.numel() == 0:
         raise SymmergeError(f"{source!r} has no held-out images")
     transform = INPUT_TRANSFORMS[rule.input_transform]
