@@ -13,7 +13,7 @@ issue 17 items 2-4. Every subcommand prints JSON (one line per row, then a summa
     python benchmarks/bench_full_scale.py shift --zoo Z --run RUN [--n 300]
         # render ratio on INRs fitted with another recipe to held-out digits
     python benchmarks/bench_full_scale.py train ... --train-size N [--val-size M]
-        # ablation: the first N networks of the training split (and M of the validation
+        # ablation: N random networks of the training split (and M of the validation
         # split, for checkpoint selection), tested on the full test split
 
 Variants (``--variant``) are named overrides of the ``quick`` preset (:data:`VARIANTS`).
@@ -36,6 +36,7 @@ from torch import Tensor
 
 from symmerge.training import train
 from symmerge.utils.malloc import retain_freed_memory
+from symmerge.utils.seed import sample_rows
 from symmerge.zoo import Zoo, load_zoo
 
 #: the decoder's hidden widths are these multiples of ``d_hidden``
@@ -117,12 +118,19 @@ def emit(row: dict[str, Any]) -> None:
 
 def sub_zoo(zoo: Zoo, train_count: int | None, *, seed: int = 0,
             val_count: int | None = None, test_count: int | None = None) -> Zoo:
-    """``zoo`` restricted to the first ``train_count`` networks of its (seeded, by-image)
-    training split, with its validation and test splits (or their first ``val_count`` /
-    ``test_count``) kept as a stored split: the test networks are the full zoo's."""
+    """``zoo`` restricted to ``train_count`` networks of its (seeded, by-image) training
+    split, with its validation and test splits (or ``val_count`` / ``test_count`` of
+    them) kept as a stored split: the test networks are the full zoo's. Each part is a
+    seeded random sample (:func:`~symmerge.utils.seed.sample_rows`), not its first
+    networks: the embedded digits are sorted by class, so the first 800 training INRs
+    would all be zeros."""
     splits = zoo.splits(seed=seed)
-    keep = {"train": splits["train"][:train_count], "val": splits["val"][:val_count],
-            "test": splits["test"][:test_count]}
+
+    def part(idx: Tensor, count: int | None) -> Tensor:
+        return idx if count is None else sample_rows(idx, count, seed)
+
+    keep = {"train": part(splits["train"], train_count), "val": part(splits["val"], val_count),
+            "test": part(splits["test"], test_count)}
     idx = torch.cat([keep["train"], keep["val"], keep["test"]])
     codes = torch.cat([torch.full((len(v),), i, dtype=torch.long)
                        for i, v in enumerate(keep.values())])
@@ -340,9 +348,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--variant", default="quick", choices=sorted(VARIANTS))
     p.add_argument("--epochs", type=int)
-    p.add_argument("--train-size", type=int, help="first N networks of the training split")
+    p.add_argument("--train-size", type=int, help="N random networks of the training split")
     p.add_argument("--val-size", type=int,
-                   help="first N networks of the validation split (checkpoint selection)")
+                   help="N random networks of the validation split (checkpoint selection)")
     p.add_argument("--progress", action="store_true")
     p.set_defaults(fn=cmd_train)
     p = sub.add_parser("cnn-merge", help="ae vs wm on held-out CNN pairs")
