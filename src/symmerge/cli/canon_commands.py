@@ -204,13 +204,14 @@ def merge(
         from symmerge.merge.repair import REPAIR_EPS, repair_inputs
 
         # REPAIR gives every hidden layer a bias: the user's layout must have one to write
-        bias_less = [i // 2 for i, k in enumerate(keys.keys[:-1]) if i % 2 and k is None] \
-            if keys is not None else []
-        if bias_less:
-            raise SymmergeError(
-                f"repair sets the biases of the hidden layers, and layer(s) "
-                f"{', '.join(map(str, bias_less))} of {nets[0].source} have none (bias=False); "
-                "merge without repair, or give those layers biases", params=("repair",))
+        if keys is not None:
+            last = len(keys.keys) // 2 - 1
+            if bias_less := [i for i in keys.bias_free_layers() if i < last]:
+                owner = next(n.source for n in nets if n.keys is keys)
+                raise SymmergeError(
+                    f"repair sets the biases of the hidden layers, and layer(s) "
+                    f"{', '.join(map(str, bias_less))} of {owner} have none (bias=False); "
+                    "merge without repair, or give those layers biases", params=("repair",))
         if held is None:
             raise SymmergeError(f"repair=True needs images: {no_data}", params=("repair",))
         images, described = repair_inputs(net_spec, held.settings, count=repair_images)

@@ -86,6 +86,10 @@ class StateKeys:
         if len(set(named)) != len(named):
             raise SymmergeError(f"state keys repeat a key: {named}")
 
+    def bias_free_layers(self) -> list[int]:
+        """The layers (0-based) whose bias the user's layout lacks (read as zeros)."""
+        return [i // 2 for i, k in enumerate(self.keys) if i % 2 and k is None]
+
     def check(self, spec: WeightSpaceSpec) -> None:
         """Refuse keys that do not hold ``spec``'s tensors (one per tensor)."""
         if len(self.keys) != len(spec.param_shapes):
